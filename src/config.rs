@@ -1,0 +1,328 @@
+//! Configuration: the command line (Mosquitto's flags plus ringmq's own) and a config
+//! file in Mosquitto's syntax. Everything is validated once at start-up; a line ringmq
+//! does not know is an error naming the file, line and option, and the broker does not
+//! start.
+
+use crate::router::ShareStrategy;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default MQTT port.
+pub const DEFAULT_PORT: u16 = 1883;
+/// The largest packet MQTT can express: 1 + 4 length bytes + 268,435,455.
+pub const PROTOCOL_MAX_PACKET_BYTES: u32 = 268_435_460;
+
+/// Which log lines are written (Mosquitto's `log_type`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LogTypes {
+    pub error: bool,
+    pub warning: bool,
+    pub notice: bool,
+    pub information: bool,
+    /// Per-packet lines ("Received PUBLISH from ..."); `-v` turns them on.
+    pub debug: bool,
+}
+
+impl Default for LogTypes {
+    fn default() -> Self {
+        LogTypes { error: true, warning: true, notice: true, information: true, debug: false }
+    }
+}
+
+/// The broker's validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Addresses to listen on. Empty means the local-only default (127.0.0.1 and ::1).
+    pub listeners: Vec<SocketAddr>,
+    /// Whether clients without a user name may connect. There is no password file yet,
+    /// so `false` refuses every client, as Mosquitto does without one.
+    pub allow_anonymous: bool,
+    pub max_queued_messages: usize,
+    /// 0 means no limit.
+    pub max_queued_bytes: usize,
+    pub max_inflight_messages: u16,
+    /// Largest accepted PUBLISH payload; 0 means no limit beyond the packet size.
+    pub message_size_limit: u32,
+    /// Largest packet accepted, fixed header included.
+    pub max_packet_size: u32,
+    pub max_keepalive_secs: u16,
+    /// Connections per broker; `None` means no limit.
+    pub max_connections: Option<usize>,
+    /// How long a disconnected persistent 3.1.1 session lives; `None` is forever.
+    pub persistent_client_expiration: Option<Duration>,
+    pub retain_available: bool,
+    pub log: LogTypes,
+    /// Number of shard threads.
+    pub cores: usize,
+    /// CPUs to pin the shards to, one each; `None` leaves placement to the kernel.
+    pub cpus: Option<Vec<usize>>,
+    pub share_strategy: ShareStrategy,
+    /// Seconds a new socket may wait before its CONNECT arrives.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: Vec::new(),
+            allow_anonymous: true,
+            max_queued_messages: 1000,
+            max_queued_bytes: 0,
+            max_inflight_messages: 20,
+            message_size_limit: 0,
+            max_packet_size: PROTOCOL_MAX_PACKET_BYTES,
+            max_keepalive_secs: u16::MAX,
+            max_connections: None,
+            persistent_client_expiration: None,
+            retain_available: true,
+            log: LogTypes::default(),
+            cores: 1,
+            cpus: None,
+            share_strategy: ShareStrategy::RoundRobin,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+impl Config {
+    /// The addresses to bind: the configured ones, or 127.0.0.1 and ::1 on `port`.
+    pub fn bind_addrs(&self, port: u16) -> Vec<SocketAddr> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ]
+    }
+}
+
+/// A config file error, reported as `file:line: message`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {message}")]
+    Line { file: PathBuf, line: usize, message: String },
+    #[error("cannot read config file {file}: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Options Mosquitto has that ringmq does not support yet: named so the error says so
+/// rather than "unknown option".
+const UNSUPPORTED_MOSQUITTO_OPTIONS: &[&str] = &[
+    "acl_file", "password_file", "psk_file", "cafile", "capath", "certfile", "keyfile", "require_certificate",
+    "use_identity_as_username", "bridge_cafile", "connection", "address", "topic", "plugin", "auth_plugin",
+    "persistence", "persistence_location", "persistence_file", "autosave_interval", "protocol", "socket_domain",
+    "bind_interface", "http_dir", "mount_point", "log_dest", "pid_file", "user", "include_dir",
+    "per_listener_settings", "sys_interval", "clientid_prefixes", "queue_qos0_messages", "upgrade_outgoing_qos",
+    "websockets_log_level", "allow_zero_length_clientid", "auto_id_prefix", "check_retain_source",
+    "max_inflight_bytes", "set_tcp_nodelay", "allow_duplicate_messages", "memory_limit", "log_timestamp",
+    "log_timestamp_format", "connection_messages", "password_file", "ciphers", "tls_version", "psk_hint",
+    "listener_allow_anonymous", "accept_protocol_versions",
+];
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expected true or false, got '{v}'")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("expected a number, got '{v}'"))
+}
+
+/// Mosquitto's duration syntax: a number followed by h, d, w, m (months) or y.
+fn parse_expiration(v: &str) -> Result<Duration, String> {
+    let (num, unit) = v.split_at(v.len().saturating_sub(1));
+    let n: u64 = num.parse().map_err(|_| format!("expected e.g. 1h, 2d, 1w, 1m, 1y; got '{v}'"))?;
+    let hours = match unit {
+        "h" => 1,
+        "d" => 24,
+        "w" => 24 * 7,
+        "m" => 24 * 30,
+        "y" => 24 * 365,
+        _ => return Err(format!("unknown unit in '{v}' (use h, d, w, m or y)")),
+    };
+    Ok(Duration::from_secs(n * hours * 3600))
+}
+
+/// Parses a CPU list such as `0,2-5`.
+pub fn parse_cpu_list(v: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in v.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (parse_num(a)?, parse_num(b)?);
+                if a > b {
+                    return Err(format!("bad CPU range '{part}'"));
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(parse_num(part)?),
+        }
+    }
+    if cpus.is_empty() {
+        return Err(format!("empty CPU list '{v}'"));
+    }
+    Ok(cpus)
+}
+
+impl Config {
+    /// Reads a Mosquitto-syntax config file over the current values.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.into(), source })?;
+        self.apply_text(&text, path)
+    }
+
+    /// Applies config text; `path` is used in error messages.
+    pub fn apply_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let option = words.next().unwrap_or_default();
+            let args: Vec<&str> = words.collect();
+            self.apply_option(option, &args)
+                .map_err(|message| ConfigError::Line { file: path.into(), line: i + 1, message })?;
+        }
+        Ok(())
+    }
+
+    fn apply_option(&mut self, option: &str, args: &[&str]) -> Result<(), String> {
+        let one = || -> Result<&str, String> {
+            match args {
+                [v] => Ok(v),
+                _ => Err(format!("'{option}' takes exactly one value")),
+            }
+        };
+        match option {
+            "listener" => {
+                let port: u16 = parse_num(args.first().ok_or("'listener' needs a port")?)?;
+                match args.get(1) {
+                    Some(host) => {
+                        let ip: IpAddr = host.parse().map_err(|_| format!("'{host}' is not an IP address"))?;
+                        self.listeners.push(SocketAddr::new(ip, port));
+                    }
+                    None => {
+                        // Mosquitto listens on every address when none is given.
+                        self.listeners.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+                        self.listeners.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+                    }
+                }
+                if args.len() > 2 {
+                    return Err("'listener' takes a port and an optional address".into());
+                }
+            }
+            "port" => {
+                let port: u16 = parse_num(one()?)?;
+                self.listeners.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+            }
+            "allow_anonymous" => self.allow_anonymous = parse_bool(one()?)?,
+            "max_queued_messages" => self.max_queued_messages = parse_num(one()?)?,
+            "max_queued_bytes" => self.max_queued_bytes = parse_num(one()?)?,
+            "max_inflight_messages" => {
+                let n: u16 = parse_num(one()?)?;
+                // Mosquitto: 0 means no limit.
+                self.max_inflight_messages = if n == 0 { u16::MAX } else { n };
+            }
+            "message_size_limit" => self.message_size_limit = parse_num(one()?)?,
+            "max_packet_size" => {
+                let n: u32 = parse_num(one()?)?;
+                if n < 20 {
+                    return Err("max_packet_size must be at least 20 bytes".into());
+                }
+                self.max_packet_size = n;
+            }
+            "max_keepalive" => self.max_keepalive_secs = parse_num(one()?)?,
+            "max_connections" => {
+                let n: i64 = parse_num(one()?)?;
+                self.max_connections = if n < 0 { None } else { Some(n as usize) };
+            }
+            "persistent_client_expiration" => self.persistent_client_expiration = Some(parse_expiration(one()?)?),
+            "retain_available" => self.retain_available = parse_bool(one()?)?,
+            "log_type" => {
+                let t = one()?;
+                match t {
+                    "all" => self.log = LogTypes { error: true, warning: true, notice: true, information: true, debug: true },
+                    "none" => self.log = LogTypes { error: false, warning: false, notice: false, information: false, debug: false },
+                    "error" => self.log.error = true,
+                    "warning" => self.log.warning = true,
+                    "notice" => self.log.notice = true,
+                    "information" => self.log.information = true,
+                    "debug" => self.log.debug = true,
+                    "subscribe" | "unsubscribe" | "websockets" => {}
+                    _ => return Err(format!("unknown log_type '{t}'")),
+                }
+            }
+            "cores" => {
+                let n: usize = parse_num(one()?)?;
+                if n == 0 || n > 1024 {
+                    return Err("cores must be between 1 and 1024".into());
+                }
+                self.cores = n;
+            }
+            "cpus" => self.cpus = Some(parse_cpu_list(one()?)?),
+            "shared_subscription_strategy" => {
+                self.share_strategy = one()?.parse().map_err(|e| format!("{e}"))?;
+            }
+            _ if UNSUPPORTED_MOSQUITTO_OPTIONS.contains(&option) => {
+                return Err(format!("option '{option}' is a Mosquitto option that ringmq does not support yet"));
+            }
+            _ => return Err(format!("unknown option '{option}'")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        c.apply_text(text, Path::new("ringmq.conf")).map(|_| c)
+    }
+
+    #[test]
+    fn reads_mosquitto_options() {
+        let c = load("# comment\nlistener 1884 127.0.0.1\nallow_anonymous true\nmax_queued_messages 50\nmax_inflight_messages 0\npersistent_client_expiration 2d\ncores 4\ncpus 0,2-3\nlog_type all\n").unwrap();
+        assert_eq!(c.listeners, vec!["127.0.0.1:1884".parse().unwrap()]);
+        assert_eq!(c.max_queued_messages, 50);
+        assert_eq!(c.max_inflight_messages, u16::MAX);
+        assert_eq!(c.persistent_client_expiration, Some(Duration::from_secs(2 * 86400)));
+        assert_eq!(c.cores, 4);
+        assert_eq!(c.cpus, Some(vec![0, 2, 3]));
+        assert!(c.log.debug);
+    }
+
+    #[test]
+    fn unknown_option_names_file_and_line() {
+        let err = load("allow_anonymous true\n\nfrobnicate 3\n").unwrap_err().to_string();
+        assert_eq!(err, "ringmq.conf:3: unknown option 'frobnicate'");
+    }
+
+    #[test]
+    fn unsupported_mosquitto_option_says_so() {
+        let err = load("password_file /etc/pw\n").unwrap_err().to_string();
+        assert!(err.starts_with("ringmq.conf:1: option 'password_file' is a Mosquitto option"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for bad in ["max_queued_messages lots", "allow_anonymous yes", "listener", "listener 1883 nowhere", "cores 0", "persistent_client_expiration 3x", "max_packet_size 5"] {
+            assert!(load(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn default_listeners_are_loopback_only() {
+        let addrs = Config::default().bind_addrs(1883);
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+}

@@ -1,0 +1,100 @@
+//! Decode errors. Each variant names the rule it enforces and, where the spec has one,
+//! its conformance id. [`DecodeError::reason_code`] maps it to the MQTT 5 reason code the
+//! broker sends in its DISCONNECT (or CONNACK); an MQTT 3.1.1 peer just gets the
+//! connection closed [MQTT-4.8.0-1].
+
+use super::reason::ReasonCode;
+
+/// Why a frame could not be decoded. Small and `Copy`: it sits on the hot path.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("remaining length longer than 4 bytes [MQTT-1.5.5-1]")]
+    RemainingLengthTooLong,
+    #[error("packet of {0} bytes exceeds the maximum packet size [MQTT-3.1.2-24]")]
+    PacketTooLarge(usize),
+    #[error("reserved packet type 0 [MQTT-2.1.2-1]")]
+    ReservedPacketType,
+    #[error("reserved flag bits set in the fixed header [MQTT-2.1.3-1]")]
+    InvalidHeaderFlags,
+    #[error("QoS 3 is not a valid QoS [MQTT-3.3.1-4]")]
+    InvalidQos,
+    #[error("DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2]")]
+    DupOnQos0,
+    #[error("packet shorter than its fields")]
+    Truncated,
+    #[error("bytes left over after the last field of the packet")]
+    TrailingBytes,
+    #[error("string is not well-formed UTF-8 [MQTT-1.5.4-1]")]
+    InvalidUtf8,
+    #[error("string contains U+0000 [MQTT-1.5.4-2]")]
+    NullCharacter,
+    #[error("topic name contains a wildcard [MQTT-3.3.2-2]")]
+    WildcardInTopicName,
+    #[error("empty topic name without a topic alias [MQTT-3.3.2-1] [MQTT-4.7.3-1]")]
+    EmptyTopicName,
+    #[error("invalid topic filter [MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1]")]
+    InvalidTopicFilter,
+    #[error("invalid shared subscription filter [MQTT-4.8.2-1] [MQTT-4.8.2-2]")]
+    InvalidSharedFilter,
+    #[error("packet identifier 0 [MQTT-2.2.1-3]")]
+    ZeroPacketId,
+    #[error("SUBSCRIBE with no topic filter [MQTT-3.8.3-3]")]
+    EmptySubscribe,
+    #[error("UNSUBSCRIBE with no topic filter [MQTT-3.10.3-2]")]
+    EmptyUnsubscribe,
+    #[error("reserved bits set in the subscription options [MQTT-3.8.3-5]")]
+    InvalidSubscriptionOptions,
+    #[error("protocol name does not match the level [MQTT-3.1.2-1]")]
+    InvalidProtocolName,
+    #[error("unsupported protocol level {0} [MQTT-3.1.2-2]")]
+    UnsupportedProtocolLevel(u8),
+    #[error("CONNECT reserved flag set [MQTT-3.1.2-3]")]
+    ConnectReservedFlag,
+    #[error("will QoS or will retain set without the will flag [MQTT-3.1.2-13] [MQTT-3.1.2-15]")]
+    WillFlagsWithoutWill,
+    #[error("password flag set without the user name flag [MQTT-3.1.2-22]")]
+    PasswordWithoutUserName,
+    #[error("client identifier not valid [MQTT-3.1.3-8]")]
+    ClientIdNotValid,
+    #[error("unknown property identifier 0x{0:02x}")]
+    UnknownProperty(u8),
+    #[error("property 0x{0:02x} is not allowed in this packet")]
+    MisplacedProperty(u8),
+    #[error("property 0x{0:02x} appears more than once [MQTT-2.2.2-2]")]
+    DuplicateProperty(u8),
+    #[error("property 0x{0:02x} has an invalid value")]
+    InvalidPropertyValue(u8),
+    #[error("invalid reason code 0x{0:02x} for this packet")]
+    InvalidReasonCode(u8),
+    #[error("CONNACK flags reserved bits set [MQTT-3.2.2-1]")]
+    InvalidConnAckFlags,
+    #[error("AUTH packet in a protocol level that has none")]
+    AuthBeforeV5,
+    #[error("No Local set on a shared subscription [MQTT-3.8.3-4]")]
+    NoLocalOnSharedSubscription,
+    #[error("first packet is not CONNECT [MQTT-3.1.0-1]")]
+    FirstPacketNotConnect,
+}
+
+impl DecodeError {
+    /// The MQTT 5 reason code to send before closing (DISCONNECT, or CONNACK while the
+    /// connection is still in its CONNECT phase).
+    pub fn reason_code(self) -> ReasonCode {
+        match self {
+            Self::PacketTooLarge(_) => ReasonCode::PACKET_TOO_LARGE,
+            Self::UnsupportedProtocolLevel(_) | Self::InvalidProtocolName => {
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
+            }
+            Self::ClientIdNotValid => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            Self::InvalidTopicFilter => ReasonCode::TOPIC_FILTER_INVALID,
+            Self::WildcardInTopicName | Self::EmptyTopicName => ReasonCode::TOPIC_NAME_INVALID,
+            Self::DuplicateProperty(_)
+            | Self::ZeroPacketId
+            | Self::AuthBeforeV5
+            | Self::NoLocalOnSharedSubscription
+            | Self::FirstPacketNotConnect => ReasonCode::PROTOCOL_ERROR,
+            Self::InvalidPropertyValue(0x24) | Self::InvalidPropertyValue(0x25) => ReasonCode::PROTOCOL_ERROR,
+            _ => ReasonCode::MALFORMED_PACKET,
+        }
+    }
+}

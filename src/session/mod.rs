@@ -1,0 +1,361 @@
+//! The per-client session: a sans-IO state machine.
+//!
+//! Inputs are the client's packets (`handle_*`) and messages routed to it ([`Session::deliver`]);
+//! outputs are encoded packets appended to the connection's output buffer, which the caller
+//! passes in, and messages to route (returned). The session knows nothing of sockets, shards
+//! or the clock, so a unit test drives a whole QoS 2 exchange with a `BytesMut`.
+//!
+//! A session outlives its connection when it is persistent (clean session 0, or a session
+//! expiry interval above 0): it then keeps its subscriptions, queues QoS 1/2 messages while
+//! offline, and on [`Session::resume`] re-sends what was unacknowledged, with DUP set
+//! [MQTT-4.4.0-1].
+
+mod message;
+mod outbound;
+
+pub use message::{Delivery, Message, PublisherKey};
+pub use outbound::{InflightOut, OutState, Outbound};
+
+use crate::protocol::{
+    encode_publish, publish_len, Ack, ByteStr, Packet, ProtocolVersion, Publish, PublishHeader, QoS, ReasonCode,
+    SubscriptionOptions,
+};
+use bytes::BytesMut;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Bounds a session works within (config values, named with their units).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// QoS 1/2 messages in flight to a client at once (`max_inflight_messages`).
+    pub max_inflight_messages: u16,
+    /// QoS 1/2 messages queued behind the window (`max_queued_messages`).
+    pub max_queued_messages: usize,
+    /// Payload bytes queued behind the window; 0 is unlimited (`max_queued_bytes`).
+    pub max_queued_bytes: usize,
+    /// Highest inbound topic alias we accept (MQTT 5).
+    pub max_topic_alias: u16,
+    /// Our Receive Maximum: inbound QoS 2 exchanges open at once (MQTT 5).
+    pub receive_maximum: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_inflight_messages: 20,
+            max_queued_messages: 1000,
+            max_queued_bytes: 0,
+            max_topic_alias: 65535,
+            receive_maximum: 65535,
+        }
+    }
+}
+
+/// A protocol violation found by the session; the connection is closed, in MQTT 5 after a
+/// DISCONNECT with [`SessionError::reason_code`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("topic alias 0 or above the maximum [MQTT-3.3.2-8] [MQTT-3.3.2-9]")]
+    TopicAliasInvalid,
+    #[error("empty topic with an unknown topic alias [MQTT-3.3.4-?] (protocol error)")]
+    UnknownTopicAlias,
+    #[error("more QoS 2 exchanges open than our Receive Maximum [MQTT-3.3.4-9]")]
+    ReceiveMaximumExceeded,
+    #[error("subscription identifier in a PUBLISH from a client [MQTT-3.3.4-6]")]
+    SubscriptionIdFromClient,
+}
+
+impl SessionError {
+    /// The reason code of the DISCONNECT sent to an MQTT 5 client.
+    pub fn reason_code(self) -> ReasonCode {
+        match self {
+            Self::TopicAliasInvalid => ReasonCode::TOPIC_ALIAS_INVALID,
+            Self::UnknownTopicAlias | Self::SubscriptionIdFromClient => ReasonCode::PROTOCOL_ERROR,
+            Self::ReceiveMaximumExceeded => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+        }
+    }
+}
+
+/// A subscription as the session remembers it (for persistence and takeover).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Subscription {
+    pub options: SubscriptionOptions,
+    pub subscription_id: Option<u32>,
+}
+
+/// Messages dropped because a bound was reached, for the once-per-episode log.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct DropCounts {
+    pub queue_full: u64,
+    pub too_large_for_client: u64,
+}
+
+/// The outcome of one [`Session::deliver`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DeliverOutcome {
+    Sent,
+    Queued,
+    Dropped,
+}
+
+/// One client's session state.
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: ByteStr,
+    pub version: ProtocolVersion,
+    /// Seconds the session outlives its connection; `u32::MAX` never expires (3.1.1
+    /// clean session 0), 0 ends with the connection.
+    pub expiry_interval_secs: u32,
+    pub subscriptions: HashMap<ByteStr, Subscription>,
+    pub outbound: Outbound,
+    /// Inbound QoS 2 packet ids received but not yet released (PUBREL).
+    inbound_qos2: HashSet<u16>,
+    /// Inbound topic aliases (MQTT 5), per connection.
+    aliases_in: HashMap<u16, ByteStr>,
+    /// The client's Receive Maximum (MQTT 5; 65,535 when absent).
+    client_receive_maximum: u16,
+    /// The client's Maximum Packet Size; never send it a bigger packet [MQTT-3.1.2-25].
+    client_max_packet_bytes: usize,
+    limits: Limits,
+    online: bool,
+    pub drops: DropCounts,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(client_id: ByteStr, version: ProtocolVersion, expiry_interval_secs: u32, limits: Limits) -> Self {
+        Session {
+            client_id,
+            version,
+            expiry_interval_secs,
+            subscriptions: HashMap::new(),
+            outbound: Outbound::default(),
+            inbound_qos2: HashSet::new(),
+            aliases_in: HashMap::new(),
+            client_receive_maximum: u16::MAX,
+            client_max_packet_bytes: usize::MAX,
+            limits,
+            online: false,
+            drops: DropCounts::default(),
+        }
+    }
+
+    /// Attaches a (new) connection: its protocol level and the client's flow-control
+    /// limits from CONNECT. Topic aliases are per connection and start empty.
+    pub fn attach(&mut self, version: ProtocolVersion, client_receive_maximum: u16, client_max_packet_bytes: usize) {
+        self.version = version;
+        self.client_receive_maximum = client_receive_maximum.max(1);
+        self.client_max_packet_bytes = client_max_packet_bytes;
+        self.aliases_in.clear();
+        self.online = true;
+    }
+
+    /// The connection is gone; the session stays (if persistent) and queues from now on.
+    pub fn detach(&mut self) {
+        self.online = false;
+        self.aliases_in.clear();
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// Whether the session outlives its connection.
+    pub fn is_persistent(&self) -> bool {
+        self.expiry_interval_secs > 0
+    }
+
+    fn window(&self) -> usize {
+        self.limits.max_inflight_messages.min(self.client_receive_maximum).max(1) as usize
+    }
+
+    fn ack(&self, out: &mut BytesMut, make: fn(Ack) -> Packet, packet_id: u16, reason: ReasonCode) {
+        make(Ack { packet_id, reason, properties: None }).encode(self.version, out);
+    }
+
+    /// A PUBLISH from the client. Acknowledges it as its QoS requires and returns the
+    /// message to route, or `None` for a QoS 2 retransmission already routed.
+    pub fn handle_publish(&mut self, p: Publish, out: &mut BytesMut) -> Result<Option<Message>, SessionError> {
+        let mut properties = p.properties;
+        let mut topic = p.topic;
+        if let Some(props) = properties.as_deref_mut() {
+            if !props.subscription_identifiers.is_empty() {
+                return Err(SessionError::SubscriptionIdFromClient);
+            }
+            if let Some(alias) = props.topic_alias.take() {
+                // [MQTT-3.3.2-8] [MQTT-3.3.2-9]: 0 and values above our maximum are errors.
+                if alias == 0 || alias > self.limits.max_topic_alias {
+                    return Err(SessionError::TopicAliasInvalid);
+                }
+                if topic.is_empty() {
+                    topic = self.aliases_in.get(&alias).cloned().ok_or(SessionError::UnknownTopicAlias)?;
+                } else {
+                    self.aliases_in.insert(alias, topic.clone());
+                }
+            }
+        }
+        let properties = properties.filter(|p| **p != Default::default()).map(|b| Arc::new(*b));
+        let message = Message { topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, publisher: PublisherKey::NONE };
+        match p.qos {
+            QoS::AtMostOnce => Ok(Some(message)),
+            QoS::AtLeastOnce => {
+                self.ack(out, Packet::PubAck, p.packet_id, ReasonCode::SUCCESS);
+                Ok(Some(message))
+            }
+            QoS::ExactlyOnce => {
+                // A retransmission of an exchange still open is acknowledged again but not
+                // routed twice (method A, section 4.3.3).
+                if self.inbound_qos2.contains(&p.packet_id) {
+                    self.ack(out, Packet::PubRec, p.packet_id, ReasonCode::SUCCESS);
+                    return Ok(None);
+                }
+                if self.version.is_v5() && self.inbound_qos2.len() >= self.limits.receive_maximum as usize {
+                    return Err(SessionError::ReceiveMaximumExceeded);
+                }
+                self.inbound_qos2.insert(p.packet_id);
+                self.ack(out, Packet::PubRec, p.packet_id, ReasonCode::SUCCESS);
+                Ok(Some(message))
+            }
+        }
+    }
+
+    /// PUBREL: the client releases an inbound QoS 2 message; answer PUBCOMP.
+    pub fn handle_pubrel(&mut self, packet_id: u16, out: &mut BytesMut) {
+        let reason = if self.inbound_qos2.remove(&packet_id) {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.ack(out, Packet::PubComp, packet_id, reason);
+    }
+
+    /// PUBACK for a QoS 1 message we sent. Unknown ids are ignored (a late duplicate).
+    pub fn handle_puback(&mut self, packet_id: u16, out: &mut BytesMut) {
+        if let Some(i) = self.outbound.find(packet_id, OutState::AwaitingPubAck) {
+            self.outbound.inflight.remove(i);
+            self.pump(out);
+        }
+    }
+
+    /// PUBREC for a QoS 2 message we sent: answer PUBREL, or end the exchange when the
+    /// client refused it with an error reason (MQTT 5, section 4.3.3).
+    pub fn handle_pubrec(&mut self, packet_id: u16, reason: ReasonCode, out: &mut BytesMut) {
+        match self.outbound.find(packet_id, OutState::AwaitingPubRec) {
+            Some(i) if reason.is_error() => {
+                self.outbound.inflight.remove(i);
+                self.pump(out);
+            }
+            Some(i) => {
+                self.outbound.inflight[i].state = OutState::AwaitingPubComp;
+                self.ack(out, Packet::PubRel, packet_id, ReasonCode::SUCCESS);
+            }
+            None if self.outbound.find(packet_id, OutState::AwaitingPubComp).is_some() => {
+                // A repeated PUBREC: our PUBREL may have been lost.
+                self.ack(out, Packet::PubRel, packet_id, ReasonCode::SUCCESS);
+            }
+            None => self.ack(out, Packet::PubRel, packet_id, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND),
+        }
+    }
+
+    /// PUBCOMP: the QoS 2 exchange is over.
+    pub fn handle_pubcomp(&mut self, packet_id: u16, out: &mut BytesMut) {
+        if let Some(i) = self.outbound.find(packet_id, OutState::AwaitingPubComp) {
+            self.outbound.inflight.remove(i);
+            self.pump(out);
+        }
+    }
+
+    /// Delivers a routed message: sends it now if the client is online and the window
+    /// has room, else queues QoS 1/2 up to the bounds. QoS 0 is never queued for an
+    /// offline client. `out` is the connection's buffer (ignored while offline).
+    pub fn deliver(&mut self, d: Delivery, out: &mut BytesMut) -> DeliverOutcome {
+        if d.qos == QoS::AtMostOnce {
+            if !self.online {
+                return DeliverOutcome::Dropped;
+            }
+            return self.send_publish(&d, 0, false, out);
+        }
+        if self.online && self.outbound.queue.is_empty() && self.outbound.inflight.len() < self.window() {
+            return self.send_tracked(d, out);
+        }
+        if self.outbound.enqueue(d, self.limits.max_queued_messages, self.limits.max_queued_bytes) {
+            DeliverOutcome::Queued
+        } else {
+            self.drops.queue_full += 1;
+            DeliverOutcome::Dropped
+        }
+    }
+
+    fn send_tracked(&mut self, d: Delivery, out: &mut BytesMut) -> DeliverOutcome {
+        let Some(packet_id) = self.outbound.next_packet_id() else {
+            self.drops.queue_full += 1;
+            return DeliverOutcome::Dropped;
+        };
+        let outcome = self.send_publish(&d, packet_id, false, out);
+        if outcome == DeliverOutcome::Sent {
+            let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitingPubAck } else { OutState::AwaitingPubRec };
+            self.outbound.inflight.push_back(InflightOut { packet_id, state, delivery: d });
+        }
+        outcome
+    }
+
+    fn send_publish(&mut self, d: &Delivery, packet_id: u16, dup: bool, out: &mut BytesMut) -> DeliverOutcome {
+        let m = &d.message;
+        let with_ids;
+        let props = if d.subscription_ids.is_empty() || !self.version.is_v5() {
+            m.properties.as_deref()
+        } else {
+            let mut p = m.properties.as_deref().cloned().unwrap_or_default();
+            p.subscription_identifiers = d.subscription_ids.clone();
+            with_ids = p;
+            Some(&with_ids)
+        };
+        let len = publish_len(self.version, d.qos, m.topic.as_bytes(), props, &m.payload);
+        // Never send a packet larger than the client's Maximum Packet Size; drop it as if
+        // sent [MQTT-3.1.2-25].
+        if len + 5 > self.client_max_packet_bytes {
+            self.drops.too_large_for_client += 1;
+            return DeliverOutcome::Dropped;
+        }
+        let h = PublishHeader { dup, qos: d.qos, retain: d.retain, packet_id };
+        encode_publish(out, self.version, h, m.topic.as_bytes(), props, &m.payload);
+        DeliverOutcome::Sent
+    }
+
+    /// Moves queued messages into the window while it has room.
+    pub fn pump(&mut self, out: &mut BytesMut) {
+        while self.online && self.outbound.inflight.len() < self.window() {
+            let Some(d) = self.outbound.dequeue() else { break };
+            self.send_tracked(d, out);
+        }
+    }
+
+    /// On reconnect: re-send every unacknowledged PUBLISH with DUP set and every PUBREL,
+    /// in their original order [MQTT-4.4.0-1], then what was queued.
+    pub fn resume(&mut self, out: &mut BytesMut) {
+        let inflight = std::mem::take(&mut self.outbound.inflight);
+        for f in &inflight {
+            match f.state {
+                OutState::AwaitingPubComp => self.ack(out, Packet::PubRel, f.packet_id, ReasonCode::SUCCESS),
+                _ => {
+                    self.send_publish(&f.delivery, f.packet_id, true, out);
+                }
+            }
+        }
+        self.outbound.inflight = inflight;
+        self.pump(out);
+    }
+
+    /// Records a subscription; returns whether one already existed for the filter.
+    pub fn add_subscription(&mut self, filter: ByteStr, sub: Subscription) -> bool {
+        self.subscriptions.insert(filter, sub).is_some()
+    }
+
+    /// Forgets a subscription; returns whether it existed.
+    pub fn remove_subscription(&mut self, filter: &str) -> bool {
+        self.subscriptions.remove(filter).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests;

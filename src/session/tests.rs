@@ -1,0 +1,170 @@
+//! Sessions driven without sockets: packets in, decoded packets out.
+
+use super::*;
+use crate::protocol::{Decoded, Decoder, Properties};
+use bytes::Bytes;
+
+fn session(version: ProtocolVersion) -> Session {
+    let mut s = Session::new(ByteStr::from("c1"), version, u32::MAX, Limits { max_inflight_messages: 2, max_queued_messages: 3, ..Limits::default() });
+    s.attach(version, u16::MAX, usize::MAX);
+    s
+}
+
+fn packets(version: ProtocolVersion, out: &mut BytesMut) -> Vec<Packet> {
+    let mut d = Decoder::with_version(version, usize::MAX);
+    let mut v = Vec::new();
+    while let Decoded::Packet(p) = d.decode(out).expect("session wrote a valid packet") {
+        v.push(p);
+    }
+    assert!(out.is_empty());
+    v
+}
+
+fn publish(qos: QoS, packet_id: u16, topic: &str) -> Publish {
+    Publish { dup: false, qos, retain: false, topic: topic.into(), packet_id, payload: Bytes::from_static(b"x"), properties: None }
+}
+
+fn delivery(qos: QoS, payload: &'static [u8]) -> Delivery {
+    let message = Message { topic: "t".into(), payload: Bytes::from_static(payload), qos, retain: false, properties: None, publisher: PublisherKey::NONE };
+    Delivery { message: Arc::new(message), qos, retain: false, subscription_ids: vec![] }
+}
+
+#[test]
+fn qos1_publish_is_acknowledged_and_routed() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut s = session(v);
+        let mut out = BytesMut::new();
+        let m = s.handle_publish(publish(QoS::AtLeastOnce, 7, "a/b"), &mut out).unwrap().unwrap();
+        assert_eq!(&*m.topic, "a/b");
+        assert_eq!(packets(v, &mut out), vec![Packet::PubAck(Ack::new(7))]);
+    }
+}
+
+#[test]
+fn qos2_retransmission_is_not_routed_twice() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut s = session(v);
+        let mut out = BytesMut::new();
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), &mut out).unwrap().is_some());
+        let mut again = publish(QoS::ExactlyOnce, 9, "a");
+        again.dup = true;
+        assert!(s.handle_publish(again, &mut out).unwrap().is_none());
+        s.handle_pubrel(9, &mut out);
+        // After the release the same id starts a new exchange.
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), &mut out).unwrap().is_some());
+        let got = packets(v, &mut out);
+        assert_eq!(got, vec![Packet::PubRec(Ack::new(9)), Packet::PubRec(Ack::new(9)), Packet::PubComp(Ack::new(9)), Packet::PubRec(Ack::new(9))]);
+    }
+}
+
+#[test]
+fn pubrel_for_unknown_id_answers_packet_identifier_not_found_in_v5() {
+    let mut s = session(ProtocolVersion::V5);
+    let mut out = BytesMut::new();
+    s.handle_pubrel(3, &mut out);
+    let got = packets(ProtocolVersion::V5, &mut out);
+    assert_eq!(got, vec![Packet::PubComp(Ack { packet_id: 3, reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND, properties: None })]);
+}
+
+#[test]
+fn outbound_window_queues_then_pumps_on_ack() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    for _ in 0..4 {
+        s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out);
+    }
+    let sent = packets(v, &mut out);
+    assert_eq!(sent.len(), 2, "window of 2");
+    assert_eq!(s.outbound.queue.len(), 2);
+    let Packet::Publish(first) = &sent[0] else { panic!() };
+    s.handle_puback(first.packet_id, &mut out);
+    assert_eq!(packets(v, &mut out).len(), 1);
+    assert_eq!(s.outbound.queue.len(), 1);
+}
+
+#[test]
+fn queue_bound_drops_and_counts() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut s = session(v);
+    s.detach();
+    let mut out = BytesMut::new();
+    let outcomes: Vec<_> = (0..5).map(|_| s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out)).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == DeliverOutcome::Queued).count(), 3);
+    assert_eq!(s.drops.queue_full, 2);
+    assert!(out.is_empty(), "nothing is written while offline");
+}
+
+#[test]
+fn qos0_is_not_queued_while_offline() {
+    let mut s = session(ProtocolVersion::V3_1_1);
+    s.detach();
+    let mut out = BytesMut::new();
+    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"m"), &mut out), DeliverOutcome::Dropped);
+}
+
+#[test]
+fn resume_resends_unacknowledged_with_dup_and_pubrel() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut s = session(v);
+        let mut out = BytesMut::new();
+        s.deliver(delivery(QoS::AtLeastOnce, b"one"), &mut out);
+        s.deliver(delivery(QoS::ExactlyOnce, b"two"), &mut out);
+        let sent = packets(v, &mut out);
+        let Packet::Publish(two) = &sent[1] else { panic!() };
+        s.handle_pubrec(two.packet_id, ReasonCode::SUCCESS, &mut out);
+        assert_eq!(packets(v, &mut out), vec![Packet::PubRel(Ack::new(two.packet_id))]);
+        s.deliver(delivery(QoS::AtLeastOnce, b"three"), &mut out); // queued: window full
+        s.detach();
+        s.attach(v, u16::MAX, usize::MAX);
+        s.resume(&mut out);
+        let again = packets(v, &mut out);
+        let Packet::Publish(one) = &again[0] else { panic!("{again:?}") };
+        assert!(one.dup && &one.payload[..] == b"one");
+        assert_eq!(again[1], Packet::PubRel(Ack::new(two.packet_id)));
+        assert_eq!(again.len(), 2, "window still full: 'three' waits");
+    }
+}
+
+#[test]
+fn topic_alias_maps_empty_topic_and_rejects_zero_and_unknown() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    let with_alias = |topic: &str, alias: u16| {
+        let mut p = publish(QoS::AtMostOnce, 0, topic);
+        p.properties = Some(Box::new(Properties { topic_alias: Some(alias), ..Default::default() }));
+        p
+    };
+    assert_eq!(s.handle_publish(with_alias("", 4), &mut out), Err(SessionError::UnknownTopicAlias));
+    let m = s.handle_publish(with_alias("x/y", 4), &mut out).unwrap().unwrap();
+    assert!(m.properties.is_none(), "the alias is not forwarded");
+    let m = s.handle_publish(with_alias("", 4), &mut out).unwrap().unwrap();
+    assert_eq!(&*m.topic, "x/y");
+    assert_eq!(s.handle_publish(with_alias("z", 0), &mut out), Err(SessionError::TopicAliasInvalid));
+}
+
+#[test]
+fn subscription_ids_are_added_per_delivery_in_v5_only() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut s = session(v);
+        let mut out = BytesMut::new();
+        let mut d = delivery(QoS::AtMostOnce, b"m");
+        d.subscription_ids = vec![1, 5];
+        s.deliver(d, &mut out);
+        let Packet::Publish(p) = packets(v, &mut out).remove(0) else { panic!() };
+        let ids = p.properties.map(|p| p.subscription_identifiers).unwrap_or_default();
+        assert_eq!(ids, if v.is_v5() { vec![1, 5] } else { vec![] });
+    }
+}
+
+#[test]
+fn never_sends_more_than_the_clients_maximum_packet_size() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    s.attach(v, u16::MAX, 20);
+    let mut out = BytesMut::new();
+    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, &[0u8; 64]), &mut out), DeliverOutcome::Dropped);
+    assert_eq!(s.drops.too_large_for_client, 1);
+    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"ok"), &mut out), DeliverOutcome::Sent);
+}
