@@ -64,8 +64,7 @@ fn bench_router(c: &mut Criterion) {
     for size in SIZES {
         let sites = size / SUBSCRIPTIONS_PER_SITE;
         let trie = build(size);
-        let topics: Vec<String> =
-            random_indexes(TOPICS, size).into_iter().map(|i| topic(i, sites)).collect();
+        let topics: Vec<String> = random_indexes(TOPICS, size).into_iter().map(|i| topic(i, sites)).collect();
 
         let mut group = c.benchmark_group("match");
         group.throughput(Throughput::Elements(1));

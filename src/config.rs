@@ -112,15 +112,56 @@ pub enum ConfigError {
 /// Options Mosquitto has that ringmq does not support yet: named so the error says so
 /// rather than "unknown option".
 const UNSUPPORTED_MOSQUITTO_OPTIONS: &[&str] = &[
-    "acl_file", "password_file", "psk_file", "cafile", "capath", "certfile", "keyfile", "require_certificate",
-    "use_identity_as_username", "bridge_cafile", "connection", "address", "topic", "plugin", "auth_plugin",
-    "persistence", "persistence_location", "persistence_file", "autosave_interval", "protocol", "socket_domain",
-    "bind_interface", "http_dir", "mount_point", "log_dest", "pid_file", "user", "include_dir",
-    "per_listener_settings", "sys_interval", "clientid_prefixes", "queue_qos0_messages", "upgrade_outgoing_qos",
-    "websockets_log_level", "allow_zero_length_clientid", "auto_id_prefix", "check_retain_source",
-    "max_inflight_bytes", "set_tcp_nodelay", "allow_duplicate_messages", "memory_limit", "log_timestamp",
-    "log_timestamp_format", "connection_messages", "password_file", "ciphers", "tls_version", "psk_hint",
-    "listener_allow_anonymous", "accept_protocol_versions",
+    "acl_file",
+    "password_file",
+    "psk_file",
+    "cafile",
+    "capath",
+    "certfile",
+    "keyfile",
+    "require_certificate",
+    "use_identity_as_username",
+    "bridge_cafile",
+    "connection",
+    "address",
+    "topic",
+    "plugin",
+    "auth_plugin",
+    "persistence",
+    "persistence_location",
+    "persistence_file",
+    "autosave_interval",
+    "protocol",
+    "socket_domain",
+    "bind_interface",
+    "http_dir",
+    "mount_point",
+    "log_dest",
+    "pid_file",
+    "user",
+    "include_dir",
+    "per_listener_settings",
+    "sys_interval",
+    "clientid_prefixes",
+    "queue_qos0_messages",
+    "upgrade_outgoing_qos",
+    "websockets_log_level",
+    "allow_zero_length_clientid",
+    "auto_id_prefix",
+    "check_retain_source",
+    "max_inflight_bytes",
+    "set_tcp_nodelay",
+    "allow_duplicate_messages",
+    "memory_limit",
+    "log_timestamp",
+    "log_timestamp_format",
+    "connection_messages",
+    "password_file",
+    "ciphers",
+    "tls_version",
+    "psk_hint",
+    "listener_allow_anonymous",
+    "accept_protocol_versions",
 ];
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -174,7 +215,8 @@ pub fn parse_cpu_list(v: &str) -> Result<Vec<usize>, String> {
 impl Config {
     /// Reads a Mosquitto-syntax config file over the current values.
     pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.into(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: path.into(), source })?;
         self.apply_text(&text, path)
     }
 
@@ -188,8 +230,11 @@ impl Config {
             let mut words = line.split_whitespace();
             let option = words.next().unwrap_or_default();
             let args: Vec<&str> = words.collect();
-            self.apply_option(option, &args)
-                .map_err(|message| ConfigError::Line { file: path.into(), line: i + 1, message })?;
+            self.apply_option(option, &args).map_err(|message| ConfigError::Line {
+                file: path.into(),
+                line: i + 1,
+                message,
+            })?;
         }
         Ok(())
     }
@@ -206,7 +251,8 @@ impl Config {
                 let port: u16 = parse_num(args.first().ok_or("'listener' needs a port")?)?;
                 match args.get(1) {
                     Some(host) => {
-                        let ip: IpAddr = host.parse().map_err(|_| format!("'{host}' is not an IP address"))?;
+                        let ip: IpAddr =
+                            host.parse().map_err(|_| format!("'{host}' is not an IP address"))?;
                         self.listeners.push(SocketAddr::new(ip, port));
                     }
                     None => {
@@ -244,13 +290,31 @@ impl Config {
                 let n: i64 = parse_num(one()?)?;
                 self.max_connections = if n < 0 { None } else { Some(n as usize) };
             }
-            "persistent_client_expiration" => self.persistent_client_expiration = Some(parse_expiration(one()?)?),
+            "persistent_client_expiration" => {
+                self.persistent_client_expiration = Some(parse_expiration(one()?)?)
+            }
             "retain_available" => self.retain_available = parse_bool(one()?)?,
             "log_type" => {
                 let t = one()?;
                 match t {
-                    "all" => self.log = LogTypes { error: true, warning: true, notice: true, information: true, debug: true },
-                    "none" => self.log = LogTypes { error: false, warning: false, notice: false, information: false, debug: false },
+                    "all" => {
+                        self.log = LogTypes {
+                            error: true,
+                            warning: true,
+                            notice: true,
+                            information: true,
+                            debug: true,
+                        }
+                    }
+                    "none" => {
+                        self.log = LogTypes {
+                            error: false,
+                            warning: false,
+                            notice: false,
+                            information: false,
+                            debug: false,
+                        }
+                    }
                     "error" => self.log.error = true,
                     "warning" => self.log.warning = true,
                     "notice" => self.log.notice = true,
@@ -272,7 +336,9 @@ impl Config {
                 self.share_strategy = one()?.parse().map_err(|e| format!("{e}"))?;
             }
             _ if UNSUPPORTED_MOSQUITTO_OPTIONS.contains(&option) => {
-                return Err(format!("option '{option}' is a Mosquitto option that ringmq does not support yet"));
+                return Err(format!(
+                    "option '{option}' is a Mosquitto option that ringmq does not support yet"
+                ));
             }
             _ => return Err(format!("unknown option '{option}'")),
         }
@@ -315,7 +381,15 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        for bad in ["max_queued_messages lots", "allow_anonymous yes", "listener", "listener 1883 nowhere", "cores 0", "persistent_client_expiration 3x", "max_packet_size 5"] {
+        for bad in [
+            "max_queued_messages lots",
+            "allow_anonymous yes",
+            "listener",
+            "listener 1883 nowhere",
+            "cores 0",
+            "persistent_client_expiration 3x",
+            "max_packet_size 5",
+        ] {
             assert!(load(bad).is_err(), "{bad} should be rejected");
         }
     }

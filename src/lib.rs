@@ -14,7 +14,9 @@
 //! - [`config`]: the command line and the Mosquitto-syntax config file, validated once.
 //! - [`log`]: Mosquitto-shaped log lines.
 
+pub mod config;
+pub mod log;
 pub mod protocol;
 pub mod router;
 pub mod session;
-pub mod config;
+pub mod shard;

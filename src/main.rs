@@ -1,1 +1,101 @@
-fn main(){}
+//! The `ringmq` binary: parse the command line, load the config file, start the shards,
+//! wait for SIGINT or SIGTERM, shut down cleanly.
+
+use clap::Parser;
+use ringmq::config::{parse_cpu_list, Config, DEFAULT_PORT};
+use ringmq::log::{set_level, Level};
+use ringmq::shard::Broker;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// ringmq: a thread-per-core io_uring MQTT 3.1 / 3.1.1 / 5.0 broker.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Config file in Mosquitto's syntax.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Port for the default (loopback) listener when the config defines none.
+    #[arg(short = 'p', long = "port")]
+    port: Option<u16>,
+    /// Log every packet (Mosquitto's -v).
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Number of shard threads (default: every online CPU).
+    #[arg(long)]
+    cores: Option<usize>,
+    /// CPUs to pin the shards to, e.g. 0,2-5 (implies --cores when that is not given).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Listen on ADDR:PORT (repeatable); replaces the default listener.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config =
+        Config { cores: std::thread::available_parallelism().map_or(1, |n| n.get()), ..Config::default() };
+    if let Some(path) = &cli.config {
+        config.load_file(path)?;
+    }
+    if let Some(cpus) = &cli.cpus {
+        let list = parse_cpu_list(cpus).map_err(|e| anyhow::anyhow!("--cpus: {e}"))?;
+        config.cores = cli.cores.unwrap_or(list.len());
+        config.cpus = Some(list);
+    }
+    if let Some(n) = cli.cores {
+        anyhow::ensure!((1..=1024).contains(&n), "--cores must be between 1 and 1024");
+        config.cores = n;
+    }
+    config.listeners.extend(cli.listen.iter().copied());
+    if cli.verbose || config.log.debug {
+        config.log.debug = true;
+        set_level(Level::Debug);
+    } else {
+        set_level(Level::Notice);
+    }
+    block_signals();
+    let broker = Broker::start(config, cli.port.unwrap_or(DEFAULT_PORT))?;
+    let sig = wait_for_signal();
+    ringmq::log!(Notice, "ringmq received signal {}, shutting down.", sig);
+    broker.shutdown();
+    ringmq::log!(Notice, "ringmq stopped.");
+    Ok(())
+}
+
+/// Blocks SIGINT and SIGTERM in this thread before the shards start, so that every
+/// thread inherits the mask and only `wait_for_signal` receives them.
+fn block_signals() {
+    // SAFETY: plain libc signal-mask calls on a zeroed, then initialised, sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn wait_for_signal() -> i32 {
+    // SAFETY: as above; sigwait writes the received signal number into `sig`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+        sig
+    }
+}

@@ -49,6 +49,8 @@ impl<S, V> Node<S, V> {
 #[derive(Debug)]
 pub(crate) struct SharedGroup<S, V> {
     pub(crate) name: Box<str>,
+    /// The filter after `$share/{name}/`, so a forward to another shard can name the group.
+    pub(crate) filter: Box<str>,
     pub(crate) members: Vec<(S, V)>,
     pub(crate) remote: ShardCounts,
     pub(crate) selector: SharedSelector,
@@ -73,6 +75,11 @@ impl<'a, S, V> SharedGroupRef<'a, S, V> {
     /// The share name.
     pub fn group(&self) -> &'a str {
         &self.group.name
+    }
+
+    /// The group's topic filter (without the `$share/{group}/` prefix).
+    pub fn filter(&self) -> &'a str {
+        &self.group.filter
     }
 
     /// This shard's members, in the order selection indexes them.

@@ -59,7 +59,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     /// Adds `sub` to shared group `group` on `filter`; returns the value it replaces.
     pub fn subscribe_shared(&mut self, group: &str, filter: &str, sub: S, value: V) -> Option<V> {
         let node = self.find_or_insert(filter);
-        let members = &mut self.group_or_insert(node, group).members;
+        let members = &mut self.group_or_insert(node, group, filter).members;
         if let Some(entry) = members.iter_mut().find(|(s, _)| *s == sub) {
             return Some(std::mem::replace(&mut entry.1, value));
         }
@@ -108,7 +108,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     pub fn add_remote_shared(&mut self, group: &str, filter: &str, shard: u16) {
         assert_ne!(shard, self.this_shard, "remote shared member from this shard");
         let node = self.find_or_insert(filter);
-        self.group_or_insert(node, group).remote.increment(shard);
+        self.group_or_insert(node, group, filter).remote.increment(shard);
     }
 
     /// Counts one member fewer of `group` on `filter` on `shard`; false if it had none.
@@ -283,13 +283,14 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     }
 
     /// The group `name` at `node`, created empty if absent.
-    fn group_or_insert(&mut self, node: u32, name: &str) -> &mut SharedGroup<S, V> {
+    fn group_or_insert(&mut self, node: u32, name: &str, filter: &str) -> &mut SharedGroup<S, V> {
         let groups = &mut self.nodes[node as usize].shared;
         let g = match groups.iter().position(|g| *g.name == *name) {
             Some(g) => g,
             None => {
                 groups.push(SharedGroup {
                     name: name.into(),
+                    filter: filter.into(),
                     members: Vec::new(),
                     remote: ShardCounts::new(),
                     selector: SharedSelector::new(),

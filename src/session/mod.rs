@@ -17,8 +17,8 @@ pub use message::{Delivery, Message, PublisherKey};
 pub use outbound::{InflightOut, OutState, Outbound};
 
 use crate::protocol::{
-    encode_publish, publish_len, Ack, ByteStr, Packet, ProtocolVersion, Publish, PublishHeader, QoS, ReasonCode,
-    SubscriptionOptions,
+    encode_publish, publish_len, Ack, ByteStr, Packet, ProtocolVersion, Publish, PublishHeader, QoS,
+    ReasonCode, SubscriptionOptions,
 };
 use bytes::BytesMut;
 use std::collections::{HashMap, HashSet};
@@ -123,7 +123,12 @@ pub struct Session {
 
 impl Session {
     /// A new, empty session.
-    pub fn new(client_id: ByteStr, version: ProtocolVersion, expiry_interval_secs: u32, limits: Limits) -> Self {
+    pub fn new(
+        client_id: ByteStr,
+        version: ProtocolVersion,
+        expiry_interval_secs: u32,
+        limits: Limits,
+    ) -> Self {
         Session {
             client_id,
             version,
@@ -142,7 +147,12 @@ impl Session {
 
     /// Attaches a (new) connection: its protocol level and the client's flow-control
     /// limits from CONNECT. Topic aliases are per connection and start empty.
-    pub fn attach(&mut self, version: ProtocolVersion, client_receive_maximum: u16, client_max_packet_bytes: usize) {
+    pub fn attach(
+        &mut self,
+        version: ProtocolVersion,
+        client_receive_maximum: u16,
+        client_max_packet_bytes: usize,
+    ) {
         self.version = version;
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.client_max_packet_bytes = client_max_packet_bytes;
@@ -175,7 +185,11 @@ impl Session {
 
     /// A PUBLISH from the client. Acknowledges it as its QoS requires and returns the
     /// message to route, or `None` for a QoS 2 retransmission already routed.
-    pub fn handle_publish(&mut self, p: Publish, out: &mut BytesMut) -> Result<Option<Message>, SessionError> {
+    pub fn handle_publish(
+        &mut self,
+        p: Publish,
+        out: &mut BytesMut,
+    ) -> Result<Option<Message>, SessionError> {
         let mut properties = p.properties;
         let mut topic = p.topic;
         if let Some(props) = properties.as_deref_mut() {
@@ -195,7 +209,14 @@ impl Session {
             }
         }
         let properties = properties.filter(|p| **p != Default::default()).map(|b| Arc::new(*b));
-        let message = Message { topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, publisher: PublisherKey::NONE };
+        let message = Message {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            publisher: PublisherKey::NONE,
+        };
         match p.qos {
             QoS::AtMostOnce => Ok(Some(message)),
             QoS::AtLeastOnce => {
@@ -293,13 +314,20 @@ impl Session {
         };
         let outcome = self.send_publish(&d, packet_id, false, out);
         if outcome == DeliverOutcome::Sent {
-            let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitingPubAck } else { OutState::AwaitingPubRec };
+            let state =
+                if d.qos == QoS::AtLeastOnce { OutState::AwaitingPubAck } else { OutState::AwaitingPubRec };
             self.outbound.inflight.push_back(InflightOut { packet_id, state, delivery: d });
         }
         outcome
     }
 
-    fn send_publish(&mut self, d: &Delivery, packet_id: u16, dup: bool, out: &mut BytesMut) -> DeliverOutcome {
+    fn send_publish(
+        &mut self,
+        d: &Delivery,
+        packet_id: u16,
+        dup: bool,
+        out: &mut BytesMut,
+    ) -> DeliverOutcome {
         let m = &d.message;
         let with_ids;
         let props = if d.subscription_ids.is_empty() || !self.version.is_v5() {

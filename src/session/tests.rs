@@ -5,7 +5,12 @@ use crate::protocol::{Decoded, Decoder, Properties};
 use bytes::Bytes;
 
 fn session(version: ProtocolVersion) -> Session {
-    let mut s = Session::new(ByteStr::from("c1"), version, u32::MAX, Limits { max_inflight_messages: 2, max_queued_messages: 3, ..Limits::default() });
+    let mut s = Session::new(
+        ByteStr::from("c1"),
+        version,
+        u32::MAX,
+        Limits { max_inflight_messages: 2, max_queued_messages: 3, ..Limits::default() },
+    );
     s.attach(version, u16::MAX, usize::MAX);
     s
 }
@@ -21,11 +26,26 @@ fn packets(version: ProtocolVersion, out: &mut BytesMut) -> Vec<Packet> {
 }
 
 fn publish(qos: QoS, packet_id: u16, topic: &str) -> Publish {
-    Publish { dup: false, qos, retain: false, topic: topic.into(), packet_id, payload: Bytes::from_static(b"x"), properties: None }
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.into(),
+        packet_id,
+        payload: Bytes::from_static(b"x"),
+        properties: None,
+    }
 }
 
 fn delivery(qos: QoS, payload: &'static [u8]) -> Delivery {
-    let message = Message { topic: "t".into(), payload: Bytes::from_static(payload), qos, retain: false, properties: None, publisher: PublisherKey::NONE };
+    let message = Message {
+        topic: "t".into(),
+        payload: Bytes::from_static(payload),
+        qos,
+        retain: false,
+        properties: None,
+        publisher: PublisherKey::NONE,
+    };
     Delivery { message: Arc::new(message), qos, retain: false, subscription_ids: vec![] }
 }
 
@@ -53,7 +73,15 @@ fn qos2_retransmission_is_not_routed_twice() {
         // After the release the same id starts a new exchange.
         assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), &mut out).unwrap().is_some());
         let got = packets(v, &mut out);
-        assert_eq!(got, vec![Packet::PubRec(Ack::new(9)), Packet::PubRec(Ack::new(9)), Packet::PubComp(Ack::new(9)), Packet::PubRec(Ack::new(9))]);
+        assert_eq!(
+            got,
+            vec![
+                Packet::PubRec(Ack::new(9)),
+                Packet::PubRec(Ack::new(9)),
+                Packet::PubComp(Ack::new(9)),
+                Packet::PubRec(Ack::new(9))
+            ]
+        );
     }
 }
 
@@ -63,7 +91,14 @@ fn pubrel_for_unknown_id_answers_packet_identifier_not_found_in_v5() {
     let mut out = BytesMut::new();
     s.handle_pubrel(3, &mut out);
     let got = packets(ProtocolVersion::V5, &mut out);
-    assert_eq!(got, vec![Packet::PubComp(Ack { packet_id: 3, reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND, properties: None })]);
+    assert_eq!(
+        got,
+        vec![Packet::PubComp(Ack {
+            packet_id: 3,
+            reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+            properties: None
+        })]
+    );
 }
 
 #[test]

@@ -1,0 +1,146 @@
+//! CONNECT across shards. Client ids are unique in the process: the registry entry of a
+//! client id lives on its home shard (hash of the id). A CONNECT on shard B registers
+//! there; if another registration holds the id, the home shard tells the shard holding
+//! it to close the older connection (takeover) and hand the session to B
+//! [MQTT-3.1.4-2] [MQTT-3.1.4-3]. Every step is a mesh message, even when all three
+//! shards are the same one, so one code path serves every placement.
+
+use super::messages::{ConnectToken, MeshMsg};
+use super::state::{ConnId, SessionEntry, SessionId, ShardState};
+use crate::protocol::{ByteStr, ReasonCode};
+use crate::session::Session;
+use std::time::Instant;
+
+impl ShardState {
+    /// Home shard: a client connected on shard `from`.
+    pub fn on_register(&mut self, client_id: ByteStr, from: u16, token: ConnectToken, clean_start: bool) {
+        match self.registry.insert(client_id.clone(), token) {
+            Some(old) => {
+                let holder = Self::token_shard(old);
+                self.send(holder, MeshMsg::Takeover { client_id, to: from, token, clean_start });
+            }
+            None => self.send(from as usize, MeshMsg::Handoff { token, session: None }),
+        }
+    }
+
+    /// Home shard: a registration ended; forget it unless a newer one replaced it.
+    pub fn on_unregister(&mut self, client_id: &str, token: ConnectToken) {
+        if self.registry.get(client_id) == Some(&token) {
+            self.registry.remove(client_id);
+        }
+    }
+
+    /// Holding shard: give up the client's session to a newer connection on shard `to`.
+    pub fn on_takeover(&mut self, client_id: &str, to: u16, token: ConnectToken, clean_start: bool) {
+        let session = match self.by_client.get(client_id).copied() {
+            Some(sid) => self.release_session(sid, clean_start),
+            None => None,
+        };
+        self.send(to as usize, MeshMsg::Handoff { token, session });
+    }
+
+    /// Takes a session off this shard for a takeover: closes its connection (MQTT 5:
+    /// DISCONNECT 0x8E), unroutes it, and returns it if the new connection resumes it.
+    fn release_session(&mut self, sid: SessionId, clean_start: bool) -> Option<Box<Session>> {
+        if let Some(conn) = self.conn_of(sid) {
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.session = None;
+                c.taken_over = true;
+                // The old connection closes without DISCONNECT from its client: its will
+                // goes out unless the session lives on in the new connection.
+                if !clean_start {
+                    c.will = None;
+                }
+                crate::log!(
+                    Notice,
+                    "Client {} already connected, closing old connection.",
+                    c.client_id.as_deref().unwrap_or("")
+                );
+            }
+            self.close_conn(conn, Some(ReasonCode::SESSION_TAKEN_OVER));
+            self.fire_will(conn);
+        }
+        self.unroute_session(sid);
+        let entry = self.sessions.remove(sid)?;
+        self.by_client.remove(&entry.session.client_id);
+        let mut session = Box::new(entry.session);
+        session.detach();
+        (!clean_start && session.is_persistent()).then_some(session)
+    }
+
+    /// Connecting shard: the home shard (or the old holder) answered.
+    pub fn on_handoff(&mut self, token: ConnectToken, session: Option<Box<Session>>) {
+        if let Some(p) = self.pending.get_mut(&token) {
+            p.result = Some(session);
+            if let Some(w) = p.waker.take() {
+                w.wake();
+            }
+            return;
+        }
+        // The connection that asked is gone. Keep a persistent session here, offline;
+        // otherwise release the registration.
+        match session {
+            Some(s) if s.is_persistent() => {
+                let sid = self.install_session(*s, None, token);
+                self.route_session(sid);
+            }
+            Some(s) => {
+                let home = self.home_shard(&s.client_id);
+                self.send(home, MeshMsg::Unregister { client_id: s.client_id.clone(), token });
+            }
+            None => {}
+        }
+    }
+
+    /// Adds a session to this shard's tables.
+    pub fn install_session(
+        &mut self,
+        session: Session,
+        conn: Option<ConnId>,
+        token: ConnectToken,
+    ) -> SessionId {
+        let client_id = session.client_id.clone();
+        let offline_since = conn.is_none().then(Instant::now);
+        let sid = self.sessions.insert(SessionEntry { session, conn, token, offline_since });
+        self.by_client.insert(client_id, sid);
+        sid
+    }
+
+    /// Ends a session for good: unroute it and release its registration.
+    pub fn end_session(&mut self, sid: SessionId) {
+        self.unroute_session(sid);
+        if let Some(entry) = self.sessions.remove(sid) {
+            let client_id = entry.session.client_id;
+            if self.by_client.get(&client_id) == Some(&sid) {
+                self.by_client.remove(&client_id);
+            }
+            let home = self.home_shard(&client_id);
+            self.send(home, MeshMsg::Unregister { client_id, token: entry.token });
+        }
+    }
+
+    /// Removes offline sessions whose expiry interval has passed, with their queues.
+    pub fn expire_sessions(&mut self, now: Instant) {
+        let default_expiry = self.config().persistent_client_expiration;
+        let expired: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter_map(|(sid, e)| {
+                let since = e.offline_since?;
+                let secs = e.session.expiry_interval_secs;
+                let limit = if secs == u32::MAX {
+                    default_expiry?
+                } else {
+                    std::time::Duration::from_secs(secs as u64)
+                };
+                (now.duration_since(since) >= limit).then_some(sid)
+            })
+            .collect();
+        for sid in expired {
+            if let Some(e) = self.sessions.get(sid) {
+                crate::log!(Notice, "Expiring client {}.", e.session.client_id);
+            }
+            self.end_session(sid);
+        }
+    }
+}

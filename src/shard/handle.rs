@@ -1,0 +1,411 @@
+//! What a shard does with each packet from a connected client, and with a connection's
+//! end. Synchronous: the connection task calls in with the state borrowed.
+
+use super::messages::MeshMsg;
+use super::state::{CloseKind, ConnId, SessionId, ShardState};
+use crate::protocol::{
+    ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe,
+    UnsubAck, Unsubscribe,
+};
+use crate::session::{Message, PublisherKey, Session, Subscription};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The broker closes the connection: the MQTT 5 DISCONNECT reason and whether the will goes out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Close {
+    pub reason: ReasonCode,
+    pub kind: CloseKind,
+}
+
+impl Close {
+    pub fn protocol_error(reason: ReasonCode) -> Self {
+        Close { reason, kind: CloseKind::Abnormal }
+    }
+}
+
+/// What CONNECT checking decided before the registry is asked.
+pub enum ConnectDecision {
+    /// Register this (possibly assigned) client id and wait for the handoff.
+    Register { client_id: ByteStr, assigned: bool },
+    /// Refuse with this CONNACK reason; the connection closes.
+    Refuse(ReasonCode),
+}
+
+/// The version number Mosquitto prints in "(p2, c1, k60)".
+fn mosquitto_protocol_number(v: ProtocolVersion) -> u8 {
+    match v {
+        ProtocolVersion::V3_1 => 1,
+        ProtocolVersion::V3_1_1 => 2,
+        ProtocolVersion::V5 => 5,
+    }
+}
+
+impl ShardState {
+    /// Checks a CONNECT against the rules that need no other shard [MQTT-3.1.3-8] and
+    /// the configuration.
+    pub fn check_connect(&mut self, connect: &Connect) -> ConnectDecision {
+        let cfg = self.config();
+        if !cfg.allow_anonymous {
+            crate::log!(
+                Notice,
+                "Client refused: allow_anonymous is false and ringmq has no password file support yet."
+            );
+            return ConnectDecision::Refuse(ReasonCode::NOT_AUTHORIZED);
+        }
+        if connect.properties.as_ref().and_then(|p| p.authentication_method.as_ref()).is_some() {
+            return ConnectDecision::Refuse(ReasonCode::BAD_AUTHENTICATION_METHOD);
+        }
+        if let Some(w) = &connect.will {
+            if w.retain && !cfg.retain_available {
+                return ConnectDecision::Refuse(ReasonCode::RETAIN_NOT_SUPPORTED);
+            }
+        }
+        if !connect.version.is_v5() && connect.keep_alive_secs > cfg.max_keepalive_secs {
+            // A 3.x client cannot be told another keepalive; Mosquitto refuses it too.
+            return ConnectDecision::Refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        if connect.version == ProtocolVersion::V3_1 && connect.client_id.len() > 23 {
+            // MQTT 3.1 allows 1 to 23 characters.
+            return ConnectDecision::Refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        if connect.client_id.is_empty() {
+            // 3.1.1: an empty id needs clean session 1 [MQTT-3.1.3-7] [MQTT-3.1.3-8]; 3.1
+            // has no empty ids; 5.0 assigns one (section 3.1.3.1).
+            let allowed = match connect.version {
+                ProtocolVersion::V3_1 => false,
+                ProtocolVersion::V3_1_1 => connect.clean_start,
+                ProtocolVersion::V5 => true,
+            };
+            if !allowed {
+                return ConnectDecision::Refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            }
+            let token = self.new_token();
+            let id = format!("auto-{:04x}-{:012x}", self.id, token & 0xFFFF_FFFF_FFFF);
+            return ConnectDecision::Register { client_id: ByteStr::from(id), assigned: true };
+        }
+        ConnectDecision::Register { client_id: connect.client_id.clone(), assigned: false }
+    }
+
+    /// Writes a refusing CONNACK and marks the connection for closing.
+    pub fn refuse_connect(&mut self, conn: ConnId, version: ProtocolVersion, reason: ReasonCode) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            Packet::ConnAck(ConnAck { session_present: false, code: reason, properties: None })
+                .encode(version, &mut c.out);
+            crate::log!(Notice, "Client connection from {} refused: {:?}.", c.peer, reason);
+            c.closing = true;
+        }
+        self.wake_writer(conn);
+    }
+
+    /// The registry answered: install the session (resumed or new), send CONNACK, and
+    /// re-send what the resumed session had in flight.
+    pub fn complete_connect(
+        &mut self,
+        conn: ConnId,
+        connect: &Connect,
+        client_id: ByteStr,
+        assigned: bool,
+        token: u64,
+        resumed: Option<Box<Session>>,
+    ) -> SessionId {
+        let v = connect.version;
+        let props = connect.properties.as_deref();
+        let expiry = match v {
+            ProtocolVersion::V5 => props.and_then(|p| p.session_expiry_interval_secs).unwrap_or(0),
+            _ if connect.clean_start => 0,
+            _ => u32::MAX,
+        };
+        let session_present = resumed.is_some();
+        let mut session = match resumed {
+            Some(s) => *s,
+            None => Session::new(client_id.clone(), v, expiry, self.limits),
+        };
+        session.expiry_interval_secs = expiry;
+        let receive_max = props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX);
+        let max_packet = props.and_then(|p| p.maximum_packet_size).map_or(usize::MAX, |m| m as usize);
+        session.attach(v, receive_max, max_packet);
+        let sid = self.install_session(session, Some(conn), token);
+        if session_present {
+            self.route_session(sid);
+        }
+        let cfg = self.config();
+        let mut ack_props = Properties::default();
+        if v.is_v5() {
+            if assigned {
+                ack_props.assigned_client_identifier = Some(client_id.clone());
+            }
+            if !cfg.retain_available {
+                ack_props.retain_available = Some(0);
+            }
+            if cfg.max_packet_size < crate::config::PROTOCOL_MAX_PACKET_BYTES {
+                ack_props.maximum_packet_size = Some(cfg.max_packet_size);
+            }
+            if connect.keep_alive_secs > cfg.max_keepalive_secs
+                || (connect.keep_alive_secs == 0 && cfg.max_keepalive_secs < u16::MAX)
+            {
+                ack_props.server_keep_alive_secs = Some(cfg.max_keepalive_secs);
+            }
+            ack_props.topic_alias_maximum = Some(self.limits.max_topic_alias);
+        }
+        let will = connect.will.as_ref().map(|w| Message {
+            topic: w.topic.clone(),
+            payload: w.payload.clone(),
+            qos: w.qos,
+            retain: w.retain,
+            properties: w.properties.as_ref().map(|p| {
+                let mut p = (**p).clone();
+                p.will_delay_interval_secs = None;
+                Arc::new(p)
+            }),
+            publisher: PublisherKey::NONE,
+        });
+        let will_delay_secs = connect
+            .will
+            .as_ref()
+            .and_then(|w| w.properties.as_ref())
+            .and_then(|p| p.will_delay_interval_secs)
+            .unwrap_or(0);
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.session = Some(sid);
+            c.client_id = Some(client_id.clone());
+            c.version = v;
+            c.will = will;
+            c.will_delay_secs = will_delay_secs;
+            let properties = (ack_props != Properties::default()).then(|| Box::new(ack_props));
+            // Session present is 0 whenever clean start is set [MQTT-3.2.2-1] [MQTT-3.2.2-2].
+            Packet::ConnAck(ConnAck { session_present, code: ReasonCode::SUCCESS, properties })
+                .encode(v, &mut c.out);
+            crate::log!(
+                Notice,
+                "New client connected from {} as {} (p{}, c{}, k{}).",
+                c.peer,
+                client_id,
+                mosquitto_protocol_number(v),
+                connect.clean_start as u8,
+                connect.keep_alive_secs
+            );
+            crate::log!(Debug, "Sending CONNACK to {} ({}, 0)", client_id, session_present as u8);
+        }
+        if let Some(entry) = self.sessions.get_mut(sid) {
+            if let Some(c) = entry.conn.and_then(|c| self.conns.get_mut(c)) {
+                entry.session.resume(&mut c.out);
+            }
+        }
+        self.wake_writer(conn);
+        sid
+    }
+
+    /// One packet from a connected client.
+    pub fn handle_packet(&mut self, conn: ConnId, packet: Packet) -> Result<(), Close> {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
+        };
+        let Some(sid) = c.session else { return Err(Close::protocol_error(ReasonCode::SESSION_TAKEN_OVER)) };
+        let cid = c.client_id.clone().unwrap_or_default();
+        let Some(entry) = self.sessions.get_mut(sid) else {
+            return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
+        };
+        let out = &mut c.out;
+        match packet {
+            Packet::Publish(p) => {
+                crate::log!(
+                    Debug,
+                    "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+                    cid,
+                    p.dup as u8,
+                    p.qos as u8,
+                    p.retain as u8,
+                    p.packet_id,
+                    p.topic,
+                    p.payload.len()
+                );
+                let cfg = &self.shared.config;
+                if p.retain && !cfg.retain_available {
+                    // [MQTT-3.3.1-?] Retain not supported: DISCONNECT 0x9A.
+                    return Err(Close::protocol_error(ReasonCode::RETAIN_NOT_SUPPORTED));
+                }
+                let oversize =
+                    cfg.message_size_limit > 0 && p.payload.len() > cfg.message_size_limit as usize;
+                let (qos, packet_id) = (p.qos, p.packet_id);
+                let routed = entry
+                    .session
+                    .handle_publish(p, out)
+                    .map_err(|e| Close::protocol_error(e.reason_code()))?;
+                if qos != QoS::AtMostOnce {
+                    crate::log!(
+                        Debug,
+                        "Sending {} to {} (m{}, rc0)",
+                        if qos == QoS::AtLeastOnce { "PUBACK" } else { "PUBREC" },
+                        cid,
+                        packet_id
+                    );
+                }
+                self.wake_writer(conn);
+                if let Some(mut m) = routed {
+                    if oversize {
+                        crate::log!(Notice, "Dropped too large PUBLISH from {} (message_size_limit).", cid);
+                        return Ok(());
+                    }
+                    m.publisher = PublisherKey::new(self.id, sid, 0);
+                    self.publish(m);
+                }
+            }
+            Packet::PubAck(a) => entry.session.handle_puback(a.packet_id, out),
+            Packet::PubRec(a) => entry.session.handle_pubrec(a.packet_id, a.reason, out),
+            Packet::PubRel(a) => entry.session.handle_pubrel(a.packet_id, out),
+            Packet::PubComp(a) => entry.session.handle_pubcomp(a.packet_id, out),
+            Packet::Subscribe(s) => self.handle_subscribe(conn, sid, s, &cid),
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(conn, sid, u, &cid),
+            Packet::PingReq => {
+                crate::log!(Debug, "Received PINGREQ from {}", cid);
+                Packet::PingResp.encode(c.version, out);
+                crate::log!(Debug, "Sending PINGRESP to {}", cid);
+            }
+            Packet::Disconnect(d) => {
+                crate::log!(Debug, "Received DISCONNECT from {}", cid);
+                if let Some(expiry) = d.properties.as_ref().and_then(|p| p.session_expiry_interval_secs) {
+                    // Setting a non-zero expiry at DISCONNECT after 0 at CONNECT is a
+                    // protocol error [MQTT-3.14.2-2].
+                    if entry.session.expiry_interval_secs == 0 && expiry != 0 {
+                        return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+                    }
+                    entry.session.expiry_interval_secs = expiry;
+                }
+                // DISCONNECT deletes the will [MQTT-3.1.2-10], unless a 5.0 client asked
+                // for it with 0x04.
+                if d.reason != ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
+                    c.will = None;
+                }
+                return Err(Close { reason: ReasonCode::SUCCESS, kind: CloseKind::Clean });
+            }
+            Packet::Connect(_) => {
+                // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+                return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+            }
+            Packet::Auth(_) => {
+                // No enhanced authentication method was agreed at CONNECT (section 4.12).
+                return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                // Server-to-client packets from a client are a protocol error.
+                return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+            }
+        }
+        self.wake_writer(conn);
+        Ok(())
+    }
+
+    fn handle_subscribe(&mut self, conn: ConnId, sid: SessionId, s: Subscribe, cid: &str) {
+        crate::log!(Debug, "Received SUBSCRIBE from {}", cid);
+        let subscription_id = s.properties.as_ref().and_then(|p| p.subscription_identifiers.first().copied());
+        let version = self.conns.get(conn).map_or(ProtocolVersion::V3_1_1, |c| c.version);
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut accepted = Vec::with_capacity(s.filters.len());
+        for (filter, options) in s.filters {
+            crate::log!(Debug, "\t{} (QoS {})", filter, options.qos as u8);
+            reasons.push(ReasonCode(options.qos as u8));
+            accepted.push((filter, Subscription { options, subscription_id }));
+        }
+        // SUBACK first [MQTT-3.8.4-1], then any retained messages the subscriptions bring.
+        if let Some(c) = self.conns.get_mut(conn) {
+            Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, properties: None })
+                .encode(version, &mut c.out);
+            crate::log!(Debug, "Sending SUBACK to {}", cid);
+        }
+        for (filter, sub) in accepted {
+            self.subscribe(sid, filter, sub);
+        }
+        self.wake_writer(conn);
+    }
+
+    fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, u: Unsubscribe, cid: &str) {
+        crate::log!(Debug, "Received UNSUBSCRIBE from {}", cid);
+        let reasons: Vec<ReasonCode> = u
+            .filters
+            .iter()
+            .map(|f| {
+                if self.unsubscribe(sid, f) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        if let Some(c) = self.conns.get_mut(conn) {
+            let reasons = if c.version.is_v5() { reasons } else { Vec::new() };
+            Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, properties: None })
+                .encode(c.version, &mut c.out);
+            crate::log!(Debug, "Sending UNSUBACK to {}", cid);
+        }
+        self.wake_writer(conn);
+    }
+
+    /// Publishes a connection's will, if it still has one.
+    pub fn fire_will(&mut self, conn: ConnId) {
+        let Some(will) = self.conns.get_mut(conn).and_then(|c| c.will.take()) else { return };
+        crate::log!(
+            Debug,
+            "Publishing will of {} to '{}'",
+            self.conns.get(conn).and_then(|c| c.client_id.clone()).unwrap_or_default(),
+            will.topic
+        );
+        self.publish(will);
+    }
+
+    /// The connection is gone (or about to be): will, session detach or end, registry.
+    pub fn connection_closed(&mut self, conn: ConnId, kind: CloseKind, why: &str) {
+        if kind == CloseKind::Abnormal {
+            self.fire_will(conn);
+        }
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        c.closing = true;
+        if let Some(cid) = &c.client_id {
+            crate::log!(Notice, "Client {} {}.", cid, why);
+        }
+        let Some(sid) = c.session.take() else { return };
+        let persistent = match self.sessions.get_mut(sid) {
+            Some(e) if e.conn == Some(conn) => {
+                e.conn = None;
+                e.session.detach();
+                e.offline_since = Some(Instant::now());
+                e.session.is_persistent()
+            }
+            _ => return,
+        };
+        if !persistent {
+            self.end_session(sid);
+        }
+    }
+
+    /// Handles one message from the mesh.
+    pub fn on_mesh(&mut self, msg: MeshMsg) -> bool {
+        match msg {
+            MeshMsg::Forward(m) => self.deliver_forwarded(&m),
+            MeshMsg::SharedForward { group, filter, message } => {
+                self.deliver_shared(&group, &filter, &message)
+            }
+            MeshMsg::Interest { filter, from, add: true } => self.trie.add_remote_interest(&filter, from),
+            MeshMsg::Interest { filter, from, add: false } => {
+                self.trie.remove_remote_interest(&filter, from);
+            }
+            MeshMsg::SharedInterest { group, filter, from, add: true } => {
+                self.trie.add_remote_shared(&group, &filter, from)
+            }
+            MeshMsg::SharedInterest { group, filter, from, add: false } => {
+                self.trie.remove_remote_shared(&group, &filter, from);
+            }
+            MeshMsg::Retain { topic, message } => self.apply_retained(&topic, message),
+            MeshMsg::Register { client_id, from, token, clean_start } => {
+                self.on_register(client_id, from, token, clean_start)
+            }
+            MeshMsg::Takeover { client_id, to, token, clean_start } => {
+                self.on_takeover(&client_id, to, token, clean_start)
+            }
+            MeshMsg::Handoff { token, session } => self.on_handoff(token, session),
+            MeshMsg::Unregister { client_id, token } => self.on_unregister(&client_id, token),
+            MeshMsg::Shutdown => return false,
+        }
+        true
+    }
+}

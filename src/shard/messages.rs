@@ -1,0 +1,35 @@
+//! What shards tell each other over the mesh. Data (forwarded publishes) and control
+//! (interest changes, retained updates, the client-id registry and session takeover)
+//! share one FIFO per shard pair, so a publisher's messages keep their order and an
+//! interest change is seen before the publishes that depend on it.
+
+use crate::protocol::ByteStr;
+use crate::session::{Message, Session};
+use std::sync::Arc;
+
+/// A unique id for one CONNECT attempt: the shard it arrived on and a counter there.
+pub type ConnectToken = u64;
+
+/// A message between shards.
+pub enum MeshMsg {
+    /// Deliver to the receiving shard's local (non-shared) subscribers.
+    Forward(Arc<Message>),
+    /// Deliver to one local member of a shared-subscription group.
+    SharedForward { group: Arc<str>, filter: Arc<str>, message: Arc<Message> },
+    /// The sending shard gained (`add`) or lost its last subscription to `filter`.
+    Interest { filter: Arc<str>, from: u16, add: bool },
+    /// The sending shard gained or lost one member of a shared group.
+    SharedInterest { group: Arc<str>, filter: Arc<str>, from: u16, add: bool },
+    /// A retained message was set (`Some`) or cleared (`None`) on the sending shard.
+    Retain { topic: ByteStr, message: Option<Arc<Message>> },
+    /// To the client id's home shard: a client connected on shard `from`.
+    Register { client_id: ByteStr, from: u16, token: ConnectToken, clean_start: bool },
+    /// From the home shard to the shard holding the client's session: give it up.
+    Takeover { client_id: ByteStr, to: u16, token: ConnectToken, clean_start: bool },
+    /// To the shard the client connected on: its old session, if it is to be resumed.
+    Handoff { token: ConnectToken, session: Option<Box<Session>> },
+    /// To the home shard: the session registered under `token` has ended.
+    Unregister { client_id: ByteStr, token: ConnectToken },
+    /// Stop: disconnect clients, publish wills, exit the loop.
+    Shutdown,
+}

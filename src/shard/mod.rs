@@ -1,0 +1,294 @@
+//! The only module that knows the runtime. One shard thread per core, each running a
+//! monoio io_uring event loop (COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN: see
+//! ../shared/measurements/runtime-echo.md for why monoio and why these flags), each with
+//! its own SO_REUSEPORT socket on every listener so the kernel spreads connections over
+//! the shards. Shards share nothing but the [`mesh::Mesh`].
+
+mod connect;
+mod connection;
+mod handle;
+mod mesh;
+mod messages;
+mod routing;
+mod state;
+
+use crate::config::Config;
+use mesh::Mesh;
+use messages::MeshMsg;
+use state::{ShardState, Shared};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The oldest kernel ringmq runs on: DEFER_TASKRUN arrived in Linux 6.1.
+pub const MIN_KERNEL: &str = "6.1";
+
+/// io_uring submission queue entries per shard.
+const RING_ENTRIES: u32 = 4096;
+
+/// A running broker: its shard threads and the addresses it listens on.
+pub struct Broker {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    addrs: Vec<SocketAddr>,
+}
+
+/// The io_uring set-up every shard uses.
+fn uring_builder() -> io_uring::Builder {
+    let mut b = io_uring::IoUring::builder();
+    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun();
+    b
+}
+
+/// Fails with one clear line when io_uring is missing, disabled or too old.
+pub fn check_io_uring() -> anyhow::Result<()> {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        if v.trim() == "2" {
+            anyhow::bail!("io_uring is disabled on this machine (kernel.io_uring_disabled = 2); ringmq needs io_uring (Linux {MIN_KERNEL} or later)");
+        }
+    }
+    uring_builder().build(8).map_err(|e| {
+        anyhow::anyhow!(
+            "io_uring is not available ({e}); ringmq needs Linux {MIN_KERNEL} or later with io_uring enabled (check kernel.io_uring_disabled and any seccomp profile)"
+        )
+    })?;
+    Ok(())
+}
+
+/// Binds one SO_REUSEPORT socket per shard on `addr`; the first decides the port when
+/// `addr` asks for port 0.
+fn bind_reuseport(addr: SocketAddr, shards: usize) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(shards);
+    let mut addr = addr;
+    for _ in 0..shards {
+        let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
+        let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        s.set_reuse_port(true)?;
+        s.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.bind(&addr.into())?;
+        s.listen(4096)?;
+        let l: TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Pins the calling thread to one CPU.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds for cpu < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu < libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                crate::log!(Warning, "Warning: could not pin a shard to CPU {}.", cpu);
+            }
+        }
+    }
+}
+
+impl Broker {
+    /// Starts the shards and listeners. `port` applies when no listener is configured.
+    pub fn start(config: Config, port: u16) -> anyhow::Result<Broker> {
+        check_io_uring()?;
+        let shards = config.cores.max(1);
+        let mut per_shard: Vec<Vec<(TcpListener, u16)>> = (0..shards).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::new();
+        let default_listeners = config.listeners.is_empty();
+        for addr in config.bind_addrs(port) {
+            match bind_reuseport(addr, shards) {
+                Ok(ls) => {
+                    let local = ls[0].local_addr()?;
+                    crate::log!(
+                        Notice,
+                        "Opening {} listen socket on {}.",
+                        if local.is_ipv6() { "ipv6" } else { "ipv4" },
+                        local
+                    );
+                    addrs.push(local);
+                    for (i, l) in ls.into_iter().enumerate() {
+                        per_shard[i].push((l, local.port()));
+                    }
+                }
+                // ::1 may be missing where IPv6 is off; the loopback default then runs on IPv4.
+                Err(e) if default_listeners && addr.is_ipv6() => {
+                    crate::log!(Warning, "Warning: not listening on {}: {}.", addr, e);
+                }
+                Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
+            }
+        }
+        if default_listeners {
+            crate::log!(Notice, "Starting in local only mode. Connections will only be possible from clients running on this machine.");
+            crate::log!(
+                Notice,
+                "Create a configuration file which defines a listener to allow remote access."
+            );
+        }
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus: Option<Vec<usize>> = match &config.cpus {
+            Some(list) => Some(list.clone()),
+            // Pin only when every shard gets a CPU of its own; otherwise the kernel places them.
+            None if shards <= online => Some((0..shards).collect()),
+            None => None,
+        };
+        let shared = Arc::new(Shared { mesh: Mesh::new(shards), config, connections: Default::default() });
+        let mut threads = Vec::with_capacity(shards);
+        for (id, listeners) in per_shard.into_iter().enumerate() {
+            let shared = shared.clone();
+            let cpu = cpus.as_ref().map(|c| c[id % c.len()]);
+            let t = std::thread::Builder::new().name(format!("ringmq-shard-{id}")).spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_to_cpu(cpu);
+                }
+                if let Err(e) = run_shard(id as u16, shared, listeners) {
+                    crate::log!(Error, "Error: shard {} stopped: {}", id, e);
+                }
+            })?;
+            threads.push(t);
+        }
+        crate::log!(Notice, "ringmq version {} running with {} shard(s).", env!("CARGO_PKG_VERSION"), shards);
+        Ok(Broker { shared, threads, addrs })
+    }
+
+    /// The addresses the broker listens on (with the ports actually bound).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops every shard (clients get DISCONNECT 0x8B in MQTT 5, wills are published)
+    /// and waits for the threads.
+    pub fn shutdown(self) {
+        let n = self.shared.mesh.shards();
+        for to in 0..n {
+            // The control message goes behind whatever is queued; retry while full.
+            let mut msg = MeshMsg::Shutdown;
+            while let Err(m) = self.shared.mesh.try_send(to, to, msg) {
+                msg = m;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.shared.mesh.wake(to);
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_shard(id: u16, shared: Arc<Shared>, listeners: Vec<(TcpListener, u16)>) -> anyhow::Result<()> {
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .uring_builder(uring_builder())
+        .with_entries(RING_ENTRIES)
+        .enable_timer()
+        .build()?;
+    rt.block_on(async move {
+        let state = Rc::new(RefCell::new(ShardState::new(id, shared)));
+        for (l, port) in listeners {
+            l.set_nonblocking(true)?;
+            let l = monoio::net::TcpListener::from_std(l)?;
+            monoio::spawn(accept_loop(state.clone(), l, port));
+        }
+        monoio::spawn(housekeeping(state.clone()));
+        mesh_loop(&state).await;
+        shutdown_shard(&state).await;
+        Ok(())
+    })
+}
+
+async fn accept_loop(state: Rc<RefCell<ShardState>>, listener: monoio::net::TcpListener, port: u16) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                state.borrow().shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                monoio::spawn(connection::serve(state.clone(), stream, peer, port));
+            }
+            Err(e) => {
+                // Out of file descriptors, most likely: wait rather than spin.
+                crate::log!(Error, "Error accepting a connection: {}.", e);
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Drains the mesh queues addressed to this shard until a Shutdown arrives.
+async fn mesh_loop(state: &Rc<RefCell<ShardState>>) {
+    /// Messages taken from one peer per turn, so one busy peer cannot starve the others
+    /// or the shard's own sockets.
+    const MESH_BATCH: usize = 1024;
+    let (id, shards) = {
+        let st = state.borrow();
+        (st.id as usize, st.shared.mesh.shards())
+    };
+    loop {
+        poll_fn(|cx| if state.borrow().shared.mesh.park(id, cx) { Poll::Pending } else { Poll::Ready(()) })
+            .await;
+        let mut more = false;
+        {
+            let mut st = state.borrow_mut();
+            let shared = st.shared.clone();
+            for from in 0..shards {
+                for _ in 0..MESH_BATCH {
+                    let Some(m) = shared.mesh.try_recv(from, id) else { break };
+                    if !st.on_mesh(m) {
+                        return;
+                    }
+                }
+                more |= shared.mesh.has_pending(id);
+            }
+            st.wake_peers();
+        }
+        if more {
+            // Let connection tasks run before the next batch.
+            monoio::time::sleep(Duration::ZERO).await;
+        }
+    }
+}
+
+/// Periodic work: retrying a backed-up mesh, session expiry, the drop counters' log.
+async fn housekeeping(state: Rc<RefCell<ShardState>>) {
+    let mut last_expiry = Instant::now();
+    loop {
+        let backlogged = state.borrow().is_backlogged();
+        monoio::time::sleep(if backlogged { Duration::from_micros(200) } else { Duration::from_millis(100) })
+            .await;
+        let mut st = state.borrow_mut();
+        if st.is_backlogged() {
+            st.flush_backlog();
+            st.wake_peers();
+        }
+        let now = Instant::now();
+        if now.duration_since(last_expiry) >= Duration::from_secs(1) {
+            last_expiry = now;
+            st.expire_sessions(now);
+            st.log_drops();
+            st.wake_peers();
+        }
+    }
+}
+
+/// Closes every connection (MQTT 5: DISCONNECT 0x8B), publishes wills, and gives the
+/// writers a moment to flush.
+async fn shutdown_shard(state: &Rc<RefCell<ShardState>>) {
+    let conns: Vec<u32> = state.borrow().conns.iter().map(|(id, _)| id).collect();
+    {
+        let mut st = state.borrow_mut();
+        for c in &conns {
+            st.close_conn(*c, Some(crate::protocol::ReasonCode::SERVER_SHUTTING_DOWN));
+            st.fire_will(*c);
+        }
+        st.wake_peers();
+    }
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline && !state.borrow().conns.is_empty() {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

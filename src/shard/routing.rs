@@ -1,0 +1,285 @@
+//! The publish path and subscriptions on one shard: one trie walk gives the local
+//! subscribers, the shards to forward to and the shared groups; deliveries go straight
+//! into connection output buffers, forwards into the mesh.
+
+use super::messages::MeshMsg;
+use super::state::{ConnId, SessionId, ShardState, SubValue, OUTPUT_HIGH_WATER_BYTES};
+use crate::protocol::topic::parse_shared;
+use crate::protocol::{ByteStr, QoS, RetainHandling};
+use crate::router::{ShardSet, Target};
+use crate::session::{DeliverOutcome, Delivery, Message, Subscription};
+use std::sync::Arc;
+
+/// One subscriber's merged view of its matching subscriptions [MQTT-3.3.4-2]: delivered
+/// once, at the highest granted QoS, with every subscription identifier.
+struct Match {
+    sid: SessionId,
+    qos: QoS,
+    retain_as_published: bool,
+    ids: Vec<u32>,
+}
+
+impl ShardState {
+    /// Routes a message published on this shard: local subscribers, other shards, shared
+    /// groups; updates the retained store first.
+    pub fn publish(&mut self, msg: Message) {
+        let msg = Arc::new(msg);
+        if msg.retain {
+            self.store_retained(&msg);
+            let topic = msg.topic.clone();
+            let stored = (!msg.payload.is_empty()).then(|| msg.clone());
+            self.broadcast(|| MeshMsg::Retain { topic: topic.clone(), message: stored.clone() });
+        }
+        let mut shards = ShardSet::default();
+        let mut matches: Vec<Match> = Vec::new();
+        let mut shared_targets: Vec<(Target, Arc<str>, Arc<str>, Option<(SessionId, SubValue)>)> = Vec::new();
+        let strategy = self.config().share_strategy;
+        let random = self.random();
+        let publisher_hash = msg.publisher.0;
+        self.trie.route(
+            &msg.topic,
+            &mut shards,
+            |sid, sub| merge(&mut matches, sid, sub),
+            |group| {
+                if let Some(t) = group.select(strategy, publisher_hash, random) {
+                    let local = match t {
+                        Target::Local(i) => group.members().get(i).copied(),
+                        Target::Shard(_) => None,
+                    };
+                    shared_targets.push((t, group.group().into(), group.filter().into(), local));
+                }
+            },
+        );
+        self.deliver_matches(&msg, matches);
+        for to in shards.iter() {
+            self.send(to as usize, MeshMsg::Forward(msg.clone()));
+        }
+        for (target, group, filter, local) in shared_targets {
+            match (target, local) {
+                (Target::Local(_), Some((sid, sub))) => self.deliver_one(&msg, sid, &sub, false),
+                (Target::Shard(shard), _) => {
+                    self.send(shard as usize, MeshMsg::SharedForward { group, filter, message: msg.clone() })
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A message another shard forwarded: local subscribers only.
+    pub fn deliver_forwarded(&mut self, msg: &Arc<Message>) {
+        let mut matches = Vec::new();
+        self.trie.for_each_match(&msg.topic, |sid, sub| merge(&mut matches, sid, sub));
+        self.deliver_matches(msg, matches);
+    }
+
+    fn deliver_matches(&mut self, msg: &Arc<Message>, matches: Vec<Match>) {
+        for m in matches {
+            let retain = m.retain_as_published && msg.retain;
+            self.deliver_to(m.sid, msg, m.qos, retain, m.ids);
+        }
+    }
+
+    fn deliver_one(&mut self, msg: &Arc<Message>, sid: SessionId, sub: &SubValue, retained_replay: bool) {
+        let retain = retained_replay || (sub.options.retain_as_published && msg.retain);
+        let ids = sub.subscription_id.into_iter().collect();
+        self.deliver_to(sid, msg, msg.qos.min(sub.options.qos), retain, ids);
+    }
+
+    /// Hands one delivery to a session, writing into its connection's buffer.
+    fn deliver_to(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: bool, ids: Vec<u32>) {
+        let Some(entry) = self.sessions.get_mut(sid) else { return };
+        let conn = entry.conn;
+        // Offline sessions queue and write nothing; they still need somewhere to write.
+        let mut offline_sink = bytes::BytesMut::new();
+        let out = match conn.and_then(|c| self.conns.get_mut(c)) {
+            Some(c) if !c.closing => {
+                if qos == QoS::AtMostOnce && c.out.len() > OUTPUT_HIGH_WATER_BYTES {
+                    self.drops.qos0_slow_subscriber += 1;
+                    return;
+                }
+                &mut c.out
+            }
+            _ => &mut offline_sink,
+        };
+        let d = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids };
+        let before = out.len();
+        let outcome = entry.session.deliver(d, out);
+        let wrote = out.len() != before;
+        if outcome == DeliverOutcome::Dropped && qos != QoS::AtMostOnce {
+            self.drops.queue_full += 1;
+        }
+        if wrote {
+            if let Some(c) = conn {
+                self.wake_writer(c);
+            }
+        }
+    }
+
+    /// A message another shard picked this shard for, in a shared group.
+    pub fn deliver_shared(&mut self, group: &str, filter: &str, msg: &Arc<Message>) {
+        let strategy = self.config().share_strategy;
+        let random = self.random();
+        let chosen = self
+            .trie
+            .shared_group(group, filter)
+            .and_then(|g| g.select_local(strategy, msg.publisher.0, random).copied());
+        if let Some((sid, sub)) = chosen {
+            self.deliver_one(msg, sid, &sub, false);
+        }
+    }
+
+    fn store_retained(&mut self, msg: &Arc<Message>) {
+        // An empty payload clears the retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11].
+        if msg.payload.is_empty() {
+            self.retained.remove(&msg.topic);
+        } else {
+            self.retained.set(&msg.topic, msg.clone());
+        }
+    }
+
+    /// Applies a retained update from another shard.
+    pub fn apply_retained(&mut self, topic: &str, msg: Option<Arc<Message>>) {
+        match msg {
+            Some(m) => {
+                self.retained.set(topic, m);
+            }
+            None => {
+                self.retained.remove(topic);
+            }
+        }
+    }
+
+    /// Adds a subscription for a session; returns whether one existed for the filter.
+    /// Sends retained messages as the retain handling option says.
+    pub fn subscribe(&mut self, sid: SessionId, filter: ByteStr, sub: Subscription) -> bool {
+        let existed = match self.sessions.get_mut(sid) {
+            Some(e) => e.session.add_subscription(filter.clone(), sub),
+            None => return false,
+        };
+        self.add_to_trie(sid, &filter, sub);
+        let send_retained = match sub.options.retain_handling {
+            RetainHandling::SendOnSubscribe => true,
+            RetainHandling::SendIfNewSubscription => !existed,
+            RetainHandling::DoNotSend => false,
+        };
+        // Retained messages are not sent for shared subscriptions (section 4.8.2).
+        if send_retained && !filter.starts_with("$share/") {
+            let mut found = Vec::new();
+            self.retained.for_each_match(&filter, |m| found.push(m.clone()));
+            for m in found {
+                self.deliver_one(&m, sid, &sub, true);
+            }
+        }
+        existed
+    }
+
+    /// Puts a session's subscription into the trie, telling other shards when this shard
+    /// gains its first subscriber to the filter (or a shared-group member).
+    pub fn add_to_trie(&mut self, sid: SessionId, filter: &str, sub: Subscription) {
+        if let Ok(Some(shared)) = parse_shared(filter) {
+            let (group, inner): (Arc<str>, Arc<str>) = (shared.group.into(), shared.filter.into());
+            if self.trie.subscribe_shared(&group, &inner, sid, sub).is_none() {
+                let from = self.id;
+                self.broadcast(|| MeshMsg::SharedInterest {
+                    group: group.clone(),
+                    filter: inner.clone(),
+                    from,
+                    add: true,
+                });
+            }
+            return;
+        }
+        if self.trie.subscribe(filter, sid, sub).is_none() {
+            let count = self.filter_refs.entry(filter.into()).or_insert(0);
+            *count += 1;
+            if *count == 1 {
+                let (f, from): (Arc<str>, u16) = (filter.into(), self.id);
+                self.broadcast(|| MeshMsg::Interest { filter: f.clone(), from, add: true });
+            }
+        }
+    }
+
+    /// Removes a session's subscription from the trie (and tells other shards).
+    pub fn remove_from_trie(&mut self, sid: SessionId, filter: &str) -> bool {
+        if let Ok(Some(shared)) = parse_shared(filter) {
+            let removed = self.trie.unsubscribe_shared(shared.group, shared.filter, sid).is_some();
+            if removed {
+                let (group, inner, from): (Arc<str>, Arc<str>, u16) =
+                    (shared.group.into(), shared.filter.into(), self.id);
+                self.broadcast(|| MeshMsg::SharedInterest {
+                    group: group.clone(),
+                    filter: inner.clone(),
+                    from,
+                    add: false,
+                });
+            }
+            return removed;
+        }
+        if self.trie.unsubscribe(filter, sid).is_none() {
+            return false;
+        }
+        if let Some(count) = self.filter_refs.get_mut(filter) {
+            *count -= 1;
+            if *count == 0 {
+                self.filter_refs.remove(filter);
+                let (f, from): (Arc<str>, u16) = (filter.into(), self.id);
+                self.broadcast(|| MeshMsg::Interest { filter: f.clone(), from, add: false });
+            }
+        }
+        true
+    }
+
+    /// UNSUBSCRIBE of one filter; returns whether the subscription existed.
+    pub fn unsubscribe(&mut self, sid: SessionId, filter: &str) -> bool {
+        let existed = self.sessions.get_mut(sid).is_some_and(|e| e.session.remove_subscription(filter));
+        if existed {
+            self.remove_from_trie(sid, filter);
+        }
+        existed
+    }
+
+    /// Takes every subscription of a session out of the trie (the session leaves this
+    /// shard or ends); the session keeps its own list.
+    pub fn unroute_session(&mut self, sid: SessionId) {
+        let filters: Vec<ByteStr> = self
+            .sessions
+            .get(sid)
+            .map(|e| e.session.subscriptions.keys().cloned().collect())
+            .unwrap_or_default();
+        for f in filters {
+            self.remove_from_trie(sid, &f);
+        }
+    }
+
+    /// Puts every subscription of a session (arriving from another shard) into the trie.
+    pub fn route_session(&mut self, sid: SessionId) {
+        let subs: Vec<(ByteStr, Subscription)> = self
+            .sessions
+            .get(sid)
+            .map(|e| e.session.subscriptions.iter().map(|(f, s)| (f.clone(), *s)).collect())
+            .unwrap_or_default();
+        for (f, s) in subs {
+            self.add_to_trie(sid, &f, s);
+        }
+    }
+
+    /// The connection a session is attached to, if any.
+    pub fn conn_of(&self, sid: SessionId) -> Option<ConnId> {
+        self.sessions.get(sid).and_then(|e| e.conn)
+    }
+}
+
+fn merge(matches: &mut Vec<Match>, sid: SessionId, sub: &SubValue) {
+    if let Some(m) = matches.iter_mut().find(|m| m.sid == sid) {
+        m.qos = m.qos.max(sub.options.qos);
+        m.retain_as_published |= sub.options.retain_as_published;
+        m.ids.extend(sub.subscription_id);
+        return;
+    }
+    matches.push(Match {
+        sid,
+        qos: sub.options.qos,
+        retain_as_published: sub.options.retain_as_published,
+        ids: sub.subscription_id.into_iter().collect(),
+    });
+}

@@ -1,0 +1,373 @@
+//! One shard's state: its connections, sessions, trie and retained store, and its end of
+//! the mesh. Everything here runs on the shard's thread, synchronously, between awaits;
+//! the async tasks in `connection.rs` call in with the state borrowed for one batch.
+
+use super::mesh::Mesh;
+use super::messages::{ConnectToken, MeshMsg};
+use crate::config::Config;
+use crate::protocol::{ByteStr, ProtocolVersion, ReasonCode};
+use crate::router::{RetainedStore, Trie};
+use crate::session::{Limits, Message, Session, Subscription};
+use bytes::BytesMut;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
+
+/// What every shard shares: the mesh and the configuration, plus a connection count for
+/// `max_connections`.
+pub struct Shared {
+    pub mesh: Mesh,
+    pub config: Config,
+    pub connections: AtomicUsize,
+}
+
+/// A session's slot in this shard's table; the trie stores these.
+pub type SessionId = u32;
+/// A connection's slot in this shard's table.
+pub type ConnId = u32;
+
+/// Output bytes a connection may have waiting before QoS 0 messages to it are dropped.
+pub const OUTPUT_HIGH_WATER_BYTES: usize = 4 << 20;
+
+/// A session and where it stands on this shard.
+pub struct SessionEntry {
+    pub session: Session,
+    pub conn: Option<ConnId>,
+    /// The registration this session holds at its client id's home shard.
+    pub token: ConnectToken,
+    /// When the connection went away (for session expiry).
+    pub offline_since: Option<Instant>,
+}
+
+/// Why a connection is being closed by the broker.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CloseKind {
+    /// The client sent DISCONNECT: no will (unless 5.0 asked for it).
+    Clean,
+    /// A protocol error, keepalive expiry, socket error or takeover: the will is published.
+    Abnormal,
+}
+
+/// A connection: its output buffer and the writer task's waker.
+pub struct ConnEntry {
+    pub peer: SocketAddr,
+    pub out: BytesMut,
+    pub writer: Option<Waker>,
+    /// Set when the broker decided to close; the writer flushes, then shuts the socket.
+    pub closing: bool,
+    pub session: Option<SessionId>,
+    pub client_id: Option<ByteStr>,
+    pub version: ProtocolVersion,
+    pub will: Option<Message>,
+    /// Will Delay Interval (MQTT 5), seconds.
+    pub will_delay_secs: u32,
+    /// Set when this connection lost its session to a newer connection.
+    pub taken_over: bool,
+    /// The reader and writer tasks each set theirs when they end; the last one removes
+    /// the entry, so the writer can still flush a final DISCONNECT.
+    pub reader_done: bool,
+    pub writer_done: bool,
+}
+
+impl ConnEntry {
+    /// A connection that has not sent CONNECT yet.
+    pub fn new(peer: SocketAddr) -> Self {
+        ConnEntry {
+            peer,
+            out: BytesMut::new(),
+            writer: None,
+            closing: false,
+            session: None,
+            client_id: None,
+            version: ProtocolVersion::V3_1_1,
+            will: None,
+            will_delay_secs: 0,
+            taken_over: false,
+            reader_done: false,
+            writer_done: false,
+        }
+    }
+}
+
+/// A CONNECT waiting for its client id's home shard to answer.
+pub struct PendingConnect {
+    pub result: Option<Option<Box<Session>>>,
+    pub waker: Option<Waker>,
+}
+
+/// A vector of optional slots with a free list: stable `u32` ids, reused after removal.
+pub struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { slots: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn insert(&mut self, v: T) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(v);
+                i
+            }
+            None => {
+                self.slots.push(Some(v));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+    pub fn remove(&mut self, i: u32) -> Option<T> {
+        let v = self.slots.get_mut(i as usize)?.take();
+        if v.is_some() {
+            self.free.push(i);
+        }
+        v
+    }
+    pub fn get(&self, i: u32) -> Option<&T> {
+        self.slots.get(i as usize)?.as_ref()
+    }
+    pub fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.slots.get_mut(i as usize)?.as_mut()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|v| (i as u32, v)))
+    }
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counters reported in the log, once per episode.
+#[derive(Default, Debug)]
+pub struct DropStats {
+    pub qos0_slow_subscriber: u64,
+    pub logged_qos0: u64,
+    pub queue_full: u64,
+    pub logged_queue_full: u64,
+}
+
+/// The value stored per subscription in the trie.
+pub type SubValue = Subscription;
+
+/// One shard.
+pub struct ShardState {
+    pub id: u16,
+    pub shared: Arc<Shared>,
+    pub limits: Limits,
+    pub trie: Trie<SessionId, SubValue>,
+    /// Subscriptions per filter on this shard, to send interest changes on 0 <-> 1.
+    pub filter_refs: HashMap<Arc<str>, u32>,
+    pub retained: RetainedStore<Arc<Message>>,
+    pub sessions: Slab<SessionEntry>,
+    pub by_client: HashMap<ByteStr, SessionId>,
+    /// The home-shard registry: client id -> the registration that owns it.
+    pub registry: HashMap<ByteStr, ConnectToken>,
+    pub conns: Slab<ConnEntry>,
+    pub pending: HashMap<ConnectToken, PendingConnect>,
+    /// Messages for a shard whose queue was full, kept in order.
+    pub backlog: Vec<VecDeque<MeshMsg>>,
+    /// Shards sent to since the last wake-up round.
+    pub to_wake: Vec<bool>,
+    next_token: u64,
+    pub drops: DropStats,
+    /// Reader tasks waiting for the mesh backlog to drain.
+    pub backlog_waiters: Vec<Waker>,
+    pub rng: u64,
+}
+
+impl ShardState {
+    pub fn new(id: u16, shared: Arc<Shared>) -> Self {
+        let c = &shared.config;
+        let limits = Limits {
+            max_inflight_messages: c.max_inflight_messages,
+            max_queued_messages: c.max_queued_messages,
+            max_queued_bytes: c.max_queued_bytes,
+            ..Limits::default()
+        };
+        let shards = shared.mesh.shards();
+        ShardState {
+            id,
+            limits,
+            trie: Trie::new(id),
+            filter_refs: HashMap::new(),
+            retained: RetainedStore::new(),
+            sessions: Slab::default(),
+            by_client: HashMap::new(),
+            registry: HashMap::new(),
+            conns: Slab::default(),
+            pending: HashMap::new(),
+            backlog: (0..shards).map(|_| VecDeque::new()).collect(),
+            to_wake: vec![false; shards],
+            next_token: 0,
+            drops: DropStats::default(),
+            backlog_waiters: Vec::new(),
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
+            shared,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// A fresh token for a CONNECT on this shard.
+    pub fn new_token(&mut self) -> ConnectToken {
+        self.next_token += 1;
+        ((self.id as u64) << 48) | self.next_token
+    }
+
+    /// The shard a token's CONNECT arrived on.
+    pub fn token_shard(token: ConnectToken) -> usize {
+        (token >> 48) as usize
+    }
+
+    /// A client id's home shard, where its registry entry lives.
+    pub fn home_shard(&self, client_id: &str) -> usize {
+        // FNV-1a: stable across shards and runs, cheap for short ids.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in client_id.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        (h % self.shared.mesh.shards() as u64) as usize
+    }
+
+    /// A cheap pseudo-random number (xorshift) for shared-subscription selection.
+    pub fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Sends to a shard (this one included) in order: behind any backlog, or into the
+    /// backlog when the queue is full.
+    pub fn send(&mut self, to: usize, msg: MeshMsg) {
+        self.to_wake[to] = true;
+        if !self.backlog[to].is_empty() {
+            self.backlog[to].push_back(msg);
+            return;
+        }
+        if let Err(msg) = self.shared.mesh.try_send(self.id as usize, to, msg) {
+            self.backlog[to].push_back(msg);
+        }
+    }
+
+    /// Sends to every other shard.
+    pub fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) {
+        for to in 0..self.shared.mesh.shards() {
+            if to != self.id as usize {
+                let m = make();
+                self.send(to, m);
+            }
+        }
+    }
+
+    /// Moves backlog into the queues as space allows; returns true when all is sent.
+    pub fn flush_backlog(&mut self) -> bool {
+        let mut drained = true;
+        for to in 0..self.backlog.len() {
+            while let Some(msg) = self.backlog[to].pop_front() {
+                if let Err(msg) = self.shared.mesh.try_send(self.id as usize, to, msg) {
+                    self.backlog[to].push_front(msg);
+                    drained = false;
+                    break;
+                }
+                self.to_wake[to] = true;
+            }
+        }
+        if drained {
+            for w in self.backlog_waiters.drain(..) {
+                w.wake();
+            }
+        }
+        drained
+    }
+
+    /// Whether any mesh queue toward another shard is backed up.
+    pub fn is_backlogged(&self) -> bool {
+        self.backlog.iter().any(|b| !b.is_empty())
+    }
+
+    /// Wakes the shards sent to since the last call.
+    pub fn wake_peers(&mut self) {
+        for to in 0..self.to_wake.len() {
+            if std::mem::take(&mut self.to_wake[to]) {
+                self.shared.mesh.wake(to);
+            }
+        }
+    }
+
+    /// Wakes a connection's writer after output was appended.
+    pub fn wake_writer(&mut self, conn: ConnId) {
+        if let Some(w) = self.conns.get_mut(conn).and_then(|c| c.writer.take()) {
+            w.wake();
+        }
+    }
+
+    /// Called by the reader and by the writer task as each ends; the second removes it.
+    pub fn task_done(&mut self, conn: ConnId, reader: bool) {
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        if reader {
+            c.reader_done = true;
+        } else {
+            c.writer_done = true;
+        }
+        c.closing = true;
+        if c.reader_done && c.writer_done {
+            self.conns.remove(conn);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.wake_writer(conn);
+        }
+    }
+
+    /// Marks a connection for closing; `goodbye` is the MQTT 5 DISCONNECT reason to send.
+    pub fn close_conn(&mut self, conn: ConnId, goodbye: Option<ReasonCode>) {
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        if c.closing {
+            return;
+        }
+        if let Some(reason) = goodbye.filter(|_| c.version.is_v5() && c.client_id.is_some()) {
+            crate::protocol::Packet::Disconnect(crate::protocol::Disconnect::with_reason(reason))
+                .encode(c.version, &mut c.out);
+        }
+        c.closing = true;
+        self.wake_writer(conn);
+    }
+}
+
+impl ShardState {
+    /// Logs drop counters once per episode: when they moved since the last report.
+    pub fn log_drops(&mut self) {
+        let d = &mut self.drops;
+        if d.qos0_slow_subscriber != d.logged_qos0 {
+            crate::log!(
+                Warning,
+                "Warning: dropped {} QoS 0 messages to slow subscribers (output buffer above {} bytes).",
+                d.qos0_slow_subscriber - d.logged_qos0,
+                OUTPUT_HIGH_WATER_BYTES
+            );
+            d.logged_qos0 = d.qos0_slow_subscriber;
+        }
+        if d.queue_full != d.logged_queue_full {
+            crate::log!(
+                Warning,
+                "Warning: dropped {} QoS 1/2 messages: max_queued_messages reached.",
+                d.queue_full - d.logged_queue_full
+            );
+            d.logged_queue_full = d.queue_full;
+        }
+    }
+}
