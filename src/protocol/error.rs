@@ -44,6 +44,10 @@ pub enum DecodeError {
     EmptyUnsubscribe,
     #[error("reserved bits set in the subscription options [MQTT-3.8.3-5]")]
     InvalidSubscriptionOptions,
+    #[error("subscription options ask for QoS 3 (section 3.8.3.1)")]
+    InvalidSubscriptionQos,
+    #[error("subscription options have retain handling 3 (section 3.8.3.1)")]
+    InvalidRetainHandling,
     #[error("protocol name does not match the level [MQTT-3.1.2-1]")]
     InvalidProtocolName,
     #[error("unsupported protocol level {0} [MQTT-3.1.2-2]")]
@@ -86,14 +90,31 @@ impl DecodeError {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
             Self::ClientIdNotValid => ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-            Self::InvalidTopicFilter => ReasonCode::TOPIC_FILTER_INVALID,
+            // A bad shared filter is a bad topic filter [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+            Self::InvalidTopicFilter | Self::InvalidSharedFilter => ReasonCode::TOPIC_FILTER_INVALID,
             Self::WildcardInTopicName | Self::EmptyTopicName => ReasonCode::TOPIC_NAME_INVALID,
             Self::DuplicateProperty(_)
             | Self::ZeroPacketId
             | Self::AuthBeforeV5
             | Self::NoLocalOnSharedSubscription
             | Self::FirstPacketNotConnect => ReasonCode::PROTOCOL_ERROR,
-            Self::InvalidPropertyValue(0x24) | Self::InvalidPropertyValue(0x25) => ReasonCode::PROTOCOL_ERROR,
+            // "A SUBSCRIBE (UNSUBSCRIBE) packet with no Payload is a Protocol Error"
+            // [MQTT-3.8.3-2] [MQTT-3.10.3-2]; so are QoS 3 and retain handling 3 in the
+            // subscription options (section 3.8.3.1).
+            Self::EmptySubscribe
+            | Self::EmptyUnsubscribe
+            | Self::InvalidSubscriptionQos
+            | Self::InvalidRetainHandling => ReasonCode::PROTOCOL_ERROR,
+            // A topic alias of 0 [MQTT-3.3.2-8] gets "Topic Alias invalid".
+            Self::InvalidPropertyValue(0x23) => ReasonCode::TOPIC_ALIAS_INVALID,
+            // Each of these properties' sections says a bad value "is a Protocol Error":
+            // subscription identifier 0 (3.8.2.1.2), request problem / response
+            // information (3.1.2.11.7, 3.1.2.11.6), receive maximum 0 (3.1.2.11.3),
+            // maximum QoS and retain available (3.2.2.3.4, 3.2.2.3.5), maximum packet size
+            // 0 (3.1.2.11.4), and the three "available" flags (3.2.2.3.11 - 3.2.2.3.13).
+            Self::InvalidPropertyValue(
+                0x0B | 0x17 | 0x19 | 0x21 | 0x24 | 0x25 | 0x27 | 0x28 | 0x29 | 0x2A,
+            ) => ReasonCode::PROTOCOL_ERROR,
             _ => ReasonCode::MALFORMED_PACKET,
         }
     }

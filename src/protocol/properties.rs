@@ -227,7 +227,14 @@ impl Properties {
                 set_once(&mut self.receive_maximum, pid, v)
             }
             TOPIC_ALIAS_MAXIMUM => set_once(&mut self.topic_alias_maximum, pid, r.u16()?),
-            TOPIC_ALIAS => set_once(&mut self.topic_alias, pid, r.u16()?),
+            TOPIC_ALIAS => {
+                let v = r.u16()?;
+                // A topic alias of 0 is not permitted [MQTT-3.3.2-8].
+                if v == 0 {
+                    return Err(DecodeError::InvalidPropertyValue(pid));
+                }
+                set_once(&mut self.topic_alias, pid, v)
+            }
             MAXIMUM_QOS => set_once(&mut self.maximum_qos, pid, flag(r, pid)?),
             RETAIN_AVAILABLE => set_once(&mut self.retain_available, pid, flag(r, pid)?),
             USER_PROPERTY => {

@@ -85,10 +85,11 @@ impl ReasonCode {
     }
 }
 
-/// Reason codes a CONNACK may carry (section 3.2.2.2).
+/// Reason codes a CONNACK may carry (section 3.2.2.2). 0x95 (packet too large) is in
+/// the table; 0x91 - 0x94 and 0x96 are not.
 pub(crate) fn valid_connack(code: u8) -> bool {
     matches!(code, 0x00 | 0x80..=0x9F)
-        && !matches!(code, 0x8B | 0x8D | 0x8E | 0x8F | 0x91..=0x96 | 0x98 | 0x9E)
+        && !matches!(code, 0x8B | 0x8D | 0x8E | 0x8F | 0x91..=0x94 | 0x96 | 0x98 | 0x9E)
 }
 
 /// Reason codes a PUBACK or PUBREC may carry (sections 3.4.2.1, 3.5.2.1).

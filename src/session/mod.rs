@@ -45,7 +45,7 @@ impl Default for Limits {
             max_inflight_messages: 20,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
-            max_topic_alias: 65535,
+            max_topic_alias: 10,
             receive_maximum: 65535,
         }
     }

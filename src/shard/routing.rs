@@ -32,7 +32,7 @@ impl ShardState {
         }
         let mut shards = ShardSet::default();
         let mut matches: Vec<Match> = Vec::new();
-        let mut shared_targets: Vec<(Target, Arc<str>, Arc<str>, Option<(SessionId, SubValue)>)> = Vec::new();
+        let mut shared_targets: Vec<SharedPick> = Vec::new();
         let strategy = self.config().share_strategy;
         let random = self.random();
         let publisher_hash = msg.publisher.0;
@@ -268,6 +268,10 @@ impl ShardState {
         self.sessions.get(sid).and_then(|e| e.conn)
     }
 }
+
+/// One shared group's choice for a message: the target, the group and filter (to name
+/// the group to another shard), and the local member when the target is this shard.
+type SharedPick = (Target, Arc<str>, Arc<str>, Option<(SessionId, SubValue)>);
 
 fn merge(matches: &mut Vec<Match>, sid: SessionId, sub: &SubValue) {
     if let Some(m) = matches.iter_mut().find(|m| m.sid == sid) {

@@ -3,7 +3,7 @@
 use super::Props;
 use crate::protocol::error::DecodeError;
 use crate::protocol::properties::{block_len, put_block, Properties, PropertyContext};
-use crate::protocol::topic::validate_topic_name;
+use crate::protocol::topic::{validate_topic_name, TopicError};
 use crate::protocol::wire::{binary_len, put_binary, ByteStr, Reader};
 use crate::protocol::{ProtocolVersion, QoS};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -85,7 +85,11 @@ impl Connect {
             let properties =
                 if version.is_v5() { Properties::decode(r, PropertyContext::Will)? } else { None };
             let topic = r.string()?;
-            validate_topic_name(&topic).map_err(|_| DecodeError::WildcardInTopicName)?;
+            // The will topic is a topic name: non-empty [MQTT-4.7.3-1], no wildcards [MQTT-3.3.2-2].
+            validate_topic_name(&topic).map_err(|e| match e {
+                TopicError::Empty => DecodeError::EmptyTopicName,
+                _ => DecodeError::WildcardInTopicName,
+            })?;
             let payload = r.binary()?;
             Some(LastWill { topic, payload, qos: will_qos, retain: will_retain, properties })
         } else {

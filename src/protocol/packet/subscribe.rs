@@ -50,10 +50,13 @@ impl SubscriptionOptions {
             1 => RetainHandling::SendIfNewSubscription,
             2 => RetainHandling::DoNotSend,
             // Retain handling 3 is a protocol error (section 3.8.3.1).
-            _ => return Err(DecodeError::InvalidSubscriptionOptions),
+            _ => return Err(DecodeError::InvalidRetainHandling),
         };
+        // QoS 3 is a protocol error in 5.0 (section 3.8.3.1), malformed in 3.1.1
+        // [MQTT-3.8.3-4]; either way the connection closes.
+        let qos = QoS::try_from(b & 0x03).map_err(|_| DecodeError::InvalidSubscriptionQos)?;
         Ok(SubscriptionOptions {
-            qos: QoS::try_from(b & 0x03)?,
+            qos,
             no_local: b & 0x04 != 0,
             retain_as_published: b & 0x08 != 0,
             retain_handling,
