@@ -12,8 +12,11 @@ static LEVEL: AtomicU8 = AtomicU8::new(Level::Notice as u8);
 pub enum Level {
     Error = 0,
     Warning = 1,
+    /// Start-up, listeners, shutdown: written without `-v`.
     Notice = 2,
+    /// Connections and disconnections: written with `-v`.
     Information = 3,
+    /// Every packet: written with `-v`.
     Debug = 4,
 }
 

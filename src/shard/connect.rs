@@ -52,7 +52,7 @@ impl ShardState {
                     c.will = None;
                 }
                 crate::log!(
-                    Notice,
+                    Information,
                     "Client {} already connected, closing old connection.",
                     c.client_id.as_deref().unwrap_or("")
                 );
@@ -63,6 +63,11 @@ impl ShardState {
         self.unroute_session(sid);
         let entry = self.sessions.remove(sid)?;
         self.by_client.remove(&entry.session.client_id);
+        // A new connection in time cancels a delayed will [MQTT-3.1.3-9]; a clean start
+        // ends the session, which publishes it.
+        if let (Some((_, will)), true) = (entry.delayed_will, clean_start) {
+            self.publish(will);
+        }
         let mut session = Box::new(entry.session);
         session.detach();
         (!clean_start && session.is_persistent()).then_some(session)
@@ -101,13 +106,18 @@ impl ShardState {
     ) -> SessionId {
         let client_id = session.client_id.clone();
         let offline_since = conn.is_none().then(Instant::now);
-        let sid = self.sessions.insert(SessionEntry { session, conn, token, offline_since });
+        let sid =
+            self.sessions.insert(SessionEntry { session, conn, token, offline_since, delayed_will: None });
         self.by_client.insert(client_id, sid);
         sid
     }
 
-    /// Ends a session for good: unroute it and release its registration.
+    /// Ends a session for good: publish a will still waiting, unroute it, release its
+    /// registration.
     pub fn end_session(&mut self, sid: SessionId) {
+        if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()) {
+            self.publish(will);
+        }
         self.unroute_session(sid);
         if let Some(entry) = self.sessions.remove(sid) {
             let client_id = entry.session.client_id;
@@ -116,6 +126,20 @@ impl ShardState {
             }
             let home = self.home_shard(&client_id);
             self.send(home, MeshMsg::Unregister { client_id, token: entry.token });
+        }
+    }
+
+    /// Publishes delayed wills whose Will Delay Interval has passed.
+    pub fn publish_due_wills(&mut self, now: Instant) {
+        let due: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter_map(|(sid, e)| e.delayed_will.as_ref().filter(|(at, _)| *at <= now).map(|_| sid))
+            .collect();
+        for sid in due {
+            if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()) {
+                self.publish(will);
+            }
         }
     }
 
@@ -138,7 +162,7 @@ impl ShardState {
             .collect();
         for sid in expired {
             if let Some(e) = self.sessions.get(sid) {
-                crate::log!(Notice, "Expiring client {}.", e.session.client_id);
+                crate::log!(Information, "Expiring client {}.", e.session.client_id);
             }
             self.end_session(sid);
         }

@@ -28,7 +28,7 @@ type State = Rc<RefCell<ShardState>>;
 pub async fn serve(state: State, stream: TcpStream, peer: SocketAddr, port: u16) {
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
-    crate::log!(Notice, "New connection from {} on port {}.", peer, port);
+    crate::log!(Information, "New connection from {} on port {}.", peer, port);
     let conn = state.borrow_mut().conns.insert(ConnEntry::new(peer));
     let (mut rd, wr) = stream.into_split();
     monoio::spawn(writer(state.clone(), conn, wr, fd));
@@ -123,7 +123,7 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
                 }
                 Ok(Decoded::Incomplete { .. }) => break,
                 Err(e) => {
-                    crate::log!(Notice, "Bad packet from client: {}, disconnecting.", e);
+                    crate::log!(Information, "Bad packet from client: {}, disconnecting.", e);
                     st.close_conn(conn, Some(e.reason_code()));
                     st.wake_peers();
                     return (CloseKind::Abnormal, "closed: malformed packet");

@@ -9,7 +9,7 @@ use crate::protocol::{
 };
 use crate::session::{Message, PublisherKey, Session, Subscription};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The broker closes the connection: the MQTT 5 DISCONNECT reason and whether the will goes out.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -92,7 +92,7 @@ impl ShardState {
         if let Some(c) = self.conns.get_mut(conn) {
             Packet::ConnAck(ConnAck { session_present: false, code: reason, properties: None })
                 .encode(version, &mut c.out);
-            crate::log!(Notice, "Client connection from {} refused: {:?}.", c.peer, reason);
+            crate::log!(Information, "Client connection from {} refused: {:?}.", c.peer, reason);
             c.closing = true;
         }
         self.wake_writer(conn);
@@ -177,7 +177,7 @@ impl ShardState {
             Packet::ConnAck(ConnAck { session_present, code: ReasonCode::SUCCESS, properties })
                 .encode(v, &mut c.out);
             crate::log!(
-                Notice,
+                Information,
                 "New client connected from {} as {} (p{}, c{}, k{}).",
                 c.peer,
                 client_id,
@@ -244,7 +244,11 @@ impl ShardState {
                 self.wake_writer(conn);
                 if let Some(mut m) = routed {
                     if oversize {
-                        crate::log!(Notice, "Dropped too large PUBLISH from {} (message_size_limit).", cid);
+                        crate::log!(
+                            Information,
+                            "Dropped too large PUBLISH from {} (message_size_limit).",
+                            cid
+                        );
                         return Ok(());
                     }
                     m.publisher = PublisherKey::new(self.id, sid, 0);
@@ -355,13 +359,26 @@ impl ShardState {
 
     /// The connection is gone (or about to be): will, session detach or end, registry.
     pub fn connection_closed(&mut self, conn: ConnId, kind: CloseKind, why: &str) {
-        if kind == CloseKind::Abnormal {
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        // A will with a Will Delay Interval on a session that outlives the connection
+        // waits: it is cancelled if the client comes back in time, and published at the
+        // earlier of the delay and the session's end (section 3.1.3.2.2).
+        let delayed = match (c.will_delay_secs, c.session.and_then(|sid| self.sessions.get_mut(sid))) {
+            (delay, Some(e)) if delay > 0 && e.session.is_persistent() && e.conn == Some(conn) => {
+                let delay = delay.min(e.session.expiry_interval_secs);
+                e.delayed_will =
+                    c.will.take().map(|w| (Instant::now() + Duration::from_secs(delay as u64), w));
+                true
+            }
+            _ => false,
+        };
+        if kind == CloseKind::Abnormal && !delayed {
             self.fire_will(conn);
         }
         let Some(c) = self.conns.get_mut(conn) else { return };
         c.closing = true;
         if let Some(cid) = &c.client_id {
-            crate::log!(Notice, "Client {} {}.", cid, why);
+            crate::log!(Information, "Client {} {}.", cid, why);
         }
         let Some(sid) = c.session.take() else { return };
         let persistent = match self.sessions.get_mut(sid) {

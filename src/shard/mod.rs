@@ -268,6 +268,7 @@ async fn housekeeping(state: Rc<RefCell<ShardState>>) {
         let now = Instant::now();
         if now.duration_since(last_expiry) >= Duration::from_secs(1) {
             last_expiry = now;
+            st.publish_due_wills(now);
             st.expire_sessions(now);
             st.log_drops();
             st.wake_peers();

@@ -40,6 +40,8 @@ pub struct SessionEntry {
     pub token: ConnectToken,
     /// When the connection went away (for session expiry).
     pub offline_since: Option<Instant>,
+    /// A will waiting out its Will Delay Interval (MQTT 5), with its due time.
+    pub delayed_will: Option<(Instant, Message)>,
 }
 
 /// Why a connection is being closed by the broker.
