@@ -60,6 +60,10 @@ pub struct Config {
     pub share_strategy: ShareStrategy,
     /// Seconds a new socket may wait before its CONNECT arrives.
     pub connect_timeout_secs: u64,
+    /// Check that payloads with Payload Format Indicator 1 are UTF-8 (MQTT 5, 0x99).
+    pub check_payload_format: bool,
+    /// Response Information sent in CONNACK to MQTT 5 clients that request it.
+    pub response_information: Option<String>,
 }
 
 impl Default for Config {
@@ -81,6 +85,8 @@ impl Default for Config {
             cpus: None,
             share_strategy: ShareStrategy::RoundRobin,
             connect_timeout_secs: 10,
+            check_payload_format: false,
+            response_information: None,
         }
     }
 }
@@ -331,6 +337,9 @@ impl Config {
                 }
                 self.cores = n;
             }
+            "check_payload_format" => self.check_payload_format = parse_bool(one()?)?,
+            "response_information" => self.response_information = Some(one()?.to_string()),
+            "connect_timeout" => self.connect_timeout_secs = parse_num(one()?)?,
             "cpus" => self.cpus = Some(parse_cpu_list(one()?)?),
             "shared_subscription_strategy" => {
                 self.share_strategy = one()?.parse().map_err(|e| format!("{e}"))?;

@@ -32,6 +32,7 @@ mod node;
 pub mod retained;
 pub mod shard_set;
 pub mod shared;
+mod subscribers;
 pub mod trie;
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use super::children::Children;
 use super::shard_set::ShardCounts;
 use super::shared::{ShareStrategy, SharedSelector, Target};
+use super::subscribers::Subscribers;
 
 /// Marks an absent `+` or `#` child.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -16,7 +17,7 @@ pub(crate) struct Node<S, V> {
     pub(crate) plus: u32,
     pub(crate) hash: u32,
     pub(crate) children: Children,
-    pub(crate) subs: Vec<(S, V)>,
+    pub(crate) subs: Subscribers<S, V>,
     pub(crate) shared: Vec<SharedGroup<S, V>>,
     pub(crate) remote: ShardCounts,
 }
@@ -28,7 +29,7 @@ impl<S, V> Node<S, V> {
             plus: NONE,
             hash: NONE,
             children: Children::default(),
-            subs: Vec::new(),
+            subs: Subscribers::default(),
             shared: Vec::new(),
             remote: ShardCounts::new(),
         }

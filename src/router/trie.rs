@@ -33,24 +33,17 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     /// Subscribes `sub` to `filter`; returns the value it replaces [MQTT-3.8.4-3].
     pub fn subscribe(&mut self, filter: &str, sub: S, value: V) -> Option<V> {
         let node = self.find_or_insert(filter);
-        let subs = &mut self.nodes[node as usize].subs;
-        if let Some(entry) = subs.iter_mut().find(|(s, _)| *s == sub) {
-            return Some(std::mem::replace(&mut entry.1, value));
+        let replaced = self.nodes[node as usize].subs.insert(sub, value);
+        if replaced.is_none() {
+            self.local_len += 1;
         }
-        subs.push((sub, value));
-        self.local_len += 1;
-        None
+        replaced
     }
 
     /// Removes `sub`'s subscription to `filter`; returns its value if there was one.
     pub fn unsubscribe(&mut self, filter: &str, sub: S) -> Option<V> {
         let node = self.find(filter)?;
-        let subs = &mut self.nodes[node as usize].subs;
-        let position = subs.iter().position(|(s, _)| *s == sub)?;
-        let (_, value) = subs.swap_remove(position);
-        if subs.is_empty() {
-            *subs = Vec::new();
-        }
+        let value = self.nodes[node as usize].subs.remove(sub)?;
         self.local_len -= 1;
         self.prune(node, filter);
         Some(value)
@@ -133,7 +126,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     /// Calls `f` for every local, non-shared subscription whose filter matches `topic`;
     /// a subscriber with several matching filters is called once per filter.
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(S, &V)) {
-        self.walk(topic, |node| node.subs.iter().for_each(|(s, v)| f(*s, v)));
+        self.walk(topic, |node| node.subs.as_slice().iter().for_each(|(s, v)| f(*s, v)));
     }
 
     /// Adds to `out` every other shard with a non-shared subscription matching `topic`.
@@ -162,7 +155,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     ) {
         let this_shard = self.this_shard;
         self.walk(topic, |node| {
-            node.subs.iter().for_each(|(s, v)| local(*s, v));
+            node.subs.as_slice().iter().for_each(|(s, v)| local(*s, v));
             node.remote.add_to(out);
             for group in &node.shared {
                 shared(SharedGroupRef { group, this_shard });

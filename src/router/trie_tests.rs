@@ -314,3 +314,19 @@ fn walk_stack_is_last_in_first_out_across_the_spill() {
     }
     assert_eq!(stack.pop(), None);
 }
+
+#[test]
+fn thousands_of_subscribers_share_one_filter() {
+    let mut trie = Trie::new(THIS_SHARD);
+    for sub in 0..5_000u32 {
+        assert_eq!(trie.subscribe("broadcast/#", sub, sub), None);
+    }
+    assert_eq!(trie.subscribe("broadcast/#", 42, 0), Some(42));
+    let mut delivered = 0;
+    trie.for_each_match("broadcast/all", |_, _| delivered += 1);
+    assert_eq!(delivered, 5_000);
+    for sub in (0..5_000u32).rev() {
+        assert!(trie.unsubscribe("broadcast/#", sub).is_some(), "sub {sub}");
+    }
+    assert!(trie.is_empty());
+}

@@ -17,8 +17,11 @@ pub struct Message {
     pub retain: bool,
     /// MQTT 5 properties forwarded to subscribers (payload format, expiry, content type,
     /// response topic, correlation data, user properties). Topic alias and subscription
-    /// identifiers are per connection and never stored here.
+    /// identifiers are per connection and never stored here; the expiry interval is
+    /// rewritten to the time left whenever the message is sent.
     pub properties: Option<Arc<Properties>>,
+    /// When the Message Expiry Interval runs out, on the shard's millisecond clock.
+    pub expires_at_ms: Option<u64>,
     /// Identifies the publishing client on its shard, for the No Local option.
     pub publisher: PublisherKey,
 }

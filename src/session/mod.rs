@@ -88,6 +88,17 @@ pub struct Subscription {
 pub struct DropCounts {
     pub queue_full: u64,
     pub too_large_for_client: u64,
+    /// Messages whose Message Expiry Interval ran out before they could be sent.
+    pub expired: u64,
+}
+
+/// A PUBLISH the session accepted, waiting to be routed and acknowledged.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The message to route; `None` for a QoS 2 retransmission already routed.
+    pub message: Option<Message>,
+    pub qos: QoS,
+    pub packet_id: u16,
 }
 
 /// The outcome of one [`Session::deliver`].
@@ -116,8 +127,13 @@ pub struct Session {
     client_receive_maximum: u16,
     /// The client's Maximum Packet Size; never send it a bigger packet [MQTT-3.1.2-25].
     client_max_packet_bytes: usize,
+    /// Outbound topic aliases (MQTT 5), per connection, and how many the client allows.
+    aliases_out: HashMap<ByteStr, u16>,
+    client_topic_alias_maximum: u16,
     limits: Limits,
     online: bool,
+    /// The caller's clock, in milliseconds, for message expiry.
+    now_ms: u64,
     pub drops: DropCounts,
 }
 
@@ -139,8 +155,11 @@ impl Session {
             aliases_in: HashMap::new(),
             client_receive_maximum: u16::MAX,
             client_max_packet_bytes: usize::MAX,
+            aliases_out: HashMap::new(),
+            client_topic_alias_maximum: 0,
             limits,
             online: false,
+            now_ms: 0,
             drops: DropCounts::default(),
         }
     }
@@ -157,13 +176,27 @@ impl Session {
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.client_max_packet_bytes = client_max_packet_bytes;
         self.aliases_in.clear();
+        self.aliases_out.clear();
+        self.client_topic_alias_maximum = 0;
         self.online = true;
+    }
+
+    /// The client's Topic Alias Maximum from CONNECT (MQTT 5): how many outbound aliases
+    /// we may use. 0, the default, means none.
+    pub fn set_client_topic_alias_maximum(&mut self, max: u16) {
+        self.client_topic_alias_maximum = max;
+    }
+
+    /// Sets the clock (milliseconds on any monotonic scale) used for message expiry.
+    pub fn set_now_ms(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
     }
 
     /// The connection is gone; the session stays (if persistent) and queues from now on.
     pub fn detach(&mut self) {
         self.online = false;
         self.aliases_in.clear();
+        self.aliases_out.clear();
     }
 
     pub fn is_online(&self) -> bool {
@@ -183,13 +216,11 @@ impl Session {
         make(Ack { packet_id, reason, properties: None }).encode(self.version, out);
     }
 
-    /// A PUBLISH from the client. Acknowledges it as its QoS requires and returns the
-    /// message to route, or `None` for a QoS 2 retransmission already routed.
-    pub fn handle_publish(
-        &mut self,
-        p: Publish,
-        out: &mut BytesMut,
-    ) -> Result<Option<Message>, SessionError> {
+    /// A PUBLISH from the client: resolves its topic alias and returns what to route
+    /// (`None` for a QoS 2 retransmission already routed). The caller routes the message,
+    /// then calls [`Session::acknowledge`] with the reason (MQTT 5 may say 0x10, no
+    /// matching subscribers).
+    pub fn accept_publish(&mut self, p: Publish) -> Result<Accepted, SessionError> {
         let mut properties = p.properties;
         let mut topic = p.topic;
         if let Some(props) = properties.as_deref_mut() {
@@ -208,6 +239,10 @@ impl Session {
                 }
             }
         }
+        let expires_at_ms = properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval_secs)
+            .map(|secs| self.now_ms + secs as u64 * 1000);
         let properties = properties.filter(|p| **p != Default::default()).map(|b| Arc::new(*b));
         let message = Message {
             topic,
@@ -215,29 +250,54 @@ impl Session {
             qos: p.qos,
             retain: p.retain,
             properties,
+            expires_at_ms,
             publisher: PublisherKey::NONE,
         };
-        match p.qos {
-            QoS::AtMostOnce => Ok(Some(message)),
-            QoS::AtLeastOnce => {
-                self.ack(out, Packet::PubAck, p.packet_id, ReasonCode::SUCCESS);
-                Ok(Some(message))
-            }
+        let route = match p.qos {
             QoS::ExactlyOnce => {
                 // A retransmission of an exchange still open is acknowledged again but not
                 // routed twice (method A, section 4.3.3).
                 if self.inbound_qos2.contains(&p.packet_id) {
-                    self.ack(out, Packet::PubRec, p.packet_id, ReasonCode::SUCCESS);
-                    return Ok(None);
-                }
-                if self.version.is_v5() && self.inbound_qos2.len() >= self.limits.receive_maximum as usize {
+                    false
+                } else if self.version.is_v5()
+                    && self.inbound_qos2.len() >= self.limits.receive_maximum as usize
+                {
                     return Err(SessionError::ReceiveMaximumExceeded);
+                } else {
+                    true
                 }
-                self.inbound_qos2.insert(p.packet_id);
-                self.ack(out, Packet::PubRec, p.packet_id, ReasonCode::SUCCESS);
-                Ok(Some(message))
+            }
+            _ => true,
+        };
+        Ok(Accepted { message: route.then_some(message), qos: p.qos, packet_id: p.packet_id })
+    }
+
+    /// Sends the PUBACK or PUBREC for an accepted PUBLISH. A QoS 2 exchange stays open
+    /// until PUBREL unless the reason is an error (section 4.3.3).
+    pub fn acknowledge(&mut self, qos: QoS, packet_id: u16, reason: ReasonCode, out: &mut BytesMut) {
+        let reason = if self.version.is_v5() { reason } else { ReasonCode::SUCCESS };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.ack(out, Packet::PubAck, packet_id, reason),
+            QoS::ExactlyOnce => {
+                if !reason.is_error() {
+                    self.inbound_qos2.insert(packet_id);
+                }
+                self.ack(out, Packet::PubRec, packet_id, reason);
             }
         }
+    }
+
+    /// [`Session::accept_publish`] and [`Session::acknowledge`] in one, for callers that
+    /// route after acknowledging.
+    pub fn handle_publish(
+        &mut self,
+        p: Publish,
+        out: &mut BytesMut,
+    ) -> Result<Option<Message>, SessionError> {
+        let a = self.accept_publish(p)?;
+        self.acknowledge(a.qos, a.packet_id, ReasonCode::SUCCESS, out);
+        Ok(a.message)
     }
 
     /// PUBREL: the client releases an inbound QoS 2 message; answer PUBCOMP.
@@ -329,16 +389,38 @@ impl Session {
         out: &mut BytesMut,
     ) -> DeliverOutcome {
         let m = &d.message;
-        let with_ids;
-        let props = if d.subscription_ids.is_empty() || !self.version.is_v5() {
-            m.properties.as_deref()
-        } else {
-            let mut p = m.properties.as_deref().cloned().unwrap_or_default();
-            p.subscription_identifiers = d.subscription_ids.clone();
-            with_ids = p;
-            Some(&with_ids)
+        // Message expiry (MQTT 5, section 3.3.2.3.3): an expired message is never sent;
+        // a live one carries the time it has left.
+        let remaining_secs = match m.expires_at_ms {
+            Some(at) if at <= self.now_ms => {
+                self.drops.expired += 1;
+                return DeliverOutcome::Dropped;
+            }
+            Some(at) => Some((at - self.now_ms).div_ceil(1000) as u32),
+            None => None,
         };
-        let len = publish_len(self.version, d.qos, m.topic.as_bytes(), props, &m.payload);
+        let v5 = self.version.is_v5();
+        let mut topic: &[u8] = m.topic.as_bytes();
+        let alias = if v5 { self.outbound_alias(&m.topic) } else { None };
+        let owned;
+        let props = if v5 && (!d.subscription_ids.is_empty() || remaining_secs.is_some() || alias.is_some()) {
+            let mut p = m.properties.as_deref().cloned().unwrap_or_default();
+            p.subscription_identifiers.clone_from(&d.subscription_ids);
+            if remaining_secs.is_some() {
+                p.message_expiry_interval_secs = remaining_secs;
+            }
+            if let Some((alias, known)) = alias {
+                p.topic_alias = Some(alias);
+                if known {
+                    topic = b"";
+                }
+            }
+            owned = p;
+            Some(&owned)
+        } else {
+            m.properties.as_deref()
+        };
+        let len = publish_len(self.version, d.qos, topic, props, &m.payload);
         // Never send a packet larger than the client's Maximum Packet Size; drop it as if
         // sent [MQTT-3.1.2-25].
         if len + 5 > self.client_max_packet_bytes {
@@ -346,8 +428,23 @@ impl Session {
             return DeliverOutcome::Dropped;
         }
         let h = PublishHeader { dup, qos: d.qos, retain: d.retain, packet_id };
-        encode_publish(out, self.version, h, m.topic.as_bytes(), props, &m.payload);
+        encode_publish(out, self.version, h, topic, props, &m.payload);
         DeliverOutcome::Sent
+    }
+
+    /// The outbound topic alias for `topic` and whether the client already knows it. The
+    /// first `client_topic_alias_maximum` topics get one for the life of the connection;
+    /// later topics go out in full (section 3.3.2.3.4).
+    fn outbound_alias(&mut self, topic: &ByteStr) -> Option<(u16, bool)> {
+        if let Some(&a) = self.aliases_out.get(topic) {
+            return Some((a, true));
+        }
+        if self.aliases_out.len() >= self.client_topic_alias_maximum as usize {
+            return None;
+        }
+        let alias = self.aliases_out.len() as u16 + 1;
+        self.aliases_out.insert(topic.clone(), alias);
+        Some((alias, false))
     }
 
     /// Moves queued messages into the window while it has room.

@@ -44,6 +44,7 @@ fn delivery(qos: QoS, payload: &'static [u8]) -> Delivery {
         qos,
         retain: false,
         properties: None,
+        expires_at_ms: None,
         publisher: PublisherKey::NONE,
     };
     Delivery { message: Arc::new(message), qos, retain: false, subscription_ids: vec![] }
@@ -202,4 +203,82 @@ fn never_sends_more_than_the_clients_maximum_packet_size() {
     assert_eq!(s.deliver(delivery(QoS::AtMostOnce, &[0u8; 64]), &mut out), DeliverOutcome::Dropped);
     assert_eq!(s.drops.too_large_for_client, 1);
     assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"ok"), &mut out), DeliverOutcome::Sent);
+}
+
+#[test]
+fn expired_messages_are_not_sent_and_live_ones_carry_the_time_left() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    let mut d = delivery(QoS::AtLeastOnce, b"m");
+    Arc::make_mut(&mut d.message).expires_at_ms = Some(10_500);
+    s.set_now_ms(1_000);
+    assert_eq!(s.deliver(d.clone(), &mut out), DeliverOutcome::Sent);
+    let Packet::Publish(p) = packets(v, &mut out).remove(0) else { panic!() };
+    assert_eq!(p.properties.and_then(|p| p.message_expiry_interval_secs), Some(10), "9.5 s left rounds up");
+    s.set_now_ms(10_500);
+    assert_eq!(s.deliver(d, &mut out), DeliverOutcome::Dropped);
+    assert_eq!(s.drops.expired, 1);
+}
+
+#[test]
+fn queued_message_that_expires_while_waiting_is_dropped_on_pump() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    s.detach();
+    let mut out = BytesMut::new();
+    let mut d = delivery(QoS::AtLeastOnce, b"m");
+    Arc::make_mut(&mut d.message).expires_at_ms = Some(5_000);
+    assert_eq!(s.deliver(d, &mut out), DeliverOutcome::Queued);
+    s.attach(v, u16::MAX, usize::MAX);
+    s.set_now_ms(6_000);
+    s.resume(&mut out);
+    assert!(out.is_empty(), "expired while the client was away");
+}
+
+#[test]
+fn outbound_topic_alias_sends_the_topic_once_then_only_the_alias() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    s.set_client_topic_alias_maximum(1);
+    let mut out = BytesMut::new();
+    s.deliver(delivery(QoS::AtMostOnce, b"1"), &mut out);
+    s.deliver(delivery(QoS::AtMostOnce, b"2"), &mut out);
+    let mut other = delivery(QoS::AtMostOnce, b"3");
+    Arc::make_mut(&mut other.message).topic = "other".into();
+    s.deliver(other, &mut out);
+    let got = packets(v, &mut out);
+    let pubs: Vec<_> =
+        got.into_iter().map(|p| if let Packet::Publish(p) = p { p } else { panic!() }).collect();
+    assert_eq!((&*pubs[0].topic, pubs[0].properties.as_ref().and_then(|p| p.topic_alias)), ("t", Some(1)));
+    assert_eq!((&*pubs[1].topic, pubs[1].properties.as_ref().and_then(|p| p.topic_alias)), ("", Some(1)));
+    assert_eq!(
+        (&*pubs[2].topic, pubs[2].properties.as_ref().and_then(|p| p.topic_alias)),
+        ("other", None),
+        "alias maximum reached"
+    );
+}
+
+#[test]
+fn acknowledge_carries_the_reason_in_v5_only() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut s = session(v);
+        let mut out = BytesMut::new();
+        let a = s.accept_publish(publish(QoS::AtLeastOnce, 4, "x")).unwrap();
+        s.acknowledge(a.qos, a.packet_id, ReasonCode::NO_MATCHING_SUBSCRIBERS, &mut out);
+        let Packet::PubAck(ack) = packets(v, &mut out).remove(0) else { panic!() };
+        let want = if v.is_v5() { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS };
+        assert_eq!(ack.reason, want);
+    }
+}
+
+#[test]
+fn refused_qos2_publish_does_not_open_an_exchange() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x")).unwrap();
+    s.acknowledge(a.qos, a.packet_id, ReasonCode::QUOTA_EXCEEDED, &mut out);
+    let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x")).unwrap();
+    assert!(a.message.is_some(), "a refused exchange is not a duplicate");
 }

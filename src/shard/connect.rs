@@ -66,7 +66,7 @@ impl ShardState {
         // A new connection in time cancels a delayed will [MQTT-3.1.3-9]; a clean start
         // ends the session, which publishes it.
         if let (Some((_, will)), true) = (entry.delayed_will, clean_start) {
-            self.publish(will);
+            self.publish_will(will);
         }
         let mut session = Box::new(entry.session);
         session.detach();
@@ -116,7 +116,7 @@ impl ShardState {
     /// registration.
     pub fn end_session(&mut self, sid: SessionId) {
         if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()) {
-            self.publish(will);
+            self.publish_will(will);
         }
         self.unroute_session(sid);
         if let Some(entry) = self.sessions.remove(sid) {
@@ -138,7 +138,7 @@ impl ShardState {
             .collect();
         for sid in due {
             if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()) {
-                self.publish(will);
+                self.publish_will(will);
             }
         }
     }

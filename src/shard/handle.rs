@@ -2,10 +2,10 @@
 //! end. Synchronous: the connection task calls in with the state borrowed.
 
 use super::messages::MeshMsg;
-use super::state::{CloseKind, ConnId, SessionId, ShardState};
+use super::state::{now_ms, CloseKind, ConnId, SessionId, ShardState};
 use crate::protocol::{
-    ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode, SubAck, Subscribe,
-    UnsubAck, Unsubscribe,
+    ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::session::{Message, PublisherKey, Session, Subscription};
 use std::sync::Arc;
@@ -125,6 +125,8 @@ impl ShardState {
         let receive_max = props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX);
         let max_packet = props.and_then(|p| p.maximum_packet_size).map_or(usize::MAX, |m| m as usize);
         session.attach(v, receive_max, max_packet);
+        session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
+        session.set_now_ms(super::state::now_ms());
         let sid = self.install_session(session, Some(conn), token);
         if session_present {
             self.route_session(sid);
@@ -147,6 +149,13 @@ impl ShardState {
                 ack_props.server_keep_alive_secs = Some(cfg.max_keepalive_secs);
             }
             ack_props.topic_alias_maximum = Some(self.limits.max_topic_alias);
+            if self.limits.receive_maximum < u16::MAX {
+                ack_props.receive_maximum = Some(self.limits.receive_maximum);
+            }
+            // Response Information only when asked for and configured (section 3.1.2.11.6).
+            if props.and_then(|p| p.request_response_information) == Some(1) {
+                ack_props.response_information = cfg.response_information.as_deref().map(ByteStr::from);
+            }
         }
         let will = connect.will.as_ref().map(|w| Message {
             topic: w.topic.clone(),
@@ -158,6 +167,7 @@ impl ShardState {
                 p.will_delay_interval_secs = None;
                 Arc::new(p)
             }),
+            expires_at_ms: None,
             publisher: PublisherKey::NONE,
         });
         let will_delay_secs = connect
@@ -208,53 +218,7 @@ impl ShardState {
         };
         let out = &mut c.out;
         match packet {
-            Packet::Publish(p) => {
-                crate::log!(
-                    Debug,
-                    "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
-                    cid,
-                    p.dup as u8,
-                    p.qos as u8,
-                    p.retain as u8,
-                    p.packet_id,
-                    p.topic,
-                    p.payload.len()
-                );
-                let cfg = &self.shared.config;
-                if p.retain && !cfg.retain_available {
-                    // [MQTT-3.3.1-?] Retain not supported: DISCONNECT 0x9A.
-                    return Err(Close::protocol_error(ReasonCode::RETAIN_NOT_SUPPORTED));
-                }
-                let oversize =
-                    cfg.message_size_limit > 0 && p.payload.len() > cfg.message_size_limit as usize;
-                let (qos, packet_id) = (p.qos, p.packet_id);
-                let routed = entry
-                    .session
-                    .handle_publish(p, out)
-                    .map_err(|e| Close::protocol_error(e.reason_code()))?;
-                if qos != QoS::AtMostOnce {
-                    crate::log!(
-                        Debug,
-                        "Sending {} to {} (m{}, rc0)",
-                        if qos == QoS::AtLeastOnce { "PUBACK" } else { "PUBREC" },
-                        cid,
-                        packet_id
-                    );
-                }
-                self.wake_writer(conn);
-                if let Some(mut m) = routed {
-                    if oversize {
-                        crate::log!(
-                            Information,
-                            "Dropped too large PUBLISH from {} (message_size_limit).",
-                            cid
-                        );
-                        return Ok(());
-                    }
-                    m.publisher = PublisherKey::new(self.id, sid, 0);
-                    self.publish(m);
-                }
-            }
+            Packet::Publish(p) => return self.handle_publish(conn, sid, p, &cid),
             Packet::PubAck(a) => entry.session.handle_puback(a.packet_id, out),
             Packet::PubRec(a) => entry.session.handle_pubrec(a.packet_id, a.reason, out),
             Packet::PubRel(a) => entry.session.handle_pubrel(a.packet_id, out),
@@ -295,6 +259,66 @@ impl ShardState {
                 // Server-to-client packets from a client are a protocol error.
                 return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
             }
+        }
+        self.wake_writer(conn);
+        Ok(())
+    }
+
+    /// A PUBLISH from a client: accept it (topic alias, QoS 2 duplicate check), route it,
+    /// then acknowledge with the outcome.
+    fn handle_publish(&mut self, conn: ConnId, sid: SessionId, p: Publish, cid: &str) -> Result<(), Close> {
+        crate::log!(
+            Debug,
+            "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+            cid,
+            p.dup as u8,
+            p.qos as u8,
+            p.retain as u8,
+            p.packet_id,
+            p.topic,
+            p.payload.len()
+        );
+        let cfg = &self.shared.config;
+        if p.retain && !cfg.retain_available {
+            // Retain Available is 0: a retained PUBLISH is a protocol error (0x9A,
+            // section 3.2.2.3.5).
+            return Err(Close::protocol_error(ReasonCode::RETAIN_NOT_SUPPORTED));
+        }
+        let oversize = cfg.message_size_limit > 0 && p.payload.len() > cfg.message_size_limit as usize;
+        // Payload Format Indicator 1 promises UTF-8; checking it is optional (0x99).
+        let bad_format = cfg.check_payload_format
+            && p.properties.as_ref().and_then(|pr| pr.payload_format_indicator) == Some(1)
+            && std::str::from_utf8(&p.payload).is_err();
+        let now = now_ms();
+        let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
+        entry.session.set_now_ms(now);
+        let accepted = entry.session.accept_publish(p).map_err(|e| Close::protocol_error(e.reason_code()))?;
+        let reason = match accepted.message {
+            _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,
+            _ if oversize => {
+                crate::log!(Information, "Dropped too large PUBLISH from {} (message_size_limit).", cid);
+                ReasonCode::QUOTA_EXCEEDED
+            }
+            Some(mut m) => {
+                m.publisher = PublisherKey::new(self.id, sid, 0);
+                if self.publish(m) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_MATCHING_SUBSCRIBERS
+                }
+            }
+            None => ReasonCode::SUCCESS,
+        };
+        if bad_format && accepted.qos == QoS::AtMostOnce {
+            return Err(Close::protocol_error(ReasonCode::PAYLOAD_FORMAT_INVALID));
+        }
+        let (Some(entry), Some(c)) = (self.sessions.get_mut(sid), self.conns.get_mut(conn)) else {
+            return Ok(());
+        };
+        entry.session.acknowledge(accepted.qos, accepted.packet_id, reason, &mut c.out);
+        if accepted.qos != QoS::AtMostOnce {
+            let kind = if accepted.qos == QoS::AtLeastOnce { "PUBACK" } else { "PUBREC" };
+            crate::log!(Debug, "Sending {} to {} (m{}, rc{})", kind, cid, accepted.packet_id, reason.0);
         }
         self.wake_writer(conn);
         Ok(())
@@ -348,12 +372,17 @@ impl ShardState {
     /// Publishes a connection's will, if it still has one.
     pub fn fire_will(&mut self, conn: ConnId) {
         let Some(will) = self.conns.get_mut(conn).and_then(|c| c.will.take()) else { return };
-        crate::log!(
-            Debug,
-            "Publishing will of {} to '{}'",
-            self.conns.get(conn).and_then(|c| c.client_id.clone()).unwrap_or_default(),
-            will.topic
-        );
+        self.publish_will(will);
+    }
+
+    /// Publishes a will now; its Message Expiry Interval starts at publication.
+    pub fn publish_will(&mut self, mut will: Message) {
+        crate::log!(Debug, "Publishing will to '{}'", will.topic);
+        will.expires_at_ms = will
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval_secs)
+            .map(|secs| now_ms() + secs as u64 * 1000);
         self.publish(will);
     }
 

@@ -7,7 +7,7 @@ use super::state::{ConnId, SessionId, ShardState, SubValue, OUTPUT_HIGH_WATER_BY
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{ByteStr, QoS, RetainHandling};
 use crate::router::{ShardSet, Target};
-use crate::session::{DeliverOutcome, Delivery, Message, Subscription};
+use crate::session::{DeliverOutcome, Delivery, Message, PublisherKey, Subscription};
 use std::sync::Arc;
 
 /// One subscriber's merged view of its matching subscriptions [MQTT-3.3.4-2]: delivered
@@ -21,8 +21,9 @@ struct Match {
 
 impl ShardState {
     /// Routes a message published on this shard: local subscribers, other shards, shared
-    /// groups; updates the retained store first.
-    pub fn publish(&mut self, msg: Message) {
+    /// groups; updates the retained store first. Returns whether anyone subscribed
+    /// (on any shard), for MQTT 5's "no matching subscribers".
+    pub fn publish(&mut self, msg: Message) -> bool {
         let msg = Arc::new(msg);
         if msg.retain {
             self.store_retained(&msg);
@@ -36,10 +37,16 @@ impl ShardState {
         let strategy = self.config().share_strategy;
         let random = self.random();
         let publisher_hash = msg.publisher.0;
+        let this_shard = self.id;
         self.trie.route(
             &msg.topic,
             &mut shards,
-            |sid, sub| merge(&mut matches, sid, sub),
+            |sid, sub| {
+                // No Local: not back to the publishing client [MQTT-3.8.3-3].
+                if !(sub.options.no_local && PublisherKey::new(this_shard, sid, 0) == msg.publisher) {
+                    merge(&mut matches, sid, sub)
+                }
+            },
             |group| {
                 if let Some(t) = group.select(strategy, publisher_hash, random) {
                     let local = match t {
@@ -50,6 +57,7 @@ impl ShardState {
                 }
             },
         );
+        let matched = !matches.is_empty() || !shards.is_empty() || !shared_targets.is_empty();
         self.deliver_matches(&msg, matches);
         for to in shards.iter() {
             self.send(to as usize, MeshMsg::Forward(msg.clone()));
@@ -63,6 +71,7 @@ impl ShardState {
                 _ => {}
             }
         }
+        matched
     }
 
     /// A message another shard forwarded: local subscribers only.
@@ -102,6 +111,7 @@ impl ShardState {
             _ => &mut offline_sink,
         };
         let d = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids };
+        entry.session.set_now_ms(super::state::now_ms());
         let before = out.len();
         let outcome = entry.session.deliver(d, out);
         let wrote = out.len() != before;
@@ -165,7 +175,13 @@ impl ShardState {
         // Retained messages are not sent for shared subscriptions (section 4.8.2).
         if send_retained && !filter.starts_with("$share/") {
             let mut found = Vec::new();
-            self.retained.for_each_match(&filter, |m| found.push(m.clone()));
+            let now = super::state::now_ms();
+            // Expired retained messages are not sent (section 3.3.2.3.3).
+            self.retained.for_each_match(&filter, |m| {
+                if m.expires_at_ms.is_none_or(|at| at > now) {
+                    found.push(m.clone())
+                }
+            });
             for m in found {
                 self.deliver_one(&m, sid, &sub, true);
             }

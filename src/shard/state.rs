@@ -16,6 +16,12 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
+/// Milliseconds since the broker started: the clock sessions use for message expiry.
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
 /// What every shard shares: the mesh and the configuration, plus a connection count for
 /// `max_connections`.
 pub struct Shared {
