@@ -52,4 +52,14 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of every matching subscription that has one (MQTT 5).
     pub subscription_ids: Vec<u32>,
+    /// The shared-subscription group this delivery was chosen through, if any: should the
+    /// session end before the client acknowledges, another member gets the message.
+    pub shared: Option<Arc<SharedGroupName>>,
+}
+
+/// A shared-subscription group: the share name and its topic filter.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SharedGroupName {
+    pub group: Arc<str>,
+    pub filter: Arc<str>,
 }

@@ -13,7 +13,7 @@
 mod message;
 mod outbound;
 
-pub use message::{Delivery, Message, PublisherKey};
+pub use message::{Delivery, Message, PublisherKey, SharedGroupName};
 pub use outbound::{InflightOut, OutState, Outbound};
 
 use crate::protocol::{
@@ -474,6 +474,19 @@ impl Session {
     /// Records a subscription; returns whether one already existed for the filter.
     pub fn add_subscription(&mut self, filter: ByteStr, sub: Subscription) -> bool {
         self.subscriptions.insert(filter, sub).is_some()
+    }
+
+    /// The unacknowledged or queued deliveries that came through shared subscriptions
+    /// (to hand to another group member when this session ends, section 4.8.2). A QoS 2
+    /// message whose PUBREC arrived is the client's already and is not included.
+    pub fn shared_deliveries(&self) -> Vec<Delivery> {
+        let inflight = self
+            .outbound
+            .inflight
+            .iter()
+            .filter(|f| f.state != OutState::AwaitingPubComp)
+            .map(|f| &f.delivery);
+        inflight.chain(self.outbound.queue.iter()).filter(|d| d.shared.is_some()).cloned().collect()
     }
 
     /// Forgets a subscription; returns whether it existed.

@@ -47,7 +47,7 @@ fn delivery(qos: QoS, payload: &'static [u8]) -> Delivery {
         expires_at_ms: None,
         publisher: PublisherKey::NONE,
     };
-    Delivery { message: Arc::new(message), qos, retain: false, subscription_ids: vec![] }
+    Delivery { message: Arc::new(message), qos, retain: false, subscription_ids: vec![], shared: None }
 }
 
 #[test]
@@ -281,4 +281,26 @@ fn refused_qos2_publish_does_not_open_an_exchange() {
     s.acknowledge(a.qos, a.packet_id, ReasonCode::QUOTA_EXCEEDED, &mut out);
     let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x")).unwrap();
     assert!(a.message.is_some(), "a refused exchange is not a duplicate");
+}
+
+#[test]
+fn shared_deliveries_lists_unacknowledged_and_queued_shared_messages_only() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    let name = Arc::new(SharedGroupName { group: "g".into(), filter: "t".into() });
+    let mut shared = |payload| {
+        let mut d = delivery(QoS::ExactlyOnce, payload);
+        d.shared = Some(name.clone());
+        d
+    };
+    s.deliver(shared(b"a"), &mut out); // in flight, will get PUBREC
+    s.deliver(shared(b"b"), &mut out); // in flight
+    s.deliver(shared(b"c"), &mut out); // queued
+    s.deliver(delivery(QoS::AtLeastOnce, b"plain"), &mut out); // queued, not shared
+    let sent = packets(v, &mut out);
+    let Packet::Publish(a) = &sent[0] else { panic!() };
+    s.handle_pubrec(a.packet_id, ReasonCode::SUCCESS, &mut out);
+    let left: Vec<_> = s.shared_deliveries().iter().map(|d| d.message.payload.clone()).collect();
+    assert_eq!(left, vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
 }

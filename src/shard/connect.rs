@@ -70,7 +70,11 @@ impl ShardState {
         }
         let mut session = Box::new(entry.session);
         session.detach();
-        (!clean_start && session.is_persistent()).then_some(session)
+        if !clean_start && session.is_persistent() {
+            return Some(session);
+        }
+        self.redistribute_shared(session.shared_deliveries());
+        None
     }
 
     /// Connecting shard: the home shard (or the old holder) answered.
@@ -120,6 +124,7 @@ impl ShardState {
         }
         self.unroute_session(sid);
         if let Some(entry) = self.sessions.remove(sid) {
+            self.redistribute_shared(entry.session.shared_deliveries());
             let client_id = entry.session.client_id;
             if self.by_client.get(&client_id) == Some(&sid) {
                 self.by_client.remove(&client_id);

@@ -7,7 +7,7 @@ use super::state::{ConnId, SessionId, ShardState, SubValue, OUTPUT_HIGH_WATER_BY
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{ByteStr, QoS, RetainHandling};
 use crate::router::{ShardSet, Target};
-use crate::session::{DeliverOutcome, Delivery, Message, PublisherKey, Subscription};
+use crate::session::{DeliverOutcome, Delivery, Message, PublisherKey, SharedGroupName, Subscription};
 use std::sync::Arc;
 
 /// One subscriber's merged view of its matching subscriptions [MQTT-3.3.4-2]: delivered
@@ -64,7 +64,10 @@ impl ShardState {
         }
         for (target, group, filter, local) in shared_targets {
             match (target, local) {
-                (Target::Local(_), Some((sid, sub))) => self.deliver_one(&msg, sid, &sub, false),
+                (Target::Local(_), Some((sid, sub))) => {
+                    let name = SharedGroupName { group, filter };
+                    self.deliver_one(&msg, sid, &sub, false, Some(Arc::new(name)))
+                }
                 (Target::Shard(shard), _) => {
                     self.send(shard as usize, MeshMsg::SharedForward { group, filter, message: msg.clone() })
                 }
@@ -84,18 +87,33 @@ impl ShardState {
     fn deliver_matches(&mut self, msg: &Arc<Message>, matches: Vec<Match>) {
         for m in matches {
             let retain = m.retain_as_published && msg.retain;
-            self.deliver_to(m.sid, msg, m.qos, retain, m.ids);
+            self.deliver_to(m.sid, msg, m.qos, retain, m.ids, None);
         }
     }
 
-    fn deliver_one(&mut self, msg: &Arc<Message>, sid: SessionId, sub: &SubValue, retained_replay: bool) {
+    fn deliver_one(
+        &mut self,
+        msg: &Arc<Message>,
+        sid: SessionId,
+        sub: &SubValue,
+        retained_replay: bool,
+        shared: Option<Arc<SharedGroupName>>,
+    ) {
         let retain = retained_replay || (sub.options.retain_as_published && msg.retain);
         let ids = sub.subscription_id.into_iter().collect();
-        self.deliver_to(sid, msg, msg.qos.min(sub.options.qos), retain, ids);
+        self.deliver_to(sid, msg, msg.qos.min(sub.options.qos), retain, ids, shared);
     }
 
     /// Hands one delivery to a session, writing into its connection's buffer.
-    fn deliver_to(&mut self, sid: SessionId, msg: &Arc<Message>, qos: QoS, retain: bool, ids: Vec<u32>) {
+    fn deliver_to(
+        &mut self,
+        sid: SessionId,
+        msg: &Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        ids: Vec<u32>,
+        shared: Option<Arc<SharedGroupName>>,
+    ) {
         let Some(entry) = self.sessions.get_mut(sid) else { return };
         let conn = entry.conn;
         // Offline sessions queue and write nothing; they still need somewhere to write.
@@ -110,7 +128,7 @@ impl ShardState {
             }
             _ => &mut offline_sink,
         };
-        let d = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids };
+        let d = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared };
         entry.session.set_now_ms(super::state::now_ms());
         let before = out.len();
         let outcome = entry.session.deliver(d, out);
@@ -134,7 +152,37 @@ impl ShardState {
             .shared_group(group, filter)
             .and_then(|g| g.select_local(strategy, msg.publisher.0, random).copied());
         if let Some((sid, sub)) = chosen {
-            self.deliver_one(msg, sid, &sub, false);
+            let name = SharedGroupName { group: group.into(), filter: filter.into() };
+            self.deliver_one(msg, sid, &sub, false, Some(Arc::new(name)));
+        }
+    }
+
+    /// Gives the shared-subscription deliveries of a session that ended to other members
+    /// of their groups (section 4.8.2). Call after the session left the trie.
+    pub fn redistribute_shared(&mut self, deliveries: Vec<Delivery>) {
+        let strategy = self.config().share_strategy;
+        for d in deliveries {
+            let Some(name) = d.shared else { continue };
+            let random = self.random();
+            let pick = self.trie.shared_group(&name.group, &name.filter).and_then(|g| {
+                let target = g.select(strategy, d.message.publisher.0, random)?;
+                let local = match target {
+                    Target::Local(i) => g.members().get(i).copied(),
+                    Target::Shard(_) => None,
+                };
+                Some((target, local))
+            });
+            match pick {
+                Some((Target::Local(_), Some((sid, sub)))) => {
+                    self.deliver_one(&d.message, sid, &sub, false, Some(name))
+                }
+                Some((Target::Shard(shard), _)) => {
+                    let message = d.message.clone();
+                    let (group, filter) = (name.group.clone(), name.filter.clone());
+                    self.send(shard as usize, MeshMsg::SharedForward { group, filter, message })
+                }
+                _ => {}
+            }
         }
     }
 
@@ -183,7 +231,7 @@ impl ShardState {
                 }
             });
             for m in found {
-                self.deliver_one(&m, sid, &sub, true);
+                self.deliver_one(&m, sid, &sub, true, None);
             }
         }
         existed
