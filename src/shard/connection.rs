@@ -19,8 +19,42 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-/// Bytes read per read call; a buffer grows past this only for a larger packet.
-const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Read sizes adapt per connection between these bounds: a mostly idle connection
+/// keeps a small buffer, a busy one reads many packets per call.
+const READ_MIN_BYTES: usize = 2 * 1024;
+const READ_MAX_BYTES: usize = 64 * 1024;
+/// An output buffer larger than this is not kept for reuse after its write.
+const SPARE_KEEP_MAX_BYTES: usize = 256 * 1024;
+
+/// Chooses the next read size from how full the last read came back.
+struct ReadSizer {
+    chunk: usize,
+}
+
+impl ReadSizer {
+    fn new() -> Self {
+        ReadSizer { chunk: READ_MIN_BYTES }
+    }
+
+    /// Makes room for the next read.
+    fn prepare(&self, buf: &mut BytesMut) {
+        if buf.is_empty() && buf.capacity() > 2 * self.chunk {
+            // Idle again after a burst: give the big buffer back.
+            *buf = BytesMut::with_capacity(self.chunk);
+        } else if buf.capacity() - buf.len() < self.chunk / 2 {
+            buf.reserve(self.chunk);
+        }
+    }
+
+    /// Learns from a read of `n` bytes into `room` bytes of space.
+    fn record(&mut self, n: usize, room: usize) {
+        if n >= room {
+            self.chunk = (self.chunk * 2).min(READ_MAX_BYTES);
+        } else if n < self.chunk / 8 {
+            self.chunk = (self.chunk / 2).max(READ_MIN_BYTES);
+        }
+    }
+}
 
 type State = Rc<RefCell<ShardState>>;
 
@@ -63,19 +97,14 @@ enum ReadEnd {
     Timeout,
 }
 
-fn reserve(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
-        buf.reserve(READ_CHUNK_BYTES);
-    }
-}
-
 async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) -> (CloseKind, &'static str) {
     let (max_packet, connect_timeout) = {
         let st = state.borrow();
         (st.config().max_packet_size as usize, Duration::from_secs(st.config().connect_timeout_secs))
     };
     let mut decoder = Decoder::server(max_packet);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut sizer = ReadSizer::new();
+    let mut buf = BytesMut::with_capacity(READ_MIN_BYTES);
 
     // The CONNECT phase: the first packet must be CONNECT, within the deadline.
     let connect: Box<Connect> = loop {
@@ -88,7 +117,7 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
                 return (CloseKind::Abnormal, "sent a malformed CONNECT");
             }
         }
-        reserve(&mut buf);
+        sizer.prepare(&mut buf);
         match read(rd, buf, Some(connect_timeout)).await {
             Ok((_, b)) => buf = b,
             Err(_) => return (CloseKind::Abnormal, "closed its connection before CONNECT"),
@@ -138,9 +167,13 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
             }
         }
         wait_for_backlog(state).await;
-        reserve(&mut buf);
+        sizer.prepare(&mut buf);
+        let room = buf.capacity() - buf.len();
         match read(rd, buf, deadline).await {
-            Ok((_, b)) => buf = b,
+            Ok((n, b)) => {
+                sizer.record(n, room);
+                buf = b;
+            }
             Err(ReadEnd::Timeout) => {
                 state.borrow_mut().close_conn(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
                 return (CloseKind::Abnormal, "has exceeded timeout, disconnecting");
@@ -251,7 +284,7 @@ async fn wait_for_backlog(state: &State) {
 }
 
 async fn writer(state: State, conn: ConnId, mut wr: OwnedWriteHalf<TcpStream>, fd: i32) {
-    let mut spare = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut spare = BytesMut::new();
     loop {
         let next = poll_fn(|cx| {
             let mut st = state.borrow_mut();
@@ -269,7 +302,9 @@ async fn writer(state: State, conn: ConnId, mut wr: OwnedWriteHalf<TcpStream>, f
         .await;
         let Some(buf) = next else { break };
         let (res, buf) = wr.write_all(buf).await;
-        spare = buf;
+        if buf.capacity() <= SPARE_KEEP_MAX_BYTES {
+            spare = buf;
+        }
         if res.is_err() {
             break;
         }
@@ -278,4 +313,31 @@ async fn writer(state: State, conn: ConnId, mut wr: OwnedWriteHalf<TcpStream>, f
     // SAFETY: fd belongs to this connection's socket, still open (the read half holds it).
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
     state.borrow_mut().task_done(conn, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_size_grows_when_reads_fill_the_buffer_and_shrinks_when_idle() {
+        let mut s = ReadSizer::new();
+        for _ in 0..10 {
+            s.record(s.chunk, s.chunk);
+        }
+        assert_eq!(s.chunk, READ_MAX_BYTES);
+        for _ in 0..10 {
+            s.record(2, s.chunk);
+        }
+        assert_eq!(s.chunk, READ_MIN_BYTES);
+    }
+
+    #[test]
+    fn an_idle_connection_gives_back_a_large_read_buffer() {
+        let s = ReadSizer::new();
+        let mut buf = BytesMut::with_capacity(READ_MAX_BYTES);
+        s.prepare(&mut buf);
+        assert!(buf.capacity() < READ_MAX_BYTES);
+        assert!(buf.capacity() >= READ_MIN_BYTES);
+    }
 }
