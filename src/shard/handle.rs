@@ -212,7 +212,13 @@ impl ShardState {
             return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
         };
         let Some(sid) = c.session else { return Err(Close::protocol_error(ReasonCode::SESSION_TAKEN_OVER)) };
-        let cid = c.client_id.clone().unwrap_or_default();
+        // The client id is only needed for per-packet log lines: skip the refcount
+        // traffic of cloning it when those are off.
+        let cid = if crate::log::enabled(crate::log::Level::Debug) {
+            c.client_id.clone().unwrap_or_default()
+        } else {
+            ByteStr::default()
+        };
         let Some(entry) = self.sessions.get_mut(sid) else {
             return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
         };
