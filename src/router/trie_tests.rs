@@ -330,3 +330,14 @@ fn thousands_of_subscribers_share_one_filter() {
     }
     assert!(trie.is_empty());
 }
+
+#[test]
+fn plus_and_hash_siblings_both_match_for_one_subscriber() {
+    let mut t: Trie<u32, u8> = Trie::new(0);
+    t.subscribe("u/v/#", 7, 0);
+    t.subscribe("u/v/+", 7, 2);
+    let mut got = Vec::new();
+    t.for_each_match("u/v/x", |s, v| got.push((s, *v)));
+    got.sort();
+    assert_eq!(got, vec![(7, 0), (7, 2)]);
+}

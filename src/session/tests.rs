@@ -289,7 +289,7 @@ fn shared_deliveries_lists_unacknowledged_and_queued_shared_messages_only() {
     let mut s = session(v);
     let mut out = BytesMut::new();
     let name = Arc::new(SharedGroupName { group: "g".into(), filter: "t".into() });
-    let mut shared = |payload| {
+    let shared = |payload| {
         let mut d = delivery(QoS::ExactlyOnce, payload);
         d.shared = Some(name.clone());
         d

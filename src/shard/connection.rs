@@ -9,6 +9,7 @@ use super::messages::MeshMsg;
 use super::state::{CloseKind, ConnEntry, ConnId, PendingConnect, ShardState};
 use crate::protocol::{Connect, DecodeError, Decoded, Decoder, Packet, ReasonCode};
 use bytes::BytesMut;
+use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::cell::RefCell;
@@ -66,9 +67,9 @@ pub async fn serve(state: State, stream: TcpStream, peer: SocketAddr, port: u16)
     let conn = state.borrow_mut().conns.insert(ConnEntry::new(peer));
     let (mut rd, wr) = stream.into_split();
     monoio::spawn(writer(state.clone(), conn, wr, fd));
-    let (kind, why) = reader(&state, conn, &mut rd).await;
+    let why = reader(&state, conn, &mut rd).await;
     let mut st = state.borrow_mut();
-    st.connection_closed(conn, kind, why);
+    st.connection_closed(conn, why);
     st.task_done(conn, true);
     st.wake_peers();
 }
@@ -79,11 +80,15 @@ async fn read(
     buf: BytesMut,
     deadline: Option<Duration>,
 ) -> Result<(usize, BytesMut), ReadEnd> {
-    let fut = rd.read(buf);
-    let (res, buf) = match deadline {
+    // monoio reads into a buffer from its start; a slice from `len` to `capacity` keeps
+    // the partial packet already buffered and appends after it.
+    let (len, cap) = (buf.len(), buf.capacity());
+    let fut = rd.read(buf.slice_mut(len..cap));
+    let (res, slice) = match deadline {
         Some(d) => monoio::time::timeout(d, fut).await.map_err(|_| ReadEnd::Timeout)?,
         None => fut.await,
     };
+    let buf = slice.into_inner();
     match res {
         Ok(0) => Err(ReadEnd::Closed),
         Ok(n) => Ok((n, buf)),
@@ -97,7 +102,7 @@ enum ReadEnd {
     Timeout,
 }
 
-async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) -> (CloseKind, &'static str) {
+async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) -> &'static str {
     let (max_packet, connect_timeout) = {
         let st = state.borrow();
         (st.config().max_packet_size as usize, Duration::from_secs(st.config().connect_timeout_secs))
@@ -110,22 +115,22 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
     let connect: Box<Connect> = loop {
         match decoder.decode(&mut buf) {
             Ok(Decoded::Packet(Packet::Connect(c))) => break c,
-            Ok(Decoded::Packet(_)) => return (CloseKind::Abnormal, "sent a packet before CONNECT"),
+            Ok(Decoded::Packet(_)) => return "sent a packet before CONNECT",
             Ok(Decoded::Incomplete { .. }) => {}
             Err(e) => {
                 connect_error(state, conn, e);
-                return (CloseKind::Abnormal, "sent a malformed CONNECT");
+                return "sent a malformed CONNECT";
             }
         }
         sizer.prepare(&mut buf);
         match read(rd, buf, Some(connect_timeout)).await {
             Ok((_, b)) => buf = b,
-            Err(_) => return (CloseKind::Abnormal, "closed its connection before CONNECT"),
+            Err(_) => return "closed its connection before CONNECT",
         }
     };
     crate::log!(Debug, "Received CONNECT from {}", connect.client_id);
     let Some(keep_alive) = connect_session(state, conn, &connect).await else {
-        return (CloseKind::Clean, "refused");
+        return "refused";
     };
     // Keepalive: close after one and a half keepalive periods of silence [MQTT-3.1.2-24].
     let deadline = (keep_alive > 0).then(|| Duration::from_millis(keep_alive as u64 * 1500));
@@ -140,14 +145,11 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
                         let goodbye = (close.kind == CloseKind::Abnormal).then_some(close.reason);
                         st.close_conn(conn, goodbye);
                         st.wake_peers();
-                        return (
-                            close.kind,
-                            if close.kind == CloseKind::Clean {
-                                "disconnected"
-                            } else {
-                                "closed: protocol error"
-                            },
-                        );
+                        return if close.kind == CloseKind::Clean {
+                            "disconnected"
+                        } else {
+                            "closed: protocol error"
+                        };
                     }
                 }
                 Ok(Decoded::Incomplete { .. }) => break,
@@ -155,7 +157,7 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
                     crate::log!(Information, "Bad packet from client: {}, disconnecting.", e);
                     st.close_conn(conn, Some(e.reason_code()));
                     st.wake_peers();
-                    return (CloseKind::Abnormal, "closed: malformed packet");
+                    return "closed: malformed packet";
                 }
             }
         }
@@ -163,7 +165,7 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
             let mut st = state.borrow_mut();
             st.wake_peers();
             if st.conns.get(conn).is_none_or(|c| c.closing) {
-                return (CloseKind::Abnormal, "closed by the broker");
+                return "closed by the broker";
             }
         }
         wait_for_backlog(state).await;
@@ -176,10 +178,10 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
             }
             Err(ReadEnd::Timeout) => {
                 state.borrow_mut().close_conn(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
-                return (CloseKind::Abnormal, "has exceeded timeout, disconnecting");
+                return "has exceeded timeout, disconnecting";
             }
-            Err(ReadEnd::Closed) => return (CloseKind::Abnormal, "closed its connection"),
-            Err(ReadEnd::Error) => return (CloseKind::Abnormal, "socket error, disconnecting"),
+            Err(ReadEnd::Closed) => return "closed its connection",
+            Err(ReadEnd::Error) => return "socket error, disconnecting",
         }
     }
 }

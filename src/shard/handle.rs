@@ -393,7 +393,7 @@ impl ShardState {
     }
 
     /// The connection is gone (or about to be): will, session detach or end, registry.
-    pub fn connection_closed(&mut self, conn: ConnId, kind: CloseKind, why: &str) {
+    pub fn connection_closed(&mut self, conn: ConnId, why: &str) {
         let Some(c) = self.conns.get_mut(conn) else { return };
         // A will with a Will Delay Interval on a session that outlives the connection
         // waits: it is cancelled if the client comes back in time, and published at the
@@ -407,7 +407,9 @@ impl ShardState {
             }
             _ => false,
         };
-        if kind == CloseKind::Abnormal && !delayed {
+        // A clean DISCONNECT has already deleted the will, unless it was 0x04 (Disconnect
+        // with Will Message), so whatever will is left goes out now.
+        if !delayed {
             self.fire_will(conn);
         }
         let Some(c) = self.conns.get_mut(conn) else { return };

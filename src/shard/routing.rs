@@ -87,7 +87,8 @@ impl ShardState {
     fn deliver_matches(&mut self, msg: &Arc<Message>, matches: Vec<Match>) {
         for m in matches {
             let retain = m.retain_as_published && msg.retain;
-            self.deliver_to(m.sid, msg, m.qos, retain, m.ids, None);
+            // Delivered at min(published QoS, highest granted QoS) [MQTT-3.8.4-8].
+            self.deliver_to(m.sid, msg, msg.qos.min(m.qos), retain, m.ids, None);
         }
     }
 
