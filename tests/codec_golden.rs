@@ -1277,6 +1277,18 @@ fn four_byte_remaining_length_frame_is_recognised() {
 }
 
 #[test]
+fn non_minimal_remaining_length_is_accepted() {
+    // 5.0 section 1.5.5 asks senders for the shortest encoding [MQTT-1.5.5-1]; the decoder
+    // tolerates a longer one, as 3.1.1 receivers do, and re-encodes it in the shortest.
+    #[rustfmt::skip]
+    let bytes = [
+        0xC0,                                       // PINGREQ, flags 0
+        0x80, 0x00,                                 // remaining length 0 in two bytes
+    ];
+    assert_decodes_to_canonical(V3_1_1, &bytes, &Packet::PingReq, &[0xC0, 0x00]);
+}
+
+#[test]
 fn empty_buffer_needs_a_fixed_header() {
     let mut d = Decoder::with_version(V5, PACKET_SIZE_MAX_BYTES);
     assert!(matches!(d.decode(&mut BytesMut::new()), Ok(Decoded::Incomplete { needed: 2 })));

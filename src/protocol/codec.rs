@@ -13,7 +13,7 @@ use super::packet::{
 use super::reason::{valid_puback, valid_pubrel};
 use super::wire::{put_varint, Reader};
 use super::ProtocolVersion;
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 
 /// What [`check_frame`] found at the front of a buffer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -98,9 +98,11 @@ impl Decoder {
             FrameStatus::Complete { header_len, body_len } => (header_len, body_len),
         };
         let first = buf[0];
-        let mut frame = buf.split_to(header_len + body_len).freeze();
-        let body = frame.split_off(header_len);
-        let mut r = Reader::new(body);
+        // Skipping the header on the `BytesMut` moves a pointer; splitting it off a
+        // `Bytes` would take another reference.
+        let mut frame = buf.split_to(header_len + body_len);
+        frame.advance(header_len);
+        let mut r = Reader::new(frame.freeze());
         let packet_type = first >> 4;
         let version = match self.version {
             Some(v) => v,
@@ -112,6 +114,12 @@ impl Decoder {
             }
             None => return Err(DecodeError::FirstPacketNotConnect),
         };
+        // PUBLISH is most of the traffic: decode it without the general dispatch, so the
+        // packet is built once in place rather than moved through each layer.
+        if packet_type == kind::PUBLISH {
+            return Publish::decode(first & 0x0F, &mut r, version)
+                .map(|p| Decoded::Packet(Packet::Publish(p)));
+        }
         decode_body(first, &mut r, version).map(Decoded::Packet)
     }
 }

@@ -185,7 +185,7 @@ impl Properties {
             RESPONSE_TOPIC => {
                 let topic = r.string()?;
                 // The response topic is a topic name: no wildcards [MQTT-3.3.2-14].
-                if topic.is_empty() || topic.contains(['+', '#']) {
+                if topic.is_empty() || topic.has_wildcard() {
                     return Err(DecodeError::InvalidPropertyValue(pid));
                 }
                 set_once(&mut self.response_topic, pid, topic)

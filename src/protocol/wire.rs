@@ -2,7 +2,7 @@
 //! binary data, read from a frame's `Bytes` without copying and written to a `BytesMut`.
 
 use super::error::DecodeError;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::fmt;
 use std::ops::Deref;
 
@@ -30,12 +30,26 @@ impl std::borrow::Borrow<str> for ByteStr {
 
 impl ByteStr {
     /// Checks `bytes` as an MQTT UTF-8 string.
+    #[inline]
     pub fn try_from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
-        std::str::from_utf8(&bytes).map_err(|_| DecodeError::InvalidUtf8)?;
-        if bytes.contains(&0) {
-            return Err(DecodeError::NullCharacter);
+        // Fast path: every byte in 0x01..=0x7F is ASCII without U+0000. One pass that does
+        // not stop early, so that it vectorises; topics are short and nearly always ASCII.
+        let plain_ascii = bytes.iter().fold(true, |ok, &b| ok & (b.wrapping_sub(1) < 0x7F));
+        if !plain_ascii {
+            std::str::from_utf8(&bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+            if bytes.contains(&0) {
+                return Err(DecodeError::NullCharacter);
+            }
         }
         Ok(Self(bytes))
+    }
+
+    /// Whether the string holds a `+` or `#`. A byte scan suffices: in UTF-8 no byte of a
+    /// multi-byte character is ASCII. It reads every byte rather than stopping at the
+    /// first hit, so that it vectorises: topics are short and nearly always clean.
+    #[inline]
+    pub fn has_wildcard(&self) -> bool {
+        self.0.iter().fold(false, |found, &b| found | (b == b'+') | (b == b'#'))
     }
 
     /// A string known at compile time.
@@ -88,38 +102,46 @@ impl fmt::Display for ByteStr {
 
 /// A cursor over one frame's body. Every read checks the length first, so a short
 /// frame is [`DecodeError::Truncated`], never a panic.
+///
+/// The cursor consumes its `Bytes` from the front: fixed-size reads only move the start,
+/// and [`Reader::rest`] hands over what is left without touching the reference count, so
+/// a PUBLISH costs one reference for its topic and none for its payload.
 pub struct Reader {
     buf: Bytes,
-    pos: usize,
 }
 
 impl Reader {
+    #[inline]
     pub fn new(buf: Bytes) -> Self {
-        Self { buf, pos: 0 }
+        Self { buf }
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.remaining() == 0
+        self.buf.is_empty()
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated)?;
-        self.pos += 1;
+        let b = *self.buf.first().ok_or(DecodeError::Truncated)?;
+        self.buf.advance(1);
         Ok(b)
     }
 
+    #[inline]
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
-        let s = self.slice(2)?;
-        Ok(u16::from_be_bytes([s[0], s[1]]))
+        let [a, b] = self.array()?;
+        Ok(u16::from_be_bytes([a, b]))
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        let s = self.slice(4)?;
-        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        Ok(u32::from_be_bytes(self.array()?))
     }
 
     /// A variable byte integer; more than four bytes is malformed [MQTT-1.5.5-1].
@@ -135,39 +157,37 @@ impl Reader {
         Err(DecodeError::RemainingLengthTooLong)
     }
 
-    fn slice(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        if self.remaining() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let a: [u8; N] = self.buf.get(..N).ok_or(DecodeError::Truncated)?.try_into().expect("N bytes");
+        self.buf.advance(N);
+        Ok(a)
     }
 
     /// `n` bytes as a shared slice of the frame.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
-        if self.remaining() < n {
+        if self.buf.len() < n {
             return Err(DecodeError::Truncated);
         }
-        let b = self.buf.slice(self.pos..self.pos + n);
-        self.pos += n;
-        Ok(b)
+        Ok(self.buf.split_to(n))
     }
 
     /// Everything left in the frame.
+    #[inline]
     pub fn rest(&mut self) -> Bytes {
-        let b = self.buf.slice(self.pos..);
-        self.pos = self.buf.len();
-        b
+        std::mem::take(&mut self.buf)
     }
 
     /// Two-byte length followed by that many bytes (section 1.5.6).
+    #[inline]
     pub fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let n = self.u16()? as usize;
         self.bytes(n)
     }
 
     /// Two-byte length followed by a UTF-8 string (section 1.5.4).
+    #[inline]
     pub fn string(&mut self) -> Result<ByteStr, DecodeError> {
         let b = self.binary()?;
         ByteStr::try_from_bytes(b)

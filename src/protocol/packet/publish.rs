@@ -23,6 +23,7 @@ pub struct Publish {
 
 impl Publish {
     /// Decodes the body of a PUBLISH; `flags` are the low four bits of the fixed header.
+    #[inline]
     pub fn decode(flags: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let dup = flags & 0x08 != 0;
         // QoS 3 is malformed [MQTT-3.3.1-4].
@@ -33,7 +34,7 @@ impl Publish {
         }
         let topic = r.string()?;
         // No wildcards in a topic name [MQTT-3.3.2-2].
-        if topic.contains(['+', '#']) {
+        if topic.has_wildcard() {
             return Err(DecodeError::WildcardInTopicName);
         }
         let packet_id = if qos == QoS::AtMostOnce {
