@@ -1,0 +1,406 @@
+//! One MQTT client connection: connect and CONNECT/CONNACK, then a reader task that
+//! decodes every packet in each read and dispatches it to the client's role, and a writer
+//! task that sends whatever the role and the reader queued since its last write (one
+//! write per turn, double-buffered). Roles live in `publisher.rs` and `subscriber.rs`.
+
+use crate::clock::now_ns;
+use crate::net::tcp_connect;
+use crate::publisher::{self, PubState};
+use crate::stats::{Counters, Hist};
+use crate::subscriber::{self, SubState};
+use crate::sync::{Event, Notify};
+use crate::worker::ThreadCtx;
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use ringmq::protocol::{
+    ByteStr, ConnAck, Connect, Decoded, Decoder, Disconnect, Packet, Properties, ProtocolVersion,
+};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+/// Largest packet accepted from the broker (MQTT's own limit).
+pub const PACKET_BYTES_MAX: usize = 268_435_460;
+/// Read size of a publishing or subscribing client.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Read size of an idle `conn` client (keeps 100k connections small).
+pub const IDLE_READ_CHUNK_BYTES: usize = 256;
+/// How long the goodbye (DISCONNECT and the last queued bytes) may take at the end.
+pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Session expiry requested in MQTT 5 with `--clean-session false`.
+pub const PERSISTENT_SESSION_EXPIRY_SECS: u32 = 3600;
+/// Receive Maximum announced in MQTT 5: we acknowledge at once, so any window is fine.
+pub const RECEIVE_MAXIMUM: u16 = u16::MAX;
+
+/// Everything the tasks of one connection share.
+pub struct ClientState {
+    pub version: ProtocolVersion,
+    /// The socket, while open (cleared before it closes, so it is never shut down reused).
+    pub fd: Option<i32>,
+    /// Bytes queued for the writer.
+    pub out: BytesMut,
+    writer_waker: Option<Waker>,
+    /// Set at the end: the writer sends what is queued, then exits.
+    pub closing: bool,
+    /// The socket failed or reached end of file.
+    pub closed: bool,
+    /// When the writer last completed a write (for keepalive).
+    pub last_write_ns: u64,
+    pub ping_outstanding: bool,
+    /// Wakes the role task: an ack arrived, the writer made room, the connection closed.
+    pub notify: Rc<Notify>,
+    pub writer_exited: Rc<Event>,
+    pub publisher: Option<PubState>,
+    pub subscriber: Option<SubState>,
+    /// From CONNACK (MQTT 5): how many QoS 1/2 publishes the broker accepts unacknowledged.
+    pub server_receive_maximum: u16,
+}
+
+impl ClientState {
+    pub fn new(version: ProtocolVersion, fd: i32) -> Self {
+        ClientState {
+            version,
+            fd: Some(fd),
+            out: BytesMut::with_capacity(4096),
+            writer_waker: None,
+            closing: false,
+            closed: false,
+            last_write_ns: now_ns(),
+            ping_outstanding: false,
+            notify: Rc::new(Notify::default()),
+            writer_exited: Rc::new(Event::default()),
+            publisher: None,
+            subscriber: None,
+            server_receive_maximum: u16::MAX,
+        }
+    }
+
+    /// Appends one packet to the output.
+    pub fn queue(&mut self, p: &Packet) {
+        p.encode(self.version, &mut self.out);
+    }
+
+    /// Tells the writer there is output.
+    pub fn wake_writer(&mut self) {
+        if !self.out.is_empty() {
+            if let Some(w) = self.writer_waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Queues a PINGREQ when nothing was written for `idle_ns`.
+    pub fn keepalive(&mut self, now: u64, idle_ns: u64, counters: &mut Counters) {
+        if !self.closed
+            && !self.closing
+            && now.saturating_sub(self.last_write_ns) >= idle_ns
+            && self.out.is_empty()
+        {
+            self.queue(&Packet::PingReq);
+            self.ping_outstanding = true;
+            counters.pings_sent += 1;
+            self.wake_writer();
+        }
+    }
+}
+
+pub type Client = Rc<RefCell<ClientState>>;
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    Tcp(std::io::Error),
+    TimedOut,
+    Refused(u8),
+    Protocol(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Tcp(e) => write!(f, "TCP connect failed: {e}"),
+            ConnectError::TimedOut => write!(f, "no CONNACK within the connect timeout"),
+            ConnectError::Refused(c) => write!(f, "CONNACK refused the connection (code 0x{c:02x})"),
+            ConnectError::Protocol(e) => write!(f, "bad answer to CONNECT: {e}"),
+        }
+    }
+}
+
+/// A connected, accepted client before its tasks start.
+pub struct Connected {
+    pub stream: TcpStream,
+    pub leftover: BytesMut,
+    pub decoder: Decoder,
+    pub connack: ConnAck,
+}
+
+/// The CONNECT this run sends.
+pub fn connect_packet(ctx: &ThreadCtx, client_id: &str) -> Connect {
+    let cfg = &ctx.cfg;
+    let properties = cfg.version.is_v5().then(|| {
+        Box::new(Properties {
+            session_expiry_interval_secs: (!cfg.clean_session).then_some(PERSISTENT_SESSION_EXPIRY_SECS),
+            receive_maximum: Some(RECEIVE_MAXIMUM),
+            ..Default::default()
+        })
+    });
+    Connect {
+        version: cfg.version,
+        clean_start: cfg.clean_session,
+        keep_alive_secs: cfg.keepalive_secs,
+        client_id: ByteStr::from(client_id),
+        will: None,
+        username: cfg.username.as_deref().map(ByteStr::from),
+        password: cfg.password.as_ref().map(|p| Bytes::copy_from_slice(p.as_bytes())),
+        properties,
+    }
+}
+
+/// TCP connect, CONNECT, CONNACK, all within the connect timeout. Records the connect
+/// latency (and, with `scheduled_ns`, the latency from the scheduled start) and counts.
+pub async fn connect(
+    ctx: &ThreadCtx,
+    client_id: &str,
+    source: Option<IpAddr>,
+    scheduled_ns: Option<u64>,
+) -> Result<Connected, ConnectError> {
+    let started = now_ns();
+    ctx.stats.borrow_mut().counters.conn_attempted += 1;
+    let timeout = Duration::from_secs_f64(ctx.cfg.connect_timeout_s);
+    let attempt = async {
+        let mut stream = tcp_connect(ctx.cfg.broker, source).await.map_err(ConnectError::Tcp)?;
+        let mut out = BytesMut::with_capacity(128);
+        Packet::Connect(Box::new(connect_packet(ctx, client_id))).encode(ctx.cfg.version, &mut out);
+        let (res, _) = stream.write_all(out).await;
+        res.map_err(ConnectError::Tcp)?;
+        let mut decoder = Decoder::with_version(ctx.cfg.version, PACKET_BYTES_MAX);
+        let mut buf = BytesMut::with_capacity(IDLE_READ_CHUNK_BYTES);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Decoded::Packet(Packet::ConnAck(c))) => return Ok((stream, buf, decoder, c)),
+                Ok(Decoded::Packet(p)) => {
+                    return Err(ConnectError::Protocol(format!("{} before CONNACK", p.name())))
+                }
+                Ok(Decoded::Incomplete { .. }) => {}
+                Err(e) => return Err(ConnectError::Protocol(e.to_string())),
+            }
+            buf.reserve(IDLE_READ_CHUNK_BYTES);
+            let (res, b) = read_append(&mut stream, buf).await;
+            buf = b;
+            match res {
+                Ok(0) => return Err(ConnectError::Protocol("connection closed before CONNACK".into())),
+                Ok(_) => {}
+                Err(e) => return Err(ConnectError::Tcp(e)),
+            }
+        }
+    };
+    let result = match monoio::time::timeout(timeout, attempt).await {
+        Err(_) => Err(ConnectError::TimedOut),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok((stream, leftover, decoder, connack))) => {
+            if connack.code.is_error() {
+                Err(ConnectError::Refused(connack.code.0))
+            } else {
+                Ok(Connected { stream, leftover, decoder, connack })
+            }
+        }
+    };
+    let done = now_ns();
+    let mut stats = ctx.stats.borrow_mut();
+    match &result {
+        Ok(_) => {
+            stats.counters.conn_ok += 1;
+            stats.hists.record(Hist::Connect, done - started);
+            if let Some(s) = scheduled_ns {
+                stats.hists.record(Hist::ConnectCorrected, done.saturating_sub(s));
+            }
+        }
+        Err(e) => {
+            stats.counters.conn_failed += 1;
+            match e {
+                ConnectError::TimedOut => stats.counters.conn_timed_out += 1,
+                ConnectError::Refused(_) => stats.counters.conn_refused += 1,
+                _ => {}
+            }
+            drop(stats);
+            ctx.note_error(format!("{client_id}: {e}"));
+        }
+    }
+    result
+}
+
+/// Starts the writer of a connected client; returns the client and its read half.
+pub fn start(ctx: &Rc<ThreadCtx>, c: Connected) -> (Client, OwnedReadHalf<TcpStream>, BytesMut, Decoder) {
+    let fd = c.stream.as_raw_fd();
+    let mut state = ClientState::new(ctx.cfg.version, fd);
+    if let Some(p) = &c.connack.properties {
+        if let Some(rm) = p.receive_maximum {
+            state.server_receive_maximum = rm.max(1);
+        }
+    }
+    let client = Rc::new(RefCell::new(state));
+    ctx.clients.borrow_mut().push(client.clone());
+    let (rd, wr) = c.stream.into_split();
+    monoio::spawn(writer(client.clone(), wr));
+    (client, rd, c.leftover, c.decoder)
+}
+
+/// Sends queued output until the client closes.
+async fn writer(client: Client, mut wr: OwnedWriteHalf<TcpStream>) {
+    let mut spare = Some(BytesMut::with_capacity(4096));
+    loop {
+        let taken = poll_fn(|cx| {
+            let mut s = client.borrow_mut();
+            if s.closed {
+                return Poll::Ready(None);
+            }
+            if !s.out.is_empty() {
+                let next = spare.take().unwrap_or_default();
+                return Poll::Ready(Some(std::mem::replace(&mut s.out, next)));
+            }
+            if s.closing {
+                return Poll::Ready(None);
+            }
+            s.writer_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let Some(buf) = taken else { break };
+        let (res, mut buf) = wr.write_all(buf).await;
+        let mut s = client.borrow_mut();
+        if res.is_err() {
+            s.closed = true;
+            s.notify.notify();
+            break;
+        }
+        s.last_write_ns = now_ns();
+        s.notify.notify();
+        buf.clear();
+        spare = Some(buf);
+    }
+    let exited = client.borrow().writer_exited.clone();
+    exited.set();
+}
+
+/// Reads into the free capacity of `buf`, after the bytes already there. (monoio's read
+/// of a whole `BytesMut` writes from offset 0, over any partial packet kept from the
+/// previous read; a slice starting at `len` appends instead.)
+pub async fn read_append<R: AsyncReadRent>(rd: &mut R, buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
+    let (begin, end) = (buf.len(), buf.capacity());
+    let (res, slice) = rd.read(buf.slice_mut(begin..end)).await;
+    (res, slice.into_inner())
+}
+
+/// How a reader ended.
+pub enum ReadEnd {
+    Eof,
+    Error(std::io::Error),
+    Protocol(String),
+}
+
+/// Reads and dispatches until end of file or an error.
+pub async fn reader(
+    ctx: &ThreadCtx,
+    client: &Client,
+    rd: &mut OwnedReadHalf<TcpStream>,
+    mut buf: BytesMut,
+    mut decoder: Decoder,
+    chunk: usize,
+) -> ReadEnd {
+    let mut now = now_ns();
+    let end = loop {
+        {
+            let mut s = client.borrow_mut();
+            let mut stats = ctx.stats.borrow_mut();
+            let mut failed = None;
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Decoded::Packet(p)) => dispatch(ctx, &mut s, &mut stats, p, now),
+                    Ok(Decoded::Incomplete { .. }) => break,
+                    Err(e) => {
+                        stats.counters.protocol_errors += 1;
+                        failed = Some(format!("undecodable packet from the broker: {e}"));
+                        break;
+                    }
+                }
+            }
+            s.wake_writer();
+            if let Some(f) = failed {
+                break ReadEnd::Protocol(f);
+            }
+        }
+        if buf.capacity() - buf.len() < chunk / 4 {
+            buf.reserve(chunk);
+        }
+        let (res, b) = read_append(rd, buf).await;
+        buf = b;
+        now = now_ns();
+        match res {
+            Ok(0) => break ReadEnd::Eof,
+            Ok(_) => {}
+            Err(e) => break ReadEnd::Error(e),
+        }
+    };
+    let mut s = client.borrow_mut();
+    // End of file after the thread shut the read side down is the planned end: the socket
+    // can still carry the DISCONNECT. Anything else means the connection is gone.
+    if !(matches!(end, ReadEnd::Eof) && ctx.stop.is_set()) {
+        s.closed = true;
+    }
+    s.notify.notify();
+    end
+}
+
+fn dispatch(
+    ctx: &ThreadCtx,
+    s: &mut ClientState,
+    stats: &mut crate::worker::ThreadStats,
+    p: Packet,
+    now: u64,
+) {
+    match p {
+        Packet::Publish(p) => subscriber::on_publish(ctx, s, stats, p, now),
+        Packet::PubRel(a) => subscriber::on_pubrel(s, stats, a),
+        Packet::SubAck(a) => subscriber::on_suback(ctx, s, stats, a, now),
+        Packet::PubAck(a) => publisher::on_puback(s, stats, a, now),
+        Packet::PubRec(a) => publisher::on_pubrec(s, stats, a, now),
+        Packet::PubComp(a) => publisher::on_pubcomp(s, stats, a, now),
+        Packet::PingResp => {
+            s.ping_outstanding = false;
+            s.notify.notify();
+        }
+        Packet::Disconnect(d) => {
+            stats.counters.disconnects_received += 1;
+            stats.note_error(format!("broker sent DISCONNECT (reason 0x{:02x})", d.reason.0));
+        }
+        other => {
+            stats.counters.protocol_errors += 1;
+            stats.note_error(format!("unexpected {} from the broker", other.name()));
+        }
+    }
+}
+
+/// Ends a connection politely: DISCONNECT after whatever is queued, then waits (bounded)
+/// for the writer to send it. The socket closes when the halves drop.
+pub async fn goodbye(client: &Client) {
+    let exited = {
+        let mut s = client.borrow_mut();
+        if !s.closed {
+            s.queue(&Packet::Disconnect(Disconnect::default()));
+        }
+        s.closing = true;
+        s.fd = None;
+        s.wake_writer();
+        if let Some(w) = s.writer_waker.take() {
+            w.wake();
+        }
+        s.writer_exited.clone()
+    };
+    let _ = monoio::time::timeout(GOODBYE_TIMEOUT, exited.wait()).await;
+}

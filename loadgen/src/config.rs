@@ -1,0 +1,231 @@
+//! The run's settings, checked once from the command line: everything the threads need,
+//! with units in the names.
+
+use crate::cli::{Args, ConnOpts, MqttVersion, MsgOpts, Rate, Scenario};
+use crate::payload::HEADER_BYTES;
+use anyhow::{bail, Context};
+use ringmq::protocol::{ProtocolVersion, QoS};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Which load shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Pairs,
+    Fanin,
+    Fanout,
+    Shared,
+    Retained,
+    Conn,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Pairs => "pairs",
+            Kind::Fanin => "fanin",
+            Kind::Fanout => "fanout",
+            Kind::Shared => "shared",
+            Kind::Retained => "retained",
+            Kind::Conn => "conn",
+        }
+    }
+}
+
+/// Largest payload accepted: MQTT's packet limit less room for the headers.
+pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024 * 1024 - 64 * 1024;
+
+/// A validated run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    pub scenario: Kind,
+    pub broker: SocketAddr,
+    pub host: String,
+    pub mqtt: MqttVersion,
+    #[serde(skip)]
+    pub version: ProtocolVersion,
+    pub clean_session: bool,
+    pub keepalive_secs: u16,
+    pub username: Option<String>,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub source_ips: Vec<IpAddr>,
+    /// Load threads.
+    pub threads: usize,
+    pub cpus: Option<Vec<usize>>,
+    pub broker_pid: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub connect_timeout_s: f64,
+    /// Topic root of this run: `<prefix>/<run id>`.
+    pub topic_root: String,
+    /// Client id prefix of this run: `<prefix>-<run id>`.
+    pub client_prefix: String,
+    pub quiet: bool,
+    pub qos: u8,
+    pub size_bytes: usize,
+    /// Messages per second per publisher; `None` is `--rate max` (closed loop).
+    pub rate_per_pub: Option<f64>,
+    pub inflight: u16,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub drain_s: f64,
+    /// Publishers (the retained scenario has one).
+    pub pubs: u32,
+    /// Subscribers, or shared-group members.
+    pub subs: u32,
+    pub group: Option<String>,
+    /// Retained messages to store.
+    pub retained_n: u32,
+    /// `conn`: connections, per second, held for.
+    pub conn_n: u32,
+    pub conn_rate_per_s: f64,
+    pub hold_s: f64,
+    pub command_line: Vec<String>,
+}
+
+impl RunConfig {
+    /// Checks the arguments and resolves the broker's address.
+    pub fn from_args(args: &Args, command_line: Vec<String>) -> anyhow::Result<RunConfig> {
+        let default_msg = MsgOpts {
+            qos: 0,
+            size: 64,
+            rate: Rate::PerSec(1000.0),
+            inflight: 64,
+            duration: 10.0,
+            warmup: 0.0,
+            drain: 5.0,
+        };
+        let (kind, conn, msg, pubs, subs, group, retained_n) = match &args.scenario {
+            Scenario::Pairs { n, conn, msg } => (Kind::Pairs, conn, msg, *n, *n, None, 0),
+            Scenario::Fanin { pubs, subs, conn, msg } => (Kind::Fanin, conn, msg, *pubs, *subs, None, 0),
+            Scenario::Fanout { subs, pubs, conn, msg } => (Kind::Fanout, conn, msg, *pubs, *subs, None, 0),
+            Scenario::Shared { pubs, subs, group, conn, msg } => {
+                (Kind::Shared, conn, msg, *pubs, *subs, Some(group.clone()), 0)
+            }
+            Scenario::Retained { n, subs, conn, msg } => (Kind::Retained, conn, msg, 1, *subs, None, *n),
+            Scenario::Conn { conn, .. } => (Kind::Conn, conn, &default_msg, 0, 0, None, 0),
+        };
+        let (conn_n, conn_rate_per_s, hold_s) = match &args.scenario {
+            Scenario::Conn { n, rate, hold, .. } => (*n, *rate, *hold),
+            _ => (0, 0.0, 0.0),
+        };
+        if kind == Kind::Conn {
+            if conn_n == 0 {
+                bail!("conn needs --n of at least 1");
+            }
+            if !(conn_rate_per_s.is_finite() && conn_rate_per_s > 0.0) {
+                bail!("conn needs a --rate above 0 connections per second");
+            }
+        } else if pubs == 0 || subs == 0 || (kind == Kind::Retained && retained_n == 0) {
+            bail!("{} needs at least one publisher and one subscriber (and --n of at least 1)", kind.name());
+        }
+        if msg.size < HEADER_BYTES {
+            bail!("--size must be at least {HEADER_BYTES} bytes: the payload carries publisher id, sequence number and send time");
+        }
+        if msg.size > PAYLOAD_BYTES_MAX {
+            bail!("--size must be at most {PAYLOAD_BYTES_MAX} bytes");
+        }
+        if kind != Kind::Conn && msg.duration <= 0.0 {
+            bail!("--duration must be above 0");
+        }
+        if let Some(g) = &group {
+            if g.is_empty() || g.contains(['/', '+', '#']) {
+                bail!("--group must be a non-empty share name without '/', '+' or '#'");
+            }
+        }
+        check_topic_prefix(&conn.topic_prefix)?;
+        let broker = resolve(&conn.host, conn.port)?;
+        let threads = threads(conn)?;
+        let run_id = run_id();
+        Ok(RunConfig {
+            scenario: kind,
+            broker,
+            host: conn.host.clone(),
+            mqtt: conn.mqtt,
+            version: conn.mqtt.protocol(),
+            clean_session: conn.clean_session,
+            keepalive_secs: conn.keepalive,
+            username: conn.username.clone(),
+            password: conn.password.clone(),
+            source_ips: conn.source_ips.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
+            threads,
+            cpus: conn.cpus.as_ref().map(|c| c.0.clone()),
+            broker_pid: conn.broker_pid,
+            out: conn.out.clone(),
+            connect_timeout_s: conn.connect_timeout.max(0.001),
+            topic_root: format!("{}/{}", conn.topic_prefix.trim_end_matches('/'), run_id),
+            client_prefix: format!("{}-{}", conn.client_id_prefix, run_id),
+            quiet: conn.quiet,
+            qos: msg.qos,
+            size_bytes: msg.size,
+            rate_per_pub: match msg.rate {
+                Rate::PerSec(r) => Some(r),
+                Rate::Max => None,
+            },
+            inflight: msg.inflight,
+            duration_s: msg.duration,
+            warmup_s: msg.warmup,
+            drain_s: msg.drain,
+            pubs,
+            subs,
+            group,
+            retained_n,
+            conn_n,
+            conn_rate_per_s,
+            hold_s,
+            command_line,
+        })
+    }
+
+    /// The QoS as the codec spells it.
+    pub fn qos(&self) -> QoS {
+        QoS::try_from(self.qos).expect("validated QoS")
+    }
+
+    /// Total connections the run opens.
+    pub fn connections(&self) -> u64 {
+        match self.scenario {
+            Kind::Conn => self.conn_n as u64,
+            _ => self.pubs as u64 + self.subs as u64,
+        }
+    }
+}
+
+fn check_topic_prefix(p: &str) -> anyhow::Result<()> {
+    if p.is_empty() || p.contains(['+', '#']) || p.starts_with('$') {
+        bail!("--topic-prefix must be non-empty, without wildcards, and not start with '$'");
+    }
+    Ok(())
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}:{port}"))?
+        .next()
+        .with_context(|| format!("{host}:{port} resolves to no address"))
+}
+
+fn threads(conn: &ConnOpts) -> anyhow::Result<usize> {
+    let n = match (conn.cores, &conn.cpus) {
+        (Some(n), _) => n,
+        (None, Some(c)) => c.0.len(),
+        (None, None) => 1,
+    };
+    if n == 0 {
+        bail!("--cores must be at least 1");
+    }
+    Ok(n)
+}
+
+/// Six hex digits that differ between runs, so topics and client ids never collide with
+/// an earlier run's retained messages or sessions.
+fn run_id() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mix = (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 20) ^ crate::clock::monotonic_ns();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:06x}", (mix.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(n << 7) >> 40) & 0xFF_FFFF)
+}

@@ -1,0 +1,66 @@
+//! ringmq-loadgen: an MQTT load generator that measures brokers honestly: open-loop
+//! load with coordinated-omission-corrected HDR latency histograms, and a delivery check
+//! of every message (loss, duplicates, reordering).
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line, one subcommand per scenario.
+//! - [`config`]: the run's settings, validated once.
+//! - [`plan`]: the scenario's clients, topics and filters, dealt over the load threads.
+//! - [`payload`]: the header every payload carries (publisher, sequence, send time).
+//! - [`schedule`]: open-loop send times and coordinated-omission correction.
+//! - [`checker`]: per-publisher sequence checks: loss, duplicates, reordering.
+//! - [`stats`]: the counters and histograms each thread keeps.
+//! - [`clock`], [`pacer`], [`sync`]: the shared clock, precise sleeps for the schedule
+//!   (a timerfd read through io_uring), and single-thread wake-up primitives.
+//! - [`net`], [`client`]: the socket seam (connect from a source address, read and
+//!   write tasks), CONNECT/CONNACK, and packet dispatch.
+//! - [`publisher`], [`subscriber`]: the two roles.
+//! - [`worker`]: a load thread (one monoio io_uring runtime per core) and the phases.
+//! - [`runner`]: steers the threads, watches the broker and itself in /proc, and merges.
+//! - [`procfs`]: CPU time and memory from /proc, and the machine's description.
+//! - [`report`], [`hgrm`], [`plot`], [`progress`]: summary.json, `.hgrm` files,
+//!   report.md, latency.svg, the one-line summary and the live progress line.
+
+pub mod checker;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod hgrm;
+pub mod net;
+pub mod pacer;
+pub mod payload;
+pub mod plan;
+pub mod plot;
+pub mod procfs;
+pub mod progress;
+pub mod publisher;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod stats;
+pub mod subscriber;
+pub mod sync;
+pub mod worker;
+
+pub use cli::Args;
+pub use report::{Summary, EXIT_DELIVERY_FAILED, EXIT_OK, EXIT_RUN_FAILED};
+pub use runner::Outcome;
+
+/// Runs the scenario `args` describes; `command_line` is recorded in the summary.
+pub fn run(args: &Args, command_line: Vec<String>) -> anyhow::Result<Outcome> {
+    let cfg = config::RunConfig::from_args(args, command_line)?;
+    runner::run(cfg)
+}
+
+/// Parses `argv` (program name first) and runs it: the library's whole command line.
+pub fn run_argv<I, S>(argv: I) -> anyhow::Result<Outcome>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let argv: Vec<String> = argv.into_iter().map(Into::into).collect();
+    let args = <Args as clap::Parser>::try_parse_from(&argv)?;
+    run(&args, argv)
+}

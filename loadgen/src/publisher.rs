@@ -1,0 +1,327 @@
+//! The publisher role: sends on the open-loop schedule (or as fast as its window allows
+//! with `--rate max`), keeps the QoS 1/2 inflight table, and measures PUBACK / PUBCOMP
+//! round trips.
+
+use crate::client::{Client, ClientState};
+use crate::clock::now_ns;
+use crate::payload::Stamp;
+use crate::schedule::Schedule;
+use crate::stats::Hist;
+use crate::worker::{ThreadCtx, ThreadStats};
+use ringmq::protocol::{encode_publish, Ack, Packet, PublishHeader, QoS};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Output queued per connection before the publisher waits for the writer. Also the
+/// largest batch in closed loop: one write of up to this many bytes.
+pub const OUT_BYTES_MAX: usize = 64 * 1024;
+
+struct Slot {
+    sent_ns: u64,
+}
+
+/// A publisher's state, kept in its [`ClientState`].
+pub struct PubState {
+    pub id: u32,
+    topic: String,
+    qos: QoS,
+    retain: bool,
+    /// Counts acks in the run's figures (false while clearing retained messages).
+    counting: bool,
+    /// Inflight slots; packet id = slot index + 1.
+    slots: Vec<Option<Slot>>,
+    free: Vec<u16>,
+    pub inflight: usize,
+    payload: Vec<u8>,
+}
+
+impl PubState {
+    pub fn new(id: u32, topic: String, qos: QoS, window: u16, size: usize) -> Self {
+        PubState {
+            id,
+            topic,
+            qos,
+            retain: false,
+            counting: true,
+            slots: (0..window).map(|_| None).collect(),
+            free: (1..=window).rev().collect(),
+            inflight: 0,
+            payload: vec![0; size],
+        }
+    }
+
+    /// Whether another PUBLISH may be queued now.
+    pub fn has_room(&self, out_len: usize) -> bool {
+        out_len < OUT_BYTES_MAX && (self.qos == QoS::AtMostOnce || !self.free.is_empty())
+    }
+
+    /// Queues message `seq`, stamped with `now` (retained: on topic `TOPIC/seq`, and with
+    /// an empty payload when clearing).
+    fn send(
+        &mut self,
+        version: ringmq::protocol::ProtocolVersion,
+        out: &mut bytes::BytesMut,
+        seq: u64,
+        now: u64,
+    ) {
+        let packet_id = if self.qos == QoS::AtMostOnce {
+            0
+        } else {
+            let id = self.free.pop().expect("send without room");
+            self.slots[id as usize - 1] = Some(Slot { sent_ns: now });
+            self.inflight += 1;
+            id
+        };
+        Stamp { publisher: self.id, seq, sent_ns: now }.write(&mut self.payload);
+        let h = PublishHeader { dup: false, qos: self.qos, retain: self.retain, packet_id };
+        if self.retain {
+            let topic = format!("{}/{seq}", self.topic);
+            let payload: &[u8] = if self.counting { &self.payload } else { &[] };
+            encode_publish(out, version, h, topic.as_bytes(), None, payload);
+        } else {
+            encode_publish(out, version, h, self.topic.as_bytes(), None, &self.payload);
+        }
+    }
+
+    /// Frees the slot of `packet_id`; returns its send time if it was in flight.
+    fn complete(&mut self, packet_id: u16) -> Option<u64> {
+        let slot = self.slots.get_mut((packet_id as usize).checked_sub(1)?)?.take()?;
+        self.free.push(packet_id);
+        self.inflight -= 1;
+        Some(slot.sent_ns)
+    }
+}
+
+/// Waits until another message may be queued; false if the client closed or `deadline_ns`
+/// passed first.
+async fn wait_room(client: &Client, deadline_ns: u64) -> bool {
+    loop {
+        let notify = {
+            let s = client.borrow();
+            if s.closed || s.closing {
+                return false;
+            }
+            if s.publisher.as_ref().expect("publisher").has_room(s.out.len()) {
+                return true;
+            }
+            s.notify.clone()
+        };
+        let now = now_ns();
+        if now >= deadline_ns {
+            return false;
+        }
+        let _ = monoio::time::timeout(Duration::from_nanos(deadline_ns - now), notify.notified()).await;
+    }
+}
+
+/// Waits until every QoS 1/2 publish is acknowledged (or the client closed, or the deadline).
+async fn wait_acked(client: &Client, deadline_ns: u64) {
+    loop {
+        let notify = {
+            let s = client.borrow();
+            if s.closed || s.publisher.as_ref().expect("publisher").inflight == 0 {
+                return;
+            }
+            s.notify.clone()
+        };
+        let now = now_ns();
+        if now >= deadline_ns {
+            return;
+        }
+        let _ = monoio::time::timeout(Duration::from_nanos(deadline_ns - now), notify.notified()).await;
+    }
+}
+
+/// PINGREQ, then waits for PINGRESP: the broker has handled everything sent before.
+async fn ping_round_trip(client: &Client, deadline_ns: u64) {
+    {
+        let mut s = client.borrow_mut();
+        if s.closed {
+            return;
+        }
+        s.queue(&Packet::PingReq);
+        s.ping_outstanding = true;
+        s.wake_writer();
+    }
+    loop {
+        let notify = {
+            let s = client.borrow();
+            if s.closed || !s.ping_outstanding {
+                return;
+            }
+            s.notify.clone()
+        };
+        let now = now_ns();
+        if now >= deadline_ns {
+            return;
+        }
+        let _ = monoio::time::timeout(Duration::from_nanos(deadline_ns - now), notify.notified()).await;
+    }
+}
+
+/// The publish/subscribe scenarios' publisher: from the start to the end of the run.
+pub async fn run_stream(ctx: Rc<ThreadCtx>, client: Client) {
+    ctx.run.wait().await;
+    if ctx.stop.is_set() {
+        return;
+    }
+    let t = ctx.times.get();
+    let id = client.borrow().publisher.as_ref().expect("publisher").id;
+    let mut seq = 0u64;
+    // The go signal comes a little before the start, so every thread has seen it.
+    ctx.pacer.sleep_until(t.start_ns).await;
+    match ctx.cfg.rate_per_pub {
+        Some(rate) => {
+            let sched = Schedule::new(t.start_ns, rate, id, ctx.cfg.pubs);
+            let total = sched.count_before(t.end_ns);
+            while seq < total {
+                ctx.pacer.sleep_until(sched.send_time_ns(seq)).await;
+                if !wait_room(&client, t.drain_deadline_ns).await {
+                    break;
+                }
+                let now = now_ns();
+                let due = sched.due_count(now).min(total);
+                let mut s = client.borrow_mut();
+                let s = &mut *s;
+                let mut stats = ctx.stats.borrow_mut();
+                let p = s.publisher.as_mut().expect("publisher");
+                while seq < due && p.has_room(s.out.len()) {
+                    let scheduled = sched.send_time_ns(seq);
+                    p.send(s.version, &mut s.out, seq, now);
+                    stats.counters.published += 1;
+                    if scheduled >= t.warm_end_ns && scheduled < t.end_ns {
+                        stats.counters.published_in_window += 1;
+                        stats.hists.record(Hist::SendLag, now.saturating_sub(scheduled));
+                    }
+                    seq += 1;
+                }
+                s.wake_writer();
+                ctx.shared.sent[id as usize].store(seq, Ordering::Relaxed);
+            }
+        }
+        None => loop {
+            if now_ns() >= t.end_ns || !wait_room(&client, t.end_ns).await {
+                break;
+            }
+            let now = now_ns();
+            let mut s = client.borrow_mut();
+            let s = &mut *s;
+            let mut stats = ctx.stats.borrow_mut();
+            let p = s.publisher.as_mut().expect("publisher");
+            while p.has_room(s.out.len()) {
+                p.send(s.version, &mut s.out, seq, now);
+                seq += 1;
+                stats.counters.published += 1;
+                if now >= t.warm_end_ns {
+                    stats.counters.published_in_window += 1;
+                }
+            }
+            s.wake_writer();
+            ctx.shared.sent[id as usize].store(seq, Ordering::Relaxed);
+        },
+    }
+    ctx.shared.sent[id as usize].store(seq, Ordering::Relaxed);
+    wait_acked(&client, t.drain_deadline_ns).await;
+    ctx.shared.pubs_done.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The retained scenario's publisher: stores N retained messages when told, and clears
+/// them (empty retained payloads) at the end.
+pub async fn run_retained(ctx: Rc<ThreadCtx>, client: Client) {
+    ctx.store.wait().await;
+    if ctx.stop.is_set() {
+        return;
+    }
+    let n = ctx.cfg.retained_n as u64;
+    let deadline = now_ns() + crate::clock::secs_to_ns(ctx.cfg.duration_s + ctx.cfg.drain_s);
+    {
+        let mut s = client.borrow_mut();
+        s.publisher.as_mut().expect("publisher").retain = true;
+    }
+    let sent = publish_all(&ctx, &client, n, deadline, true).await;
+    ctx.shared.sent[0].store(sent, Ordering::Relaxed);
+    wait_acked(&client, deadline).await;
+    ping_round_trip(&client, deadline).await;
+    ctx.shared.pubs_done.fetch_add(1, Ordering::AcqRel);
+
+    ctx.cleanup.wait().await;
+    if !ctx.stop.is_set() {
+        let deadline = now_ns() + crate::clock::secs_to_ns(ctx.cfg.drain_s.max(1.0));
+        client.borrow_mut().publisher.as_mut().expect("publisher").counting = false;
+        publish_all(&ctx, &client, n, deadline, false).await;
+        wait_acked(&client, deadline).await;
+        ping_round_trip(&client, deadline).await;
+    }
+    ctx.shared.cleanups_done.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Sends sequence numbers 0..n as fast as the window allows; returns how many were sent.
+async fn publish_all(ctx: &ThreadCtx, client: &Client, n: u64, deadline: u64, counting: bool) -> u64 {
+    let mut seq = 0;
+    while seq < n {
+        if !wait_room(client, deadline).await {
+            break;
+        }
+        let now = now_ns();
+        let mut s = client.borrow_mut();
+        let s = &mut *s;
+        let p = s.publisher.as_mut().expect("publisher");
+        let before = seq;
+        while seq < n && p.has_room(s.out.len()) {
+            p.send(s.version, &mut s.out, seq, now);
+            seq += 1;
+        }
+        if counting {
+            ctx.stats.borrow_mut().counters.published += seq - before;
+        }
+        s.wake_writer();
+    }
+    seq
+}
+
+fn completed(s: &mut ClientState, stats: &mut ThreadStats, a: &Ack, now: u64) {
+    let Some(p) = s.publisher.as_mut() else {
+        stats.counters.protocol_errors += 1;
+        return;
+    };
+    match p.complete(a.packet_id) {
+        Some(sent_ns) if p.counting => {
+            stats.counters.acked += 1;
+            if a.reason.is_error() {
+                stats.counters.rejected += 1;
+            }
+            stats.hists.record(Hist::AckRtt, now.saturating_sub(sent_ns));
+        }
+        Some(_) => {}
+        None => stats.counters.protocol_errors += 1,
+    }
+    s.notify.notify();
+}
+
+/// PUBACK: QoS 1 complete.
+pub fn on_puback(s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
+    completed(s, stats, &a, now);
+}
+
+/// PUBREC: answer PUBREL, unless the broker refused the message (MQTT 5 reason >= 0x80),
+/// which ends the flow.
+pub fn on_pubrec(s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
+    if a.reason.is_error() {
+        completed(s, stats, &a, now);
+        return;
+    }
+    let known = s.publisher.as_ref().is_some_and(|p| {
+        p.slots.get((a.packet_id as usize).wrapping_sub(1)).is_some_and(|slot| slot.is_some())
+    });
+    if known {
+        s.queue(&Packet::PubRel(Ack::new(a.packet_id)));
+    } else {
+        stats.counters.protocol_errors += 1;
+    }
+}
+
+/// PUBCOMP: QoS 2 complete.
+pub fn on_pubcomp(s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
+    completed(s, stats, &a, now);
+}

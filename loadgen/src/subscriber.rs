@@ -1,0 +1,258 @@
+//! The subscriber role: subscribes, acknowledges (PUBACK, or PUBREC then PUBCOMP), checks
+//! every payload's publisher and sequence number, and records end-to-end latency.
+
+use crate::checker::{Arrival, Mark, OrderCheck, SeqChecker};
+use crate::client::{Client, ClientState};
+use crate::clock::now_ns;
+use crate::config::Kind;
+use crate::payload::Stamp;
+use crate::plan::Group;
+use crate::stats::{Hist, PubDelivery};
+use crate::worker::{ThreadCtx, ThreadStats};
+use ringmq::protocol::{Ack, ByteStr, Packet, Publish, QoS, SubAck, Subscribe, SubscriptionOptions};
+use std::collections::HashSet;
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Packet id of our one SUBSCRIBE.
+const SUBSCRIBE_PACKET_ID: u16 = 1;
+
+/// A subscriber's state, kept in its [`ClientState`].
+pub struct SubState {
+    filter: String,
+    expects: Range<u32>,
+    /// One checker per expected publisher (not in a shared group).
+    streams: Vec<SeqChecker>,
+    /// Shared group: the group's bitmaps, this member's order checks and first arrivals.
+    group: Option<Arc<Group>>,
+    order: Vec<OrderCheck>,
+    group_deliveries: Vec<PubDelivery>,
+    /// QoS 2 packet ids answered with PUBREC and awaiting PUBREL.
+    qos2_pending: HashSet<u16>,
+    subscribe_sent_ns: u64,
+    suback: Option<Result<(), String>>,
+    retained_got: u64,
+}
+
+impl SubState {
+    pub fn new(filter: String, expects: Range<u32>, group: Option<Arc<Group>>) -> Self {
+        let n = expects.len();
+        let shared = group.is_some();
+        SubState {
+            filter,
+            expects,
+            streams: if shared { Vec::new() } else { vec![SeqChecker::default(); n] },
+            order: if shared { vec![OrderCheck::default(); n] } else { Vec::new() },
+            group_deliveries: if shared { vec![PubDelivery::default(); n] } else { Vec::new() },
+            group,
+            qos2_pending: HashSet::new(),
+            subscribe_sent_ns: 0,
+            suback: None,
+            retained_got: 0,
+        }
+    }
+
+    /// Adds this subscriber's per-publisher results to the thread's.
+    pub fn fold_into(&self, stats: &mut ThreadStats) {
+        for (i, c) in self.streams.iter().enumerate() {
+            let d = &mut stats.per_pub[self.expects.start as usize + i];
+            d.add(&PubDelivery { unique: c.unique, duplicates: c.duplicates, out_of_order: c.out_of_order });
+            stats.counters.written_off += c.written_off;
+        }
+        for (i, (d, o)) in self.group_deliveries.iter().zip(&self.order).enumerate() {
+            let mut d = *d;
+            d.out_of_order = o.out_of_order;
+            stats.per_pub[self.expects.start as usize + i].add(&d);
+        }
+    }
+}
+
+/// The subscriber's task: SUBSCRIBE at set-up (retained: when the run starts), then the
+/// reader does the rest.
+pub async fn run(ctx: Rc<ThreadCtx>, client: Client) {
+    if ctx.cfg.scenario == Kind::Retained {
+        ctx.setup_result(true);
+        ctx.run.wait().await;
+        ctx.pacer.sleep_until(ctx.times.get().start_ns).await;
+        if ctx.stop.is_set() {
+            return;
+        }
+        if let Err(e) = subscribe(&ctx, &client).await {
+            ctx.stats.borrow_mut().counters.subscribe_failed += 1;
+            ctx.note_error(e);
+        }
+    } else {
+        match subscribe(&ctx, &client).await {
+            Ok(()) => ctx.setup_result(true),
+            Err(e) => {
+                ctx.stats.borrow_mut().counters.subscribe_failed += 1;
+                ctx.note_error(e);
+                ctx.setup_result(false);
+            }
+        }
+    }
+}
+
+/// Sends the SUBSCRIBE and waits for its SUBACK (within the connect timeout).
+async fn subscribe(ctx: &ThreadCtx, client: &Client) -> Result<(), String> {
+    let notify = {
+        let mut s = client.borrow_mut();
+        let sub = s.subscriber.as_mut().expect("subscriber");
+        let filter = sub.filter.clone();
+        sub.subscribe_sent_ns = now_ns();
+        let p = Packet::Subscribe(Subscribe {
+            packet_id: SUBSCRIBE_PACKET_ID,
+            filters: vec![(ByteStr::from(filter), SubscriptionOptions::qos(ctx.cfg.qos()))],
+            properties: None,
+        });
+        s.queue(&p);
+        s.wake_writer();
+        s.notify.clone()
+    };
+    let deadline = now_ns() + crate::clock::secs_to_ns(ctx.cfg.connect_timeout_s);
+    loop {
+        {
+            let s = client.borrow();
+            if let Some(r) = &s.subscriber.as_ref().expect("subscriber").suback {
+                return r.clone();
+            }
+            if s.closed {
+                return Err("connection closed before SUBACK".into());
+            }
+        }
+        let now = now_ns();
+        if now >= deadline {
+            return Err("no SUBACK within the connect timeout".into());
+        }
+        let _ = monoio::time::timeout(Duration::from_nanos(deadline - now), notify.notified()).await;
+    }
+}
+
+/// SUBACK: success, downgraded, or refused.
+pub fn on_suback(ctx: &ThreadCtx, s: &mut ClientState, stats: &mut ThreadStats, a: SubAck, now: u64) {
+    let Some(sub) = s.subscriber.as_mut() else {
+        stats.counters.protocol_errors += 1;
+        return;
+    };
+    if a.packet_id != SUBSCRIBE_PACKET_ID || sub.suback.is_some() {
+        stats.counters.protocol_errors += 1;
+        return;
+    }
+    stats.hists.record(Hist::Subscribe, now.saturating_sub(sub.subscribe_sent_ns));
+    sub.suback = Some(match a.reasons.first() {
+        Some(r) if r.is_error() => Err(format!("SUBACK refused {} (reason 0x{:02x})", sub.filter, r.0)),
+        Some(r) => {
+            if r.0 < ctx.cfg.qos {
+                stats.counters.subscribe_downgraded += 1;
+            }
+            Ok(())
+        }
+        None => Err("SUBACK without a reason code".into()),
+    });
+    s.notify.notify();
+}
+
+/// PUBLISH from the broker: acknowledge, check, measure.
+pub fn on_publish(ctx: &ThreadCtx, s: &mut ClientState, stats: &mut ThreadStats, p: Publish, now: u64) {
+    let ClientState { subscriber, out, version, .. } = s;
+    let Some(sub) = subscriber.as_mut() else {
+        stats.counters.protocol_errors += 1;
+        return;
+    };
+    stats.counters.delivered += 1;
+    let t = ctx.times.get();
+    if now >= t.warm_end_ns && now < t.end_ns {
+        stats.counters.delivered_in_window += 1;
+    }
+    match p.qos {
+        QoS::AtMostOnce => {}
+        QoS::AtLeastOnce => Packet::PubAck(Ack::new(p.packet_id)).encode(*version, out),
+        QoS::ExactlyOnce => {
+            Packet::PubRec(Ack::new(p.packet_id)).encode(*version, out);
+            // A PUBLISH whose id awaits PUBREL is the same message again: answer, do not
+            // deliver it twice [MQTT-4.3.3-9].
+            if !sub.qos2_pending.insert(p.packet_id) {
+                stats.counters.qos2_redelivered += 1;
+                return;
+            }
+        }
+    }
+    // The retained scenario's clean-up (empty retained payloads) reaches the subscribers
+    // too; the checks are over by then.
+    if p.payload.is_empty() && ctx.cleanup.is_set() {
+        return;
+    }
+    let Some(stamp) = Stamp::read(&p.payload) else {
+        stats.counters.malformed += 1;
+        return;
+    };
+    if !sub.expects.contains(&stamp.publisher) {
+        stats.counters.unexpected += 1;
+        return;
+    }
+    let idx = (stamp.publisher - sub.expects.start) as usize;
+    let first = match &sub.group {
+        None => {
+            let arrival = sub.streams[idx].on_seq(stamp.seq);
+            match arrival {
+                Arrival::Gap { skipped } => stats.counters.gaps += skipped,
+                Arrival::Late => {
+                    stats.counters.gaps = stats.counters.gaps.saturating_sub(1);
+                    stats.counters.out_of_order += 1;
+                }
+                _ => {}
+            }
+            arrival.is_first()
+        }
+        Some(g) => {
+            let before = sub.order[idx].out_of_order;
+            sub.order[idx].on_seq(stamp.seq);
+            stats.counters.out_of_order += sub.order[idx].out_of_order - before;
+            match g.seen[stamp.publisher as usize].mark(stamp.seq) {
+                Mark::First => {
+                    sub.group_deliveries[idx].unique += 1;
+                    true
+                }
+                Mark::Duplicate => {
+                    sub.group_deliveries[idx].duplicates += 1;
+                    false
+                }
+                Mark::Unverified => {
+                    stats.counters.unverified += 1;
+                    false
+                }
+            }
+        }
+    };
+    if !first {
+        stats.counters.duplicates += 1;
+        return;
+    }
+    stats.counters.unique += 1;
+    if ctx.cfg.scenario == Kind::Retained {
+        stats.hists.record(Hist::RetainedDelivery, now.saturating_sub(sub.subscribe_sent_ns));
+        sub.retained_got += 1;
+        if sub.retained_got == ctx.cfg.retained_n as u64 {
+            stats.hists.record(Hist::RetainedComplete, now.saturating_sub(sub.subscribe_sent_ns));
+        }
+        return;
+    }
+    let scheduled = ctx.schedules.borrow().get(stamp.publisher as usize).map(|s| s.send_time_ns(stamp.seq));
+    let reference = scheduled.unwrap_or(stamp.sent_ns);
+    if reference >= t.warm_end_ns && reference < t.end_ns {
+        stats.latency(now, stamp.sent_ns, scheduled);
+    }
+}
+
+/// PUBREL: the QoS 2 exchange ends with PUBCOMP.
+pub fn on_pubrel(s: &mut ClientState, stats: &mut ThreadStats, a: Ack) {
+    let Some(sub) = s.subscriber.as_mut() else {
+        stats.counters.protocol_errors += 1;
+        return;
+    };
+    // PUBCOMP even for an unknown id: the broker may be retrying after a reconnect.
+    sub.qos2_pending.remove(&a.packet_id);
+    s.queue(&Packet::PubComp(Ack::new(a.packet_id)));
+}

@@ -1,0 +1,282 @@
+//! End to end: every scenario at QoS 0, 1 and 2 against an in-process ringmq broker (two
+//! shards on 127.0.0.1), through the library's command line, plus a few against Mosquitto
+//! when it is installed. QoS 1/2 runs must lose nothing; QoS 0 runs may lose a little on a
+//! busy machine, never much.
+
+use ringmq::config::Config;
+use ringmq::shard::Broker;
+use ringmq_loadgen::{Outcome, EXIT_OK};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A broker for one test, shut down when dropped.
+struct TestBroker(Option<Broker>);
+
+impl TestBroker {
+    fn start() -> TestBroker {
+        // Queues far above what a test sends: a loss then means a bug, not the broker's
+        // bound on a slow subscriber (closed-loop QoS 1 publishes faster than one
+        // subscriber drains, and ringmq drops QoS 1/2 beyond max_queued_messages).
+        let config = Config {
+            listeners: vec!["127.0.0.1:0".parse().unwrap()],
+            cores: 2,
+            max_queued_messages: 10_000_000,
+            ..Default::default()
+        };
+        TestBroker(Some(Broker::start(config, 0).expect("broker starts")))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.as_ref().unwrap().local_addrs()[0].port()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.shutdown();
+        }
+    }
+}
+
+/// Short runs: a little warm-up, one second measured.
+const TIMING: &[&str] = &["--duration", "1", "--warmup", "0.3", "--drain", "5"];
+/// Every run.
+const QUIET: &[&str] = &["--quiet", "--connect-timeout", "5"];
+
+fn run(port: u16, args: &[&str]) -> Outcome {
+    let port = port.to_string();
+    let mut argv = vec!["ringmq-loadgen"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--port", &port]);
+    if args[0] != "conn" {
+        argv.extend_from_slice(TIMING);
+    }
+    argv.extend_from_slice(QUIET);
+    let started = Instant::now();
+    let out = ringmq_loadgen::run_argv(argv.clone()).unwrap_or_else(|e| panic!("{argv:?}: {e:#}"));
+    eprintln!("{} ({:.1} s)", out.summary.one_line(), started.elapsed().as_secs_f64());
+    out
+}
+
+/// The checks every publish/subscribe run must pass.
+fn assert_delivered(out: &Outcome, qos: u8) {
+    let s = &out.summary;
+    let m = &s.messages;
+    assert_eq!(out.exit_code, EXIT_OK, "{}: {:?} {:?}", s.one_line(), s.status, s.errors);
+    assert!(m.sent > 0 && m.expected_deliveries > 0, "{}", s.one_line());
+    assert_eq!(s.connections.failed, 0);
+    assert_eq!(s.connections.closed_mid_run, 0, "{:?}", s.errors);
+    assert_eq!(m.malformed + m.unexpected, 0);
+    if qos > 0 {
+        assert_eq!(m.lost, 0, "{}", s.one_line());
+        assert_eq!(m.unique, m.expected_deliveries, "{}", s.one_line());
+        assert_eq!(m.acked, m.sent, "every QoS {qos} publish acknowledged");
+        assert!(s.latency_us.contains_key("ack_rtt"));
+    } else {
+        assert!(m.lost * 100 <= m.expected_deliveries, "QoS 0 lost {} of {}", m.lost, m.expected_deliveries);
+    }
+    if qos == 2 {
+        assert_eq!(m.duplicated, 0);
+    }
+    if s.config.scenario != ringmq_loadgen::config::Kind::Retained {
+        assert!(s.latency_us.contains_key("e2e"), "{}", s.one_line());
+        assert!(m.delivered_in_window > 0);
+    }
+}
+
+macro_rules! scenario_tests {
+    ($($name:ident: $qos:literal, [$($arg:literal),*];)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let broker = TestBroker::start();
+                let qos = $qos.to_string();
+                let out = run(broker.port(), &[$($arg,)* "--qos", &qos]);
+                assert_delivered(&out, $qos);
+            }
+        )*
+    };
+}
+
+scenario_tests! {
+    pairs_qos0_delivers_every_message: 0, ["pairs", "--n", "4", "--rate", "200"];
+    pairs_qos1_loses_nothing: 1, ["pairs", "--n", "4", "--rate", "200"];
+    pairs_qos2_loses_and_duplicates_nothing: 2, ["pairs", "--n", "4", "--rate", "200"];
+    fanin_qos0_delivers_every_message: 0, ["fanin", "--pubs", "4", "--subs", "2", "--rate", "200"];
+    fanin_qos1_loses_nothing: 1, ["fanin", "--pubs", "4", "--subs", "2", "--rate", "200"];
+    fanin_qos2_loses_and_duplicates_nothing: 2, ["fanin", "--pubs", "4", "--subs", "2", "--rate", "200"];
+    fanout_qos0_delivers_every_message: 0, ["fanout", "--subs", "4", "--pubs", "2", "--rate", "200"];
+    fanout_qos1_loses_nothing: 1, ["fanout", "--subs", "4", "--pubs", "2", "--rate", "200"];
+    fanout_qos2_loses_and_duplicates_nothing: 2, ["fanout", "--subs", "4", "--pubs", "2", "--rate", "200"];
+    shared_qos0_delivers_each_message_once: 0, ["shared", "--pubs", "4", "--subs", "3", "--rate", "200", "--mqtt", "5"];
+    shared_qos1_delivers_each_message_once: 1, ["shared", "--pubs", "4", "--subs", "3", "--rate", "200", "--mqtt", "5"];
+    shared_qos2_delivers_each_message_once: 2, ["shared", "--pubs", "4", "--subs", "3", "--rate", "200"];
+    retained_qos0_delivers_every_stored_message: 0, ["retained", "--n", "200", "--subs", "3"];
+    retained_qos1_delivers_every_stored_message: 1, ["retained", "--n", "200", "--subs", "3"];
+    retained_qos2_delivers_every_stored_message: 2, ["retained", "--n", "200", "--subs", "3", "--mqtt", "5"];
+    pairs_qos2_over_mqtt5_loses_nothing: 2, ["pairs", "--n", "3", "--rate", "300", "--mqtt", "5"];
+    closed_loop_qos1_keeps_its_window_and_loses_nothing: 1, ["pairs", "--n", "2", "--rate", "max", "--inflight", "16"];
+    closed_loop_qos0_floods_and_still_checks: 0, ["pairs", "--n", "2", "--rate", "max"];
+    source_ips_spread_connections_over_addresses: 1, ["pairs", "--n", "4", "--rate", "100", "--source-ips", "127.0.0.2-127.0.0.5", "--cores", "2"];
+}
+
+#[test]
+fn retained_measures_delivery_from_subscribe() {
+    let broker = TestBroker::start();
+    let out = run(broker.port(), &["retained", "--n", "300", "--subs", "2", "--qos", "1"]);
+    assert_delivered(&out, 1);
+    let s = &out.summary;
+    assert_eq!(s.messages.unique, 600);
+    assert_eq!(s.latency_us["retained_complete"].count, 2, "one completion per subscriber");
+    assert_eq!(s.latency_us["retained_delivery"].count, 600);
+}
+
+#[test]
+fn conn_opens_holds_and_counts_connections() {
+    for mqtt in ["3.1.1", "5"] {
+        let broker = TestBroker::start();
+        let out =
+            run(broker.port(), &["conn", "--n", "60", "--rate", "300", "--hold", "0.3", "--mqtt", mqtt]);
+        let s = &out.summary;
+        assert_eq!(out.exit_code, EXIT_OK, "{}: {:?}", s.one_line(), s.errors);
+        assert_eq!(s.connections.connected, 60);
+        assert_eq!(s.connections.failed, 0);
+        assert_eq!(s.latency_us["connect"].count, 60);
+        assert_eq!(s.latency_us["connect_corrected"].count, 60);
+        let rate = s.connections.connect_rate_per_s.unwrap();
+        assert!(rate > 100.0 && rate < 400.0, "opened at {rate}/s, asked 300/s");
+    }
+}
+
+#[test]
+fn conn_counts_refused_connections_and_fails() {
+    // Nothing listens on this port: every attempt is refused at TCP.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = run(port, &["conn", "--n", "5", "--rate", "100", "--hold", "0"]);
+    assert_eq!(out.exit_code, ringmq_loadgen::EXIT_RUN_FAILED);
+    assert_eq!(out.summary.connections.failed, 5);
+    assert!(!out.summary.status.ok);
+}
+
+#[test]
+fn pubsub_run_without_a_broker_fails_fast_and_does_not_start() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let out = run(port, &["pairs", "--n", "2", "--qos", "1"]);
+    assert_eq!(out.exit_code, ringmq_loadgen::EXIT_RUN_FAILED);
+    assert_eq!(out.summary.messages.sent, 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn writes_summary_histograms_report_and_plot() {
+    let broker = TestBroker::start();
+    let dir = std::env::temp_dir().join(format!("ringmq-loadgen-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.to_str().unwrap().to_string();
+    let out = run(broker.port(), &["fanout", "--subs", "3", "--qos", "1", "--rate", "300", "--out", &dir_s]);
+    assert_delivered(&out, 1);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json["tool"], "ringmq-loadgen");
+    assert_eq!(json["config"]["scenario"], "fanout");
+    assert_eq!(json["messages"]["lost"], 0);
+    assert!(json["machine"]["nproc"].as_u64().unwrap() >= 1);
+    assert!(json["command_line"].as_array().unwrap().len() > 3);
+    assert!(json["latency_us"]["e2e_corrected"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(json["build"]["rustc"].as_str().unwrap().starts_with("rustc"));
+    for f in ["e2e_us.hgrm", "e2e_corrected_us.hgrm", "ack_rtt_us.hgrm", "connect_us.hgrm"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|_| panic!("{f} written"));
+        assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"), "{f}");
+        assert!(text.contains("#[Mean    ="), "{f}");
+        assert!(text.lines().last().unwrap().starts_with("#[Buckets ="), "{f}");
+    }
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("| lost | 0 |"));
+    let svg = std::fs::read_to_string(dir.join("latency.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("e2e_corrected"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Mosquitto on a free port with its queue and inflight limits off, killed when dropped.
+struct Mosquitto {
+    child: Child,
+    port: u16,
+    _conf: std::path::PathBuf,
+}
+
+impl Mosquitto {
+    fn start() -> Option<Mosquitto> {
+        let found =
+            Command::new("mosquitto").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+        if !found {
+            eprintln!("note: mosquitto is not on PATH; skipping the Mosquitto end-to-end runs");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let conf =
+            std::env::temp_dir().join(format!("ringmq-loadgen-mosquitto-{}-{port}.conf", std::process::id()));
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("note: cannot start mosquitto ({e}); skipping");
+                return None;
+            }
+        };
+        let m = Mosquitto { child, port, _conf: conf };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(m)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self._conf);
+    }
+}
+
+#[test]
+fn mosquitto_runs_the_same_scenarios_without_loss() {
+    let Some(m) = Mosquitto::start() else { return };
+    let runs: &[(u8, &[&str])] = &[
+        (1, &["pairs", "--n", "4", "--rate", "200"]),
+        (2, &["fanout", "--subs", "3", "--rate", "200", "--mqtt", "5"]),
+        (1, &["shared", "--pubs", "2", "--subs", "2", "--rate", "200", "--mqtt", "5"]),
+        (1, &["retained", "--n", "100", "--subs", "2"]),
+    ];
+    for (qos, args) in runs {
+        let qos_s = qos.to_string();
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--qos", &qos_s]);
+        let out = run(m.port, &a);
+        assert_delivered(&out, *qos);
+    }
+}
