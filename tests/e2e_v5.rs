@@ -507,7 +507,6 @@ fn shard_pairs() -> Vec<(usize, usize)> {
 }
 
 #[test]
-#[ignore = "BUG: SUBACK precedes the other shards' interest update: a publish from another shard's existing connection right after SUBACK is dropped"]
 fn publish_right_after_suback_reaches_a_subscriber_on_another_shard() {
     let b = TestBroker::start();
     let mut conns = one_per_shard(b.addr);
@@ -528,7 +527,6 @@ fn publish_right_after_suback_reaches_a_subscriber_on_another_shard() {
 }
 
 #[test]
-#[ignore = "BUG: PUBACK of a retained publish precedes the other shards' retained update: an existing connection there subscribing right after gets no retained message"]
 fn retained_message_is_sent_to_an_existing_connection_on_another_shard_subscribing_right_after_puback() {
     let b = TestBroker::start();
     let mut conns = one_per_shard(b.addr);
@@ -549,7 +547,6 @@ fn retained_message_is_sent_to_an_existing_connection_on_another_shard_subscribi
 }
 
 #[test]
-#[ignore = "BUG: retained updates from two shards are applied in shard-number order, not publish order: a replaced retained message stays stale on some shards for good"]
 fn retained_message_replaced_from_another_shard_is_the_one_every_shard_serves() {
     let b = TestBroker::start();
     let mut conns = one_per_shard(b.addr);

@@ -2,7 +2,7 @@
 //! end. Synchronous: the connection task calls in with the state borrowed.
 
 use super::messages::MeshMsg;
-use super::state::{now_ms, CloseKind, ConnId, SessionId, ShardState};
+use super::state::{now_ms, CloseKind, ConnId, PendingSubAck, SessionId, ShardState};
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubAck,
     Subscribe, UnsubAck, Unsubscribe,
@@ -333,7 +333,6 @@ impl ShardState {
     fn handle_subscribe(&mut self, conn: ConnId, sid: SessionId, s: Subscribe, cid: &str) {
         crate::log!(Debug, "Received SUBSCRIBE from {}", cid);
         let subscription_id = s.properties.as_ref().and_then(|p| p.subscription_identifiers.first().copied());
-        let version = self.conns.get(conn).map_or(ProtocolVersion::V3_1_1, |c| c.version);
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut accepted = Vec::with_capacity(s.filters.len());
         for (filter, options) in s.filters {
@@ -341,16 +340,45 @@ impl ShardState {
             reasons.push(ReasonCode(options.qos as u8));
             accepted.push((filter, Subscription { options, subscription_id }));
         }
-        // SUBACK first [MQTT-3.8.4-1], then any retained messages the subscriptions bring.
-        if let Some(c) = self.conns.get_mut(conn) {
-            Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, properties: None })
-                .encode(version, &mut c.out);
-            crate::log!(Debug, "Sending SUBACK to {}", cid);
-        }
+        // The subscriptions take effect now (the server may send matching PUBLISH packets
+        // before the SUBACK, section 3.8.4); the SUBACK and the retained messages wait for
+        // a barrier round trip, after which every shard routes here and every retained
+        // update published before the SUBSCRIBE has arrived.
+        let mut retained_for = Vec::new();
         for (filter, sub) in accepted {
-            self.subscribe(sid, filter, sub);
+            if self.subscribe(sid, &filter, sub) {
+                retained_for.push((filter, sub));
+            }
         }
-        self.wake_writer(conn);
+        let suback = SubAck { packet_id: s.packet_id, reasons, properties: None };
+        let (token, waiting) = self.barrier();
+        let pending = PendingSubAck { conn, sid, suback, retained_for, waiting };
+        if waiting == 0 {
+            self.complete_suback(pending);
+        } else {
+            self.pending_subacks.insert(token, pending);
+        }
+    }
+
+    /// A barrier answer: complete the SUBACK when it was the last one awaited.
+    fn on_barrier_ack(&mut self, token: u64) {
+        let Some(p) = self.pending_subacks.get_mut(&token) else { return };
+        p.waiting -= 1;
+        if p.waiting == 0 {
+            let p = self.pending_subacks.remove(&token).expect("present above");
+            self.complete_suback(p);
+        }
+    }
+
+    /// Writes the SUBACK, then the retained messages of the new subscriptions.
+    fn complete_suback(&mut self, p: PendingSubAck) {
+        let Some(c) = self.conns.get_mut(p.conn).filter(|c| c.session == Some(p.sid)) else { return };
+        Packet::SubAck(p.suback).encode(c.version, &mut c.out);
+        crate::log!(Debug, "Sending SUBACK to {}", c.client_id.as_deref().unwrap_or(""));
+        for (filter, sub) in &p.retained_for {
+            self.send_retained(p.sid, filter, sub);
+        }
+        self.wake_writer(p.conn);
     }
 
     fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, u: Unsubscribe, cid: &str) {
@@ -449,7 +477,9 @@ impl ShardState {
             MeshMsg::SharedInterest { group, filter, from, add: false } => {
                 self.trie.remove_remote_shared(&group, &filter, from);
             }
-            MeshMsg::Retain { topic, message } => self.apply_retained(&topic, message),
+            MeshMsg::Retain { topic, seq, message } => self.apply_retained(&topic, seq, message),
+            MeshMsg::Barrier { from, token } => self.send(from as usize, MeshMsg::BarrierAck { token }),
+            MeshMsg::BarrierAck { token } => self.on_barrier_ack(token),
             MeshMsg::Register { client_id, from, token, clean_start } => {
                 self.on_register(client_id, from, token, clean_start)
             }

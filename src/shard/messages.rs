@@ -20,8 +20,13 @@ pub enum MeshMsg {
     Interest { filter: Arc<str>, from: u16, add: bool },
     /// The sending shard gained or lost one member of a shared group.
     SharedInterest { group: Arc<str>, filter: Arc<str>, from: u16, add: bool },
-    /// A retained message was set (`Some`) or cleared (`None`) on the sending shard.
-    Retain { topic: ByteStr, message: Option<Arc<Message>> },
+    /// A retained message was set (`Some`) or cleared (`None`) on the sending shard;
+    /// `seq` orders it against updates from other shards.
+    Retain { topic: ByteStr, seq: u64, message: Option<Arc<Message>> },
+    /// Answer `BarrierAck` once everything the sender sent before this is handled.
+    Barrier { from: u16, token: u64 },
+    /// The answer to a `Barrier`: every earlier message of this pair is handled.
+    BarrierAck { token: u64 },
     /// To the client id's home shard: a client connected on shard `from`.
     Register { client_id: ByteStr, from: u16, token: ConnectToken, clean_start: bool },
     /// From the home shard to the shard holding the client's session: give it up.

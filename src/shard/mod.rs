@@ -140,7 +140,12 @@ impl Broker {
             None if shards <= online => Some((0..shards).collect()),
             None => None,
         };
-        let shared = Arc::new(Shared { mesh: Mesh::new(shards), config, connections: Default::default() });
+        let shared = Arc::new(Shared {
+            mesh: Mesh::new(shards),
+            config,
+            connections: Default::default(),
+            retain_seq: Default::default(),
+        });
         let mut threads = Vec::with_capacity(shards);
         for (id, listeners) in per_shard.into_iter().enumerate() {
             let shared = shared.clone();
@@ -269,6 +274,7 @@ async fn housekeeping(state: Rc<RefCell<ShardState>>) {
         if now.duration_since(last_expiry) >= Duration::from_secs(1) {
             last_expiry = now;
             st.publish_due_wills(now);
+            st.prune_tombstones(now);
             st.expire_sessions(now);
             st.log_drops();
             st.wake_peers();

@@ -10,6 +10,16 @@ use crate::router::{ShardSet, Target};
 use crate::session::{DeliverOutcome, Delivery, Message, PublisherKey, SharedGroupName, Subscription};
 use std::sync::Arc;
 
+/// How long a cleared retained message is remembered: far longer than any mesh delay.
+const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A retained message (or its clearing) and its place in the process-wide order.
+#[derive(Clone, Debug)]
+pub struct Retained {
+    pub seq: u64,
+    pub message: Option<Arc<Message>>,
+}
+
 /// One subscriber's merged view of its matching subscriptions [MQTT-3.3.4-2]: delivered
 /// once, at the highest granted QoS, with every subscription identifier.
 struct Match {
@@ -26,10 +36,14 @@ impl ShardState {
     pub fn publish(&mut self, msg: Message) -> bool {
         let msg = Arc::new(msg);
         if msg.retain {
-            self.store_retained(&msg);
-            let topic = msg.topic.clone();
+            // One process-wide sequence orders retained updates from different shards, so
+            // every shard keeps the newest whatever order the mesh delivers them in.
+            let seq = self.shared.retain_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // An empty payload clears the retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11].
             let stored = (!msg.payload.is_empty()).then(|| msg.clone());
-            self.broadcast(|| MeshMsg::Retain { topic: topic.clone(), message: stored.clone() });
+            let topic = msg.topic.clone();
+            self.apply_retained(&topic, seq, stored.clone());
+            self.broadcast(|| MeshMsg::Retain { topic: topic.clone(), seq, message: stored.clone() });
         }
         let mut shards = ShardSet::default();
         let mut matches: Vec<Match> = Vec::new();
@@ -187,55 +201,64 @@ impl ShardState {
         }
     }
 
-    fn store_retained(&mut self, msg: &Arc<Message>) {
-        // An empty payload clears the retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11].
-        if msg.payload.is_empty() {
-            self.retained.remove(&msg.topic);
-        } else {
-            self.retained.set(&msg.topic, msg.clone());
+    /// Applies a retained update (from this shard or another) unless a newer one is
+    /// already in place. A clear leaves a tombstone for a while, so that an older set
+    /// arriving late cannot bring the message back.
+    pub fn apply_retained(&mut self, topic: &ByteStr, seq: u64, message: Option<Arc<Message>>) {
+        if self.retained.get(topic).is_some_and(|r| r.seq > seq) {
+            return;
         }
+        if message.is_none() {
+            self.tombstones.push_back((std::time::Instant::now(), topic.clone(), seq));
+        }
+        self.retained.set(topic, Retained { seq, message });
     }
 
-    /// Applies a retained update from another shard.
-    pub fn apply_retained(&mut self, topic: &str, msg: Option<Arc<Message>>) {
-        match msg {
-            Some(m) => {
-                self.retained.set(topic, m);
+    /// Drops tombstones older than [`TOMBSTONE_TTL`]: by then no older update is in flight.
+    pub fn prune_tombstones(&mut self, now: std::time::Instant) {
+        while let Some((at, topic, seq)) = self.tombstones.front() {
+            if now.duration_since(*at) < TOMBSTONE_TTL {
+                break;
             }
-            None => {
+            if self.retained.get(topic).is_some_and(|r| r.seq == *seq && r.message.is_none()) {
                 self.retained.remove(topic);
             }
+            self.tombstones.pop_front();
         }
     }
 
-    /// Adds a subscription for a session; returns whether one existed for the filter.
-    /// Sends retained messages as the retain handling option says.
-    pub fn subscribe(&mut self, sid: SessionId, filter: ByteStr, sub: Subscription) -> bool {
+    /// Adds a subscription for a session (session list and trie); returns whether the
+    /// retained messages for it are to be sent, as the retain handling option says.
+    pub fn subscribe(&mut self, sid: SessionId, filter: &ByteStr, sub: Subscription) -> bool {
         let existed = match self.sessions.get_mut(sid) {
             Some(e) => e.session.add_subscription(filter.clone(), sub),
             None => return false,
         };
-        self.add_to_trie(sid, &filter, sub);
+        self.add_to_trie(sid, filter, sub);
         let send_retained = match sub.options.retain_handling {
             RetainHandling::SendOnSubscribe => true,
             RetainHandling::SendIfNewSubscription => !existed,
             RetainHandling::DoNotSend => false,
         };
         // Retained messages are not sent for shared subscriptions (section 4.8.2).
-        if send_retained && !filter.starts_with("$share/") {
-            let mut found = Vec::new();
-            let now = super::state::now_ms();
-            // Expired retained messages are not sent (section 3.3.2.3.3).
-            self.retained.for_each_match(&filter, |m| {
+        send_retained && !filter.starts_with("$share/")
+    }
+
+    /// Sends a new subscription the retained messages matching it, with RETAIN set
+    /// [MQTT-3.3.1-8]. Expired ones are not sent (section 3.3.2.3.3).
+    pub fn send_retained(&mut self, sid: SessionId, filter: &str, sub: &Subscription) {
+        let mut found = Vec::new();
+        let now = super::state::now_ms();
+        self.retained.for_each_match(filter, |r| {
+            if let Some(m) = &r.message {
                 if m.expires_at_ms.is_none_or(|at| at > now) {
                     found.push(m.clone())
                 }
-            });
-            for m in found {
-                self.deliver_one(&m, sid, &sub, true, None);
             }
+        });
+        for m in found {
+            self.deliver_one(&m, sid, sub, true, None);
         }
-        existed
     }
 
     /// Puts a session's subscription into the trie, telling other shards when this shard

@@ -4,6 +4,7 @@
 
 use super::mesh::Mesh;
 use super::messages::{ConnectToken, MeshMsg};
+use super::routing::Retained;
 use crate::config::Config;
 use crate::protocol::{ByteStr, ProtocolVersion, ReasonCode};
 use crate::router::{RetainedStore, Trie};
@@ -28,6 +29,8 @@ pub struct Shared {
     pub mesh: Mesh,
     pub config: Config,
     pub connections: AtomicUsize,
+    /// Orders retained updates across shards (one increment per retained PUBLISH).
+    pub retain_seq: std::sync::atomic::AtomicU64,
 }
 
 /// A session's slot in this shard's table; the trie stores these.
@@ -106,6 +109,19 @@ pub struct PendingConnect {
     pub waker: Option<Waker>,
 }
 
+/// A SUBSCRIBE whose SUBACK waits for a barrier round trip to every other shard, so
+/// that a message any client publishes after seeing the SUBACK reaches the new
+/// subscription, and the retained messages it gets are the newest.
+pub struct PendingSubAck {
+    pub conn: ConnId,
+    pub sid: SessionId,
+    pub suback: crate::protocol::SubAck,
+    /// Subscriptions that get retained messages once the barrier completes.
+    pub retained_for: Vec<(ByteStr, Subscription)>,
+    /// Shards that have not answered yet.
+    pub waiting: usize,
+}
+
 /// A vector of optional slots with a free list: stable `u32` ids, reused after removal.
 pub struct Slab<T> {
     slots: Vec<Option<T>>,
@@ -175,7 +191,12 @@ pub struct ShardState {
     pub trie: Trie<SessionId, SubValue>,
     /// Subscriptions per filter on this shard, to send interest changes on 0 <-> 1.
     pub filter_refs: HashMap<Arc<str>, u32>,
-    pub retained: RetainedStore<Arc<Message>>,
+    pub retained: RetainedStore<Retained>,
+    /// Cleared retained topics, oldest first, to forget after a while.
+    pub tombstones: VecDeque<(Instant, ByteStr, u64)>,
+    /// SUBACKs waiting for every other shard to have seen the subscription's interest.
+    pub pending_subacks: HashMap<u64, PendingSubAck>,
+    next_barrier: u64,
     pub sessions: Slab<SessionEntry>,
     pub by_client: HashMap<ByteStr, SessionId>,
     /// The home-shard registry: client id -> the registration that owns it.
@@ -209,6 +230,9 @@ impl ShardState {
             trie: Trie::new(id),
             filter_refs: HashMap::new(),
             retained: RetainedStore::new(),
+            tombstones: VecDeque::new(),
+            pending_subacks: HashMap::new(),
+            next_barrier: 0,
             sessions: Slab::default(),
             by_client: HashMap::new(),
             registry: HashMap::new(),
@@ -301,6 +325,16 @@ impl ShardState {
             }
         }
         drained
+    }
+
+    /// Sends a barrier to every other shard; returns its token and how many answers to
+    /// wait for (0 with a single shard).
+    pub fn barrier(&mut self) -> (u64, usize) {
+        self.next_barrier += 1;
+        let token = self.next_barrier;
+        let from = self.id;
+        self.broadcast(|| MeshMsg::Barrier { from, token });
+        (token, self.shared.mesh.shards() - 1)
     }
 
     /// Whether any mesh queue toward another shard is backed up.
