@@ -571,7 +571,6 @@ fn retained_message_replaced_from_another_shard_is_the_one_every_shard_serves() 
 }
 
 #[test]
-#[ignore = "BUG: a persistent session moving to another shard on reconnect misses QoS 1 messages published meanwhile on other shards"]
 fn persistent_session_loses_no_qos1_message_while_reconnecting() {
     let b = TestBroker::start();
     let mut fence = Fence::new(b.addr);

@@ -9,6 +9,7 @@ use super::messages::{ConnectToken, MeshMsg};
 use super::state::{ConnId, SessionEntry, SessionId, ShardState};
 use crate::protocol::{ByteStr, ReasonCode};
 use crate::session::Session;
+use std::collections::HashMap;
 use std::time::Instant;
 
 impl ShardState {
@@ -19,7 +20,10 @@ impl ShardState {
                 let holder = Self::token_shard(old);
                 self.send(holder, MeshMsg::Takeover { client_id, to: from, token, clean_start });
             }
-            None => self.send(from as usize, MeshMsg::Handoff { token, session: None }),
+            None => {
+                let from_home = self.id;
+                self.send(from as usize, MeshMsg::Handoff { token, session: None, from: from_home })
+            }
         }
     }
 
@@ -33,15 +37,25 @@ impl ShardState {
     /// Holding shard: give up the client's session to a newer connection on shard `to`.
     pub fn on_takeover(&mut self, client_id: &str, to: u16, token: ConnectToken, clean_start: bool) {
         let session = match self.by_client.get(client_id).copied() {
-            Some(sid) => self.release_session(sid, clean_start),
+            Some(sid) => self.release_session(sid, clean_start, to, token),
             None => None,
         };
-        self.send(to as usize, MeshMsg::Handoff { token, session });
+        let from = self.id;
+        self.send(to as usize, MeshMsg::Handoff { token, session, from });
     }
 
     /// Takes a session off this shard for a takeover: closes its connection (MQTT 5:
-    /// DISCONNECT 0x8E), unroutes it, and returns it if the new connection resumes it.
-    fn release_session(&mut self, sid: SessionId, clean_start: bool) -> Option<Box<Session>> {
+    /// DISCONNECT 0x8E) and returns the session if the new connection resumes it. A
+    /// resumed session leaves a stub here that stays in the trie and forwards what it
+    /// receives to shard `to`, until that shard has routed the session itself and says
+    /// `Release`: so no message published meanwhile on any shard is lost.
+    fn release_session(
+        &mut self,
+        sid: SessionId,
+        clean_start: bool,
+        to: u16,
+        token: ConnectToken,
+    ) -> Option<Box<Session>> {
         if let Some(conn) = self.conn_of(sid) {
             if let Some(c) = self.conns.get_mut(conn) {
                 c.session = None;
@@ -60,45 +74,96 @@ impl ShardState {
             self.close_conn(conn, Some(ReasonCode::SESSION_TAKEN_OVER));
             self.fire_will(conn);
         }
+        let resume = !clean_start && self.sessions.get(sid).is_some_and(|e| e.session.is_persistent());
+        if resume {
+            let entry = self.sessions.get_mut(sid)?;
+            // The stub keeps the subscription list, to unroute it on release.
+            let mut stub =
+                Session::new(entry.session.client_id.clone(), entry.session.version, 0, self.limits);
+            stub.subscriptions = entry.session.subscriptions.clone();
+            let mut session = Box::new(std::mem::replace(&mut entry.session, stub));
+            entry.conn = None;
+            // A new connection in time cancels a delayed will [MQTT-3.1.3-9].
+            entry.delayed_will = None;
+            entry.moved_to = Some((to, token));
+            self.by_client.remove(&session.client_id);
+            self.stubs.insert(token, sid);
+            session.detach();
+            return Some(session);
+        }
         self.unroute_session(sid);
         let entry = self.sessions.remove(sid)?;
         self.by_client.remove(&entry.session.client_id);
-        // A new connection in time cancels a delayed will [MQTT-3.1.3-9]; a clean start
-        // ends the session, which publishes it.
+        // A clean start ends the session, which publishes a delayed will.
         if let (Some((_, will)), true) = (entry.delayed_will, clean_start) {
             self.publish_will(will);
         }
-        let mut session = Box::new(entry.session);
-        session.detach();
-        if !clean_start && session.is_persistent() {
-            return Some(session);
-        }
-        self.redistribute_shared(session.shared_deliveries());
+        self.redistribute_shared(entry.session.shared_deliveries());
         None
     }
 
-    /// Connecting shard: the home shard (or the old holder) answered.
-    pub fn on_handoff(&mut self, token: ConnectToken, session: Option<Box<Session>>) {
+    /// Old holder: the new holder routes the session; drop the stub and say so.
+    pub fn on_release(&mut self, token: ConnectToken, from: u16) {
+        if let Some(sid) = self.stubs.remove(&token) {
+            self.unroute_session(sid);
+            self.sessions.remove(sid);
+        }
+        self.send(from as usize, MeshMsg::Released { token });
+    }
+
+    /// New holder: the old stub is gone; stop deduplicating.
+    pub fn on_released(&mut self, token: ConnectToken) {
+        if let Some(sid) = self.arrivals.remove(&token) {
+            if let Some(e) = self.sessions.get_mut(sid) {
+                e.arriving = None;
+            }
+        }
+    }
+
+    /// New holder: a delivery the old holder's stub received.
+    pub fn on_moved_delivery(&mut self, token: ConnectToken, d: crate::session::Delivery) {
+        if let Some(&sid) = self.arrivals.get(&token) {
+            self.deliver_to(sid, &d.message, d.qos, d.retain, d.subscription_ids, d.shared);
+        }
+    }
+
+    /// New holder: a barrier after routing a moved-in session completed; release the stub.
+    pub fn on_release_barrier(&mut self, barrier: u64) -> bool {
+        let Some(p) = self.pending_releases.get_mut(&barrier) else { return false };
+        p.0 -= 1;
+        if p.0 == 0 {
+            let (_, holder, token) = self.pending_releases.remove(&barrier).expect("present above");
+            let from = self.id;
+            self.send(holder as usize, MeshMsg::Release { token, from });
+        }
+        true
+    }
+
+    /// Connecting shard: the home shard (or the old holder) answered. A resumed session
+    /// is installed here at once (offline until the connection attaches), routed, and a
+    /// barrier sent; when every shard has answered, they all route here and the old
+    /// holder's stub can go.
+    pub fn on_handoff(&mut self, token: ConnectToken, session: Option<Box<Session>>, from: u16) {
+        let resumed = session.map(|s| {
+            let sid = self.install_session(*s, None, token);
+            if let Some(e) = self.sessions.get_mut(sid) {
+                e.arriving = Some(HashMap::new());
+            }
+            self.arrivals.insert(token, sid);
+            self.route_session(sid);
+            let (barrier, waiting) = self.barrier();
+            self.pending_releases.insert(barrier, (waiting + 1, from, token));
+            self.on_release_barrier(barrier);
+            sid
+        });
         if let Some(p) = self.pending.get_mut(&token) {
-            p.result = Some(session);
+            p.result = Some(resumed);
             if let Some(w) = p.waker.take() {
                 w.wake();
             }
-            return;
         }
-        // The connection that asked is gone. Keep a persistent session here, offline;
-        // otherwise release the registration.
-        match session {
-            Some(s) if s.is_persistent() => {
-                let sid = self.install_session(*s, None, token);
-                self.route_session(sid);
-            }
-            Some(s) => {
-                let home = self.home_shard(&s.client_id);
-                self.send(home, MeshMsg::Unregister { client_id: s.client_id.clone(), token });
-            }
-            None => {}
-        }
+        // Without a waiting connection (it closed meanwhile) the resumed session stays
+        // here, offline, as the persistent session it is.
     }
 
     /// Adds a session to this shard's tables.
@@ -110,8 +175,15 @@ impl ShardState {
     ) -> SessionId {
         let client_id = session.client_id.clone();
         let offline_since = conn.is_none().then(Instant::now);
-        let sid =
-            self.sessions.insert(SessionEntry { session, conn, token, offline_since, delayed_will: None });
+        let sid = self.sessions.insert(SessionEntry {
+            session,
+            conn,
+            token,
+            offline_since,
+            delayed_will: None,
+            moved_to: None,
+            arriving: None,
+        });
         self.by_client.insert(client_id, sid);
         sid
     }
@@ -155,6 +227,10 @@ impl ShardState {
             .sessions
             .iter()
             .filter_map(|(sid, e)| {
+                // A stub lives until the new holder releases it.
+                if e.moved_to.is_some() {
+                    return None;
+                }
                 let since = e.offline_since?;
                 let secs = e.session.expiry_interval_secs;
                 let limit = if secs == u32::MAX {

@@ -107,7 +107,7 @@ impl ShardState {
         client_id: ByteStr,
         assigned: bool,
         token: u64,
-        resumed: Option<Box<Session>>,
+        resumed: Option<SessionId>,
     ) -> SessionId {
         let v = connect.version;
         let props = connect.properties.as_deref();
@@ -116,20 +116,26 @@ impl ShardState {
             _ if connect.clean_start => 0,
             _ => u32::MAX,
         };
+        // The resumed session was installed (offline) when its handoff arrived.
+        let resumed = resumed.filter(|sid| self.sessions.get(*sid).is_some_and(|e| e.conn.is_none()));
         let session_present = resumed.is_some();
-        let mut session = match resumed {
-            Some(s) => *s,
-            None => Session::new(client_id.clone(), v, expiry, self.limits),
+        let sid = match resumed {
+            Some(sid) => sid,
+            None => {
+                self.install_session(Session::new(client_id.clone(), v, expiry, self.limits), None, token)
+            }
         };
-        session.expiry_interval_secs = expiry;
         let receive_max = props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX);
         let max_packet = props.and_then(|p| p.maximum_packet_size).map_or(usize::MAX, |m| m as usize);
-        session.attach(v, receive_max, max_packet);
-        session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
-        session.set_now_ms(super::state::now_ms());
-        let sid = self.install_session(session, Some(conn), token);
-        if session_present {
-            self.route_session(sid);
+        if let Some(e) = self.sessions.get_mut(sid) {
+            e.conn = Some(conn);
+            e.offline_since = None;
+            e.token = token;
+            let session = &mut e.session;
+            session.expiry_interval_secs = expiry;
+            session.attach(v, receive_max, max_packet);
+            session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
+            session.set_now_ms(super::state::now_ms());
         }
         let cfg = self.config();
         let mut ack_props = Properties::default();
@@ -362,6 +368,9 @@ impl ShardState {
 
     /// A barrier answer: complete the SUBACK when it was the last one awaited.
     fn on_barrier_ack(&mut self, token: u64) {
+        if self.on_release_barrier(token) {
+            return;
+        }
         let Some(p) = self.pending_subacks.get_mut(&token) else { return };
         p.waiting -= 1;
         if p.waiting == 0 {
@@ -486,7 +495,10 @@ impl ShardState {
             MeshMsg::Takeover { client_id, to, token, clean_start } => {
                 self.on_takeover(&client_id, to, token, clean_start)
             }
-            MeshMsg::Handoff { token, session } => self.on_handoff(token, session),
+            MeshMsg::Handoff { token, session, from } => self.on_handoff(token, session, from),
+            MeshMsg::MovedDelivery { token, delivery } => self.on_moved_delivery(token, delivery),
+            MeshMsg::Release { token, from } => self.on_release(token, from),
+            MeshMsg::Released { token } => self.on_released(token),
             MeshMsg::Unregister { client_id, token } => self.on_unregister(&client_id, token),
             MeshMsg::Shutdown => return false,
         }

@@ -4,7 +4,7 @@
 //! interest change is seen before the publishes that depend on it.
 
 use crate::protocol::ByteStr;
-use crate::session::{Message, Session};
+use crate::session::{Delivery, Message, Session};
 use std::sync::Arc;
 
 /// A unique id for one CONNECT attempt: the shard it arrived on and a counter there.
@@ -31,8 +31,15 @@ pub enum MeshMsg {
     Register { client_id: ByteStr, from: u16, token: ConnectToken, clean_start: bool },
     /// From the home shard to the shard holding the client's session: give it up.
     Takeover { client_id: ByteStr, to: u16, token: ConnectToken, clean_start: bool },
-    /// To the shard the client connected on: its old session, if it is to be resumed.
-    Handoff { token: ConnectToken, session: Option<Box<Session>> },
+    /// To the shard the client connected on: its old session, if it is to be resumed,
+    /// from shard `from`, which keeps routing to it until told `Release`.
+    Handoff { token: ConnectToken, session: Option<Box<Session>>, from: u16 },
+    /// From the old holder: a delivery its stub of the moved session received.
+    MovedDelivery { token: ConnectToken, delivery: Delivery },
+    /// To the old holder: the moved session is routed here now; drop the stub.
+    Release { token: ConnectToken, from: u16 },
+    /// From the old holder: the stub is gone; no more `MovedDelivery` for this token.
+    Released { token: ConnectToken },
     /// To the home shard: the session registered under `token` has ended.
     Unregister { client_id: ByteStr, token: ConnectToken },
     /// Stop: disconnect clients, publish wills, exit the loop.

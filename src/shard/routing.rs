@@ -120,7 +120,7 @@ impl ShardState {
     }
 
     /// Hands one delivery to a session, writing into its connection's buffer.
-    fn deliver_to(
+    pub(super) fn deliver_to(
         &mut self,
         sid: SessionId,
         msg: &Arc<Message>,
@@ -130,6 +130,17 @@ impl ShardState {
         shared: Option<Arc<SharedGroupName>>,
     ) {
         let Some(entry) = self.sessions.get_mut(sid) else { return };
+        if let Some((to, token)) = entry.moved_to {
+            let delivery = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared };
+            self.send(to as usize, MeshMsg::MovedDelivery { token, delivery });
+            return;
+        }
+        if let Some(seen) = &mut entry.arriving {
+            // The same message may come directly and through the old holder's stub.
+            if seen.insert(Arc::as_ptr(msg) as usize, msg.clone()).is_some() {
+                return;
+            }
+        }
         let conn = entry.conn;
         // Offline sessions queue and write nothing; they still need somewhere to write.
         let mut offline_sink = bytes::BytesMut::new();

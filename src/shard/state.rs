@@ -51,6 +51,13 @@ pub struct SessionEntry {
     pub offline_since: Option<Instant>,
     /// A will waiting out its Will Delay Interval (MQTT 5), with its due time.
     pub delayed_will: Option<(Instant, Message)>,
+    /// Set on the stub left behind when the session moved to another shard: deliveries
+    /// go on to (shard, handoff token) until the new holder releases the stub.
+    pub moved_to: Option<(u16, ConnectToken)>,
+    /// Set on a session that just arrived from another shard, until the old holder's
+    /// stub is gone: a message can then come both ways, so deliveries are deduplicated
+    /// by the identity of the shared message.
+    pub arriving: Option<HashMap<usize, Arc<Message>>>,
 }
 
 /// Why a connection is being closed by the broker.
@@ -105,7 +112,9 @@ impl ConnEntry {
 
 /// A CONNECT waiting for its client id's home shard to answer.
 pub struct PendingConnect {
-    pub result: Option<Option<Box<Session>>>,
+    /// The answer: `Some(None)` for a fresh session, `Some(Some(sid))` for a resumed
+    /// one, already installed here (offline) when its handoff arrived.
+    pub result: Option<Option<SessionId>>,
     pub waker: Option<Waker>,
 }
 
@@ -196,6 +205,13 @@ pub struct ShardState {
     pub tombstones: VecDeque<(Instant, ByteStr, u64)>,
     /// SUBACKs waiting for every other shard to have seen the subscription's interest.
     pub pending_subacks: HashMap<u64, PendingSubAck>,
+    /// Moved-in sessions waiting for a barrier before releasing the old holder's stub:
+    /// barrier token -> (answers awaited, old holder, handoff token).
+    pub pending_releases: HashMap<u64, (usize, u16, ConnectToken)>,
+    /// Sessions that arrived and whose old stub still exists: handoff token -> slot.
+    pub arrivals: HashMap<ConnectToken, SessionId>,
+    /// Stubs of sessions that moved away: handoff token -> slot.
+    pub stubs: HashMap<ConnectToken, SessionId>,
     next_barrier: u64,
     pub sessions: Slab<SessionEntry>,
     pub by_client: HashMap<ByteStr, SessionId>,
@@ -232,6 +248,9 @@ impl ShardState {
             retained: RetainedStore::new(),
             tombstones: VecDeque::new(),
             pending_subacks: HashMap::new(),
+            pending_releases: HashMap::new(),
+            arrivals: HashMap::new(),
+            stubs: HashMap::new(),
             next_barrier: 0,
             sessions: Slab::default(),
             by_client: HashMap::new(),
