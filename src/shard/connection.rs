@@ -132,11 +132,26 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
     let Some(keep_alive) = connect_session(state, conn, &connect).await else {
         return "refused";
     };
-    // Keepalive: close after one and a half keepalive periods of silence [MQTT-3.1.2-24].
-    let deadline = (keep_alive > 0).then(|| Duration::from_millis(keep_alive as u64 * 1500));
+    // Keepalive: the shard's sweep closes the connection after one and a half keepalive
+    // periods of silence [MQTT-3.1.2-24]; reads carry no timer of their own.
+    {
+        let mut st = state.borrow_mut();
+        let now = st.tick();
+        if let Some(c) = st.conns.get_mut(conn) {
+            c.keepalive_ms = keep_alive as u64 * 1500;
+            c.last_heard_ms = now;
+        }
+    }
 
     loop {
         // Process what is buffered first: a CONNECT may have arrived with more packets.
+        {
+            let mut st = state.borrow_mut();
+            let now = st.tick();
+            if let Some(c) = st.conns.get_mut(conn) {
+                c.last_heard_ms = now;
+            }
+        }
         loop {
             let mut st = state.borrow_mut();
             match decoder.decode(&mut buf) {
@@ -164,22 +179,25 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
         {
             let mut st = state.borrow_mut();
             st.wake_peers();
-            if st.conns.get(conn).is_none_or(|c| c.closing) {
-                return "closed by the broker";
+            match st.conns.get(conn) {
+                Some(c) if c.keepalive_expired => return "has exceeded timeout, disconnecting",
+                Some(c) if !c.closing => {}
+                _ => return "closed by the broker",
             }
         }
         wait_for_backlog(state).await;
         sizer.prepare(&mut buf);
         let room = buf.capacity() - buf.len();
-        match read(rd, buf, deadline).await {
+        let res = read(rd, buf, None).await;
+        if state.borrow().conns.get(conn).is_some_and(|c| c.keepalive_expired) {
+            return "has exceeded timeout, disconnecting";
+        }
+        match res {
             Ok((n, b)) => {
                 sizer.record(n, room);
                 buf = b;
             }
-            Err(ReadEnd::Timeout) => {
-                state.borrow_mut().close_conn(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
-                return "has exceeded timeout, disconnecting";
-            }
+            Err(ReadEnd::Timeout) => return "has exceeded timeout, disconnecting",
             Err(ReadEnd::Closed) => return "closed its connection",
             Err(ReadEnd::Error) => return "socket error, disconnecting",
         }

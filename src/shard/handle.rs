@@ -135,7 +135,7 @@ impl ShardState {
             session.expiry_interval_secs = expiry;
             session.attach(v, receive_max, max_packet);
             session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
-            session.set_now_ms(super::state::now_ms());
+            session.set_now_ms(self.clock_ms);
         }
         let cfg = self.config();
         let mut ack_props = Properties::default();
@@ -301,7 +301,7 @@ impl ShardState {
         let bad_format = cfg.check_payload_format
             && p.properties.as_ref().and_then(|pr| pr.payload_format_indicator) == Some(1)
             && std::str::from_utf8(&p.payload).is_err();
-        let now = now_ms();
+        let now = self.clock_ms;
         let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
         entry.session.set_now_ms(now);
         let accepted = entry.session.accept_publish(p).map_err(|e| Close::protocol_error(e.reason_code()))?;

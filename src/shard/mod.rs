@@ -239,6 +239,7 @@ async fn mesh_loop(state: &Rc<RefCell<ShardState>>) {
         let mut more = false;
         {
             let mut st = state.borrow_mut();
+            st.tick();
             let shared = st.shared.clone();
             for from in 0..shards {
                 for _ in 0..MESH_BATCH {
@@ -260,7 +261,10 @@ async fn mesh_loop(state: &Rc<RefCell<ShardState>>) {
 
 /// Periodic work: retrying a backed-up mesh, session expiry, the drop counters' log.
 async fn housekeeping(state: Rc<RefCell<ShardState>>) {
+    /// Keepalive deadlines are checked this often: 1.5 x keepalive is met within it.
+    const KEEPALIVE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
     let mut last_expiry = Instant::now();
+    let mut last_keepalive_sweep = Instant::now();
     loop {
         let backlogged = state.borrow().is_backlogged();
         monoio::time::sleep(if backlogged { Duration::from_micros(200) } else { Duration::from_millis(100) })
@@ -271,6 +275,10 @@ async fn housekeeping(state: Rc<RefCell<ShardState>>) {
             st.wake_peers();
         }
         let now = Instant::now();
+        if now.duration_since(last_keepalive_sweep) >= KEEPALIVE_SWEEP_INTERVAL {
+            last_keepalive_sweep = now;
+            st.sweep_keepalive();
+        }
         if now.duration_since(last_expiry) >= Duration::from_secs(1) {
             last_expiry = now;
             st.publish_due_wills(now);

@@ -155,7 +155,7 @@ impl ShardState {
             _ => &mut offline_sink,
         };
         let d = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared };
-        entry.session.set_now_ms(super::state::now_ms());
+        entry.session.set_now_ms(self.clock_ms);
         let before = out.len();
         let outcome = entry.session.deliver(d, out);
         let wrote = out.len() != before;
@@ -259,7 +259,7 @@ impl ShardState {
     /// [MQTT-3.3.1-8]. Expired ones are not sent (section 3.3.2.3.3).
     pub fn send_retained(&mut self, sid: SessionId, filter: &str, sub: &Subscription) {
         let mut found = Vec::new();
-        let now = super::state::now_ms();
+        let now = self.clock_ms;
         self.retained.for_each_match(filter, |r| {
             if let Some(m) = &r.message {
                 if m.expires_at_ms.is_none_or(|at| at > now) {

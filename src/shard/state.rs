@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-/// Milliseconds since the broker started: the clock sessions use for message expiry.
+/// Milliseconds since the broker started: the clock for message expiry and keepalive.
+/// The hot path reads [`ShardState::clock_ms`], refreshed once per batch, instead.
 pub fn now_ms() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
@@ -84,6 +85,12 @@ pub struct ConnEntry {
     pub will_delay_secs: u32,
     /// Set when this connection lost its session to a newer connection.
     pub taken_over: bool,
+    /// Close after this much silence (1.5 x keepalive [MQTT-3.1.2-24]); 0 is never.
+    pub keepalive_ms: u64,
+    /// When the client last sent something, on the shard clock.
+    pub last_heard_ms: u64,
+    /// Set when the keepalive sweep closed the connection.
+    pub keepalive_expired: bool,
     /// The reader and writer tasks each set theirs when they end; the last one removes
     /// the entry, so the writer can still flush a final DISCONNECT.
     pub reader_done: bool,
@@ -104,6 +111,9 @@ impl ConnEntry {
             will: None,
             will_delay_secs: 0,
             taken_over: false,
+            keepalive_ms: 0,
+            last_heard_ms: 0,
+            keepalive_expired: false,
             reader_done: false,
             writer_done: false,
         }
@@ -228,6 +238,8 @@ pub struct ShardState {
     /// Reader tasks waiting for the mesh backlog to drain.
     pub backlog_waiters: Vec<Waker>,
     pub rng: u64,
+    /// [`now_ms`] as of the current batch: one clock read per batch, not per message.
+    pub clock_ms: u64,
 }
 
 impl ShardState {
@@ -263,6 +275,7 @@ impl ShardState {
             drops: DropStats::default(),
             backlog_waiters: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
+            clock_ms: now_ms(),
             shared,
         }
     }
@@ -367,6 +380,32 @@ impl ShardState {
             if std::mem::take(&mut self.to_wake[to]) {
                 self.shared.mesh.wake(to);
             }
+        }
+    }
+
+    /// Reads the clock for the batch about to be handled.
+    pub fn tick(&mut self) -> u64 {
+        self.clock_ms = now_ms();
+        self.clock_ms
+    }
+
+    /// Closes connections whose client has been silent for 1.5 times its keepalive
+    /// [MQTT-3.1.2-24]; MQTT 5 clients get DISCONNECT 0x8D first.
+    pub fn sweep_keepalive(&mut self) {
+        let now = self.tick();
+        let expired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.closing && c.keepalive_ms > 0 && now.saturating_sub(c.last_heard_ms) > c.keepalive_ms
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for conn in expired {
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.keepalive_expired = true;
+            }
+            self.close_conn(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
         }
     }
 
