@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// Read sizes adapt per connection between these bounds: a mostly idle connection
 /// keeps a small buffer, a busy one reads many packets per call.
-const READ_MIN_BYTES: usize = 2 * 1024;
+const READ_MIN_BYTES: usize = 256;
 const READ_MAX_BYTES: usize = 64 * 1024;
 /// An output buffer larger than this is not kept for reuse after its write.
 const SPARE_KEEP_MAX_BYTES: usize = 256 * 1024;

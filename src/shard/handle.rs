@@ -84,7 +84,9 @@ impl ShardState {
             let id = format!("auto-{:04x}-{:012x}", self.id, token & 0xFFFF_FFFF_FFFF);
             return ConnectDecision::Register { client_id: ByteStr::from(id), assigned: true };
         }
-        ConnectDecision::Register { client_id: connect.client_id.clone(), assigned: false }
+        // A copy of its own: a slice would keep the whole read buffer the CONNECT arrived
+        // in alive for as long as the session lives.
+        ConnectDecision::Register { client_id: ByteStr::from(connect.client_id.as_str()), assigned: false }
     }
 
     /// Writes a refusing CONNACK and marks the connection for closing.
@@ -163,9 +165,10 @@ impl ShardState {
                 ack_props.response_information = cfg.response_information.as_deref().map(ByteStr::from);
             }
         }
+        // Copies, for the same reason as the client id.
         let will = connect.will.as_ref().map(|w| Message {
-            topic: w.topic.clone(),
-            payload: w.payload.clone(),
+            topic: ByteStr::from(w.topic.as_str()),
+            payload: bytes::Bytes::copy_from_slice(&w.payload),
             qos: w.qos,
             retain: w.retain,
             properties: w.properties.as_ref().map(|p| {
