@@ -351,10 +351,7 @@ impl Session {
     /// offline client. `out` is the connection's buffer (ignored while offline).
     pub fn deliver(&mut self, d: Delivery, out: &mut BytesMut) -> DeliverOutcome {
         if d.qos == QoS::AtMostOnce {
-            if !self.online {
-                return DeliverOutcome::Dropped;
-            }
-            return self.send_publish(&d, 0, false, out);
+            return self.deliver_qos0(&d.message, d.retain, &d.subscription_ids, out);
         }
         if self.online && self.outbound.queue.is_empty() && self.outbound.inflight.len() < self.window() {
             return self.send_tracked(d, out);
@@ -367,12 +364,28 @@ impl Session {
         }
     }
 
+    /// [`Session::deliver`] for QoS 0, from borrowed parts: nothing is kept, so the
+    /// shared message is not even reference-counted.
+    pub fn deliver_qos0(
+        &mut self,
+        message: &Message,
+        retain: bool,
+        ids: &[u32],
+        out: &mut BytesMut,
+    ) -> DeliverOutcome {
+        if !self.online {
+            return DeliverOutcome::Dropped;
+        }
+        self.send_publish(message, QoS::AtMostOnce, retain, ids, 0, false, out)
+    }
+
     fn send_tracked(&mut self, d: Delivery, out: &mut BytesMut) -> DeliverOutcome {
         let Some(packet_id) = self.outbound.next_packet_id() else {
             self.drops.queue_full += 1;
             return DeliverOutcome::Dropped;
         };
-        let outcome = self.send_publish(&d, packet_id, false, out);
+        let outcome =
+            self.send_publish(&d.message, d.qos, d.retain, &d.subscription_ids, packet_id, false, out);
         if outcome == DeliverOutcome::Sent {
             let state =
                 if d.qos == QoS::AtLeastOnce { OutState::AwaitingPubAck } else { OutState::AwaitingPubRec };
@@ -381,14 +394,17 @@ impl Session {
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send_publish(
         &mut self,
-        d: &Delivery,
+        m: &Message,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: &[u32],
         packet_id: u16,
         dup: bool,
         out: &mut BytesMut,
     ) -> DeliverOutcome {
-        let m = &d.message;
         // Message expiry (MQTT 5, section 3.3.2.3.3): an expired message is never sent;
         // a live one carries the time it has left.
         let remaining_secs = match m.expires_at_ms {
@@ -403,9 +419,9 @@ impl Session {
         let mut topic: &[u8] = m.topic.as_bytes();
         let alias = if v5 { self.outbound_alias(&m.topic) } else { None };
         let owned;
-        let props = if v5 && (!d.subscription_ids.is_empty() || remaining_secs.is_some() || alias.is_some()) {
+        let props = if v5 && (!subscription_ids.is_empty() || remaining_secs.is_some() || alias.is_some()) {
             let mut p = m.properties.as_deref().cloned().unwrap_or_default();
-            p.subscription_identifiers.clone_from(&d.subscription_ids);
+            p.subscription_identifiers = subscription_ids.to_vec();
             if remaining_secs.is_some() {
                 p.message_expiry_interval_secs = remaining_secs;
             }
@@ -420,14 +436,14 @@ impl Session {
         } else {
             m.properties.as_deref()
         };
-        let len = publish_len(self.version, d.qos, topic, props, &m.payload);
+        let len = publish_len(self.version, qos, topic, props, &m.payload);
         // Never send a packet larger than the client's Maximum Packet Size; drop it as if
         // sent [MQTT-3.1.2-25].
         if len + 5 > self.client_max_packet_bytes {
             self.drops.too_large_for_client += 1;
             return DeliverOutcome::Dropped;
         }
-        let h = PublishHeader { dup, qos: d.qos, retain: d.retain, packet_id };
+        let h = PublishHeader { dup, qos, retain, packet_id };
         encode_publish(out, self.version, h, topic, props, &m.payload);
         DeliverOutcome::Sent
     }
@@ -463,7 +479,16 @@ impl Session {
             match f.state {
                 OutState::AwaitingPubComp => self.ack(out, Packet::PubRel, f.packet_id, ReasonCode::SUCCESS),
                 _ => {
-                    self.send_publish(&f.delivery, f.packet_id, true, out);
+                    let d = &f.delivery;
+                    self.send_publish(
+                        &d.message,
+                        d.qos,
+                        d.retain,
+                        &d.subscription_ids,
+                        f.packet_id,
+                        true,
+                        out,
+                    );
                 }
             }
         }

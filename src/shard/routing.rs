@@ -22,7 +22,7 @@ pub struct Retained {
 
 /// One subscriber's merged view of its matching subscriptions [MQTT-3.3.4-2]: delivered
 /// once, at the highest granted QoS, with every subscription identifier.
-struct Match {
+pub struct Match {
     sid: SessionId,
     qos: QoS,
     retain_as_published: bool,
@@ -46,7 +46,7 @@ impl ShardState {
             self.broadcast(|| MeshMsg::Retain { topic: topic.clone(), seq, message: stored.clone() });
         }
         let mut shards = ShardSet::default();
-        let mut matches: Vec<Match> = Vec::new();
+        let mut matches = std::mem::take(&mut self.scratch_matches);
         let mut shared_targets: Vec<SharedPick> = Vec::new();
         let strategy = self.config().share_strategy;
         let random = self.random();
@@ -72,7 +72,8 @@ impl ShardState {
             },
         );
         let matched = !matches.is_empty() || !shards.is_empty() || !shared_targets.is_empty();
-        self.deliver_matches(&msg, matches);
+        self.deliver_matches(&msg, &mut matches);
+        self.scratch_matches = matches;
         for to in shards.iter() {
             self.send(to as usize, MeshMsg::Forward(msg.clone()));
         }
@@ -93,13 +94,15 @@ impl ShardState {
 
     /// A message another shard forwarded: local subscribers only.
     pub fn deliver_forwarded(&mut self, msg: &Arc<Message>) {
-        let mut matches = Vec::new();
+        let mut matches = std::mem::take(&mut self.scratch_matches);
         self.trie.for_each_match(&msg.topic, |sid, sub| merge(&mut matches, sid, sub));
-        self.deliver_matches(msg, matches);
+        self.deliver_matches(msg, &mut matches);
+        self.scratch_matches = matches;
     }
 
-    fn deliver_matches(&mut self, msg: &Arc<Message>, matches: Vec<Match>) {
-        for m in matches {
+    /// Delivers to every merged match, leaving `matches` empty (its capacity is reused).
+    fn deliver_matches(&mut self, msg: &Arc<Message>, matches: &mut Vec<Match>) {
+        for m in matches.drain(..) {
             let retain = m.retain_as_published && msg.retain;
             // Delivered at min(published QoS, highest granted QoS) [MQTT-3.8.4-8].
             self.deliver_to(m.sid, msg, msg.qos.min(m.qos), retain, m.ids, None);
@@ -154,10 +157,15 @@ impl ShardState {
             }
             _ => &mut offline_sink,
         };
-        let d = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared };
         entry.session.set_now_ms(self.clock_ms);
         let before = out.len();
-        let outcome = entry.session.deliver(d, out);
+        let outcome = if qos == QoS::AtMostOnce {
+            entry.session.deliver_qos0(msg, retain, &ids, out)
+        } else {
+            entry
+                .session
+                .deliver(Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared }, out)
+        };
         let wrote = out.len() != before;
         if outcome == DeliverOutcome::Dropped && qos != QoS::AtMostOnce {
             self.drops.queue_full += 1;

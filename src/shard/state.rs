@@ -240,6 +240,8 @@ pub struct ShardState {
     pub rng: u64,
     /// [`now_ms`] as of the current batch: one clock read per batch, not per message.
     pub clock_ms: u64,
+    /// The publish path's match list, kept to reuse its allocation.
+    pub scratch_matches: Vec<super::routing::Match>,
 }
 
 impl ShardState {
@@ -276,6 +278,7 @@ impl ShardState {
             backlog_waiters: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
             clock_ms: now_ms(),
+            scratch_matches: Vec::new(),
             shared,
         }
     }
