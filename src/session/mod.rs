@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub struct Limits {
     /// QoS 1/2 messages in flight to a client at once (`max_inflight_messages`).
     pub max_inflight_messages: u16,
-    /// QoS 1/2 messages queued behind the window (`max_queued_messages`).
+    /// QoS 1/2 messages queued behind the window (`max_queued_messages`); 0 is unlimited.
     pub max_queued_messages: usize,
     /// Payload bytes queued behind the window; 0 is unlimited (`max_queued_bytes`).
     pub max_queued_bytes: usize,

@@ -52,10 +52,12 @@ impl Outbound {
         self.inflight.iter().position(|f| f.packet_id == packet_id && f.state == state)
     }
 
-    /// Queues a delivery behind the window, if the bounds allow. Returns false if dropped.
+    /// Queues a delivery behind the window, if the bounds allow (0 means no bound, as in
+    /// Mosquitto's `max_queued_messages` and `max_queued_bytes`). Returns false if dropped.
     pub fn enqueue(&mut self, d: Delivery, max_messages: usize, max_bytes: usize) -> bool {
         let bytes = d.message.payload.len();
-        if self.queue.len() >= max_messages || (max_bytes > 0 && self.queued_bytes + bytes > max_bytes) {
+        let too_many = max_messages > 0 && self.queue.len() >= max_messages;
+        if too_many || (max_bytes > 0 && self.queued_bytes + bytes > max_bytes) {
             return false;
         }
         self.queued_bytes += bytes;

@@ -304,3 +304,13 @@ fn shared_deliveries_lists_unacknowledged_and_queued_shared_messages_only() {
     let left: Vec<_> = s.shared_deliveries().iter().map(|d| d.message.payload.clone()).collect();
     assert_eq!(left, vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
 }
+
+#[test]
+fn max_queued_messages_zero_means_no_limit_as_in_mosquitto() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut s = Session::new(ByteStr::from("c"), v, u32::MAX, Limits { max_queued_messages: 0, ..Limits::default() });
+    let mut out = BytesMut::new();
+    for _ in 0..5000 {
+        assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out), DeliverOutcome::Queued);
+    }
+}

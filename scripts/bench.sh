@@ -1,0 +1,641 @@
+#!/usr/bin/env bash
+# One-command broker comparison: ringmq against Mosquitto, rumqttd and any broker you point
+# it at, on this machine, with the same load generator (ringmq-loadgen) and the same matrix.
+#
+#   scripts/bench.sh [--quick] [options]
+#
+# What it does, in order:
+#   1. builds the release binaries (ringmq, ringmq-loadgen);
+#   2. for each broker in turn (ringmq, Mosquitto, rumqttd if available, then every --peer):
+#      starts it on a free 127.0.0.1 port, pinned with taskset to the broker CPUs (the last
+#      CPU(s) by default; ringmq also gets `--cpus` so its shards pin themselves), runs the
+#      throughput matrix with the load generator pinned to the loadgen CPUs (CPU 0 by
+#      default), and stops it;
+#   3. computes 50% of the slowest broker's closed-loop maximum for the latency scenario
+#      (pairs, 100 pairs, QoS 1, 64 B; pairs 10 in --quick), then for each broker again:
+#      starts it, runs that fixed-rate (open-loop) latency run and the idle-connection runs
+#      (`conn`), stops it;
+#   4. writes report.md, plots and headline.md into the results directory with
+#      scripts/bench_report.py, and updates results/README.md (the index).
+#
+# The matrix (full): QoS 0, 1, 2 x {pairs 10, pairs 100, fan-in 50->1, fan-out 1->50,
+# fan-out 1->1000} x {64 B, 1 KiB}, each closed loop (`--rate max`, `--inflight 20` for
+# QoS 1/2) for --duration seconds after --warmup; then the latency run; then `conn` with
+# 10,000 and 100,000 idle connections, each capped to what the open-file limit allows.
+# --quick: QoS 0/1/2 x {pairs 10, fan-out 1->50} at 64 B, 3 s each (1 s warm-up), the
+# latency run on pairs 10, and conn 2,000: about two minutes for two brokers.
+#
+# Options:
+#   --quick                  the two-minute subset above
+#   --out DIR                results directory (default results/DATE-HOST-NCPUcpu, with
+#                            "-quick" appended for --quick, and "-2", "-3"... if it exists)
+#   --duration S             measured seconds per run (default 10; 3 with --quick)
+#   --warmup S               warm-up seconds per run (default 2; 1 with --quick)
+#   --ringmq-cores N         ringmq shards (default 1)
+#   --broker-cpus LIST       CPUs for the broker (default: the last N CPUs, N = ringmq cores)
+#   --loadgen-cpus LIST      CPUs for the load generator, one load thread each (default 0)
+#   --brokers LIST           only these, comma-separated, from ringmq, mosquitto, rumqttd
+#                            and the --peer names (default: all that are available)
+#   --with-rumqttd           install rumqttd 0.19.0 with cargo when it is not on PATH
+#                            (without it, rumqttd runs only when already on PATH)
+#   --peer NAME=HOST:PORT    also measure an already running broker (repeatable), e.g.
+#                            EMQX: docker run -d --name emqx -p 1883:1883 emqx/emqx
+#                                  scripts/bench.sh --peer emqx=127.0.0.1:1883 \
+#                                      --peer-pid emqx=$(pgrep -f beam.smp | head -1)
+#                            The script neither starts, stops nor pins a peer, and cannot
+#                            remove its limits: configure them yourself (the report says so).
+#   --peer-pid [NAME=]PID    the peer's PID, to sample its CPU and memory when it runs on
+#                            this machine (NAME defaults to the last --peer)
+#   --no-build               use the binaries already in target/release
+#   --note TEXT              a note for the report, e.g. what else ran on the machine
+#                            (repeatable)
+#   --update-readme          also replace the headline table in README.md
+#   -h, --help               this text
+#
+# Exit status: 0 when every run finished (QoS 1/2 loss is reported, not fatal: exit 3 of a
+# run is recorded in the report), 1 when the set-up failed (build, a broker that would not
+# start). Every broker start and every loadgen run is bounded by `timeout`; on exit or
+# interrupt the script stops the processes it started, by PID, and nothing else.
+set -Eeuo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+usage() { sed -n '2,/^set -E/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+orig_args="$(printf "%q " "$@")"
+
+# --- options -----------------------------------------------------------------------------------
+
+quick=0
+out=""
+duration=""
+warmup=""
+ringmq_cores=1
+broker_cpus=""
+loadgen_cpus="0"
+brokers_only=""
+with_rumqttd=0
+no_build=0
+update_readme=0
+notes=()
+peer_names=()
+declare -A peer_addr=()
+declare -A peer_pid=()
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --out) out="${2:?--out needs a directory}"; shift ;;
+        --duration) duration="${2:?}"; shift ;;
+        --warmup) warmup="${2:?}"; shift ;;
+        --ringmq-cores) ringmq_cores="${2:?}"; shift ;;
+        --broker-cpus) broker_cpus="${2:?}"; shift ;;
+        --loadgen-cpus) loadgen_cpus="${2:?}"; shift ;;
+        --brokers) brokers_only="${2:?}"; shift ;;
+        --with-rumqttd) with_rumqttd=1 ;;
+        --no-build) no_build=1 ;;
+        --update-readme) update_readme=1 ;;
+        --note) notes+=("${2:?--note needs a text}"); shift ;;
+        --peer)
+            spec="${2:?--peer needs NAME=HOST:PORT}"; shift
+            name="${spec%%=*}"; addr="${spec#*=}"
+            [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || die "--peer: bad name '$name' (letters, digits, _ and - only)"
+            [[ "$addr" =~ ^[^:]+:[0-9]+$ ]] || die "--peer $spec: expected NAME=HOST:PORT"
+            case "$name" in ringmq | mosquitto | rumqttd) die "--peer: '$name' is a built-in broker name" ;; esac
+            peer_names+=("$name"); peer_addr[$name]="$addr" ;;
+        --peer-pid)
+            spec="${2:?--peer-pid needs [NAME=]PID}"; shift
+            if [[ "$spec" == *=* ]]; then name="${spec%%=*}"; pid="${spec#*=}"
+            else
+                [ ${#peer_names[@]} -gt 0 ] || die "--peer-pid PID must follow a --peer (or use NAME=PID)"
+                name="${peer_names[-1]}"; pid="$spec"
+            fi
+            [[ "$pid" =~ ^[0-9]+$ ]] || die "--peer-pid: bad PID '$pid'"
+            peer_pid[$name]="$pid" ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "unknown option '$1' (see --help)" ;;
+    esac
+    shift
+done
+for name in "${!peer_pid[@]}"; do
+    [ -n "${peer_addr[$name]:-}" ] || die "--peer-pid $name: no --peer named $name"
+done
+[[ "$ringmq_cores" =~ ^[1-9][0-9]*$ ]] || die "--ringmq-cores: expected a positive number"
+
+if [ "$quick" -eq 1 ]; then
+    duration="${duration:-3}"; warmup="${warmup:-1}"
+else
+    duration="${duration:-10}"; warmup="${warmup:-2}"
+fi
+[[ "$duration" =~ ^[0-9]+$ && "$duration" -ge 1 ]] || die "--duration: whole seconds, at least 1"
+[[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup: whole seconds"
+drain=5              # loadgen --drain: longest wait for outstanding deliveries after the run
+
+for tool in taskset timeout python3 pgrep ss; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is needed (util-linux, coreutils, python3, procps, iproute2)"
+done
+
+ncpu="$(nproc)"
+# Expand a CPU list (0,2-5) into one number per line.
+expand_cpus() {
+    local part
+    IFS=',' read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then seq "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        elif [[ "$part" =~ ^[0-9]+$ ]]; then echo "$part"
+        else die "bad CPU list '$1'"; fi
+    done
+}
+if [ -z "$broker_cpus" ]; then
+    if [ "$ncpu" -gt "$ringmq_cores" ]; then
+        broker_cpus="$((ncpu - ringmq_cores))-$((ncpu - 1))"
+        [ "$ringmq_cores" -eq 1 ] && broker_cpus="$((ncpu - 1))"
+    else
+        broker_cpus="0-$((ncpu - 1))"
+    fi
+fi
+for c in $(expand_cpus "$broker_cpus") $(expand_cpus "$loadgen_cpus"); do
+    [ "$c" -lt "$ncpu" ] || die "CPU $c does not exist (this machine has $ncpu)"
+done
+overlap="$(comm -12 <(expand_cpus "$broker_cpus" | sort -u) <(expand_cpus "$loadgen_cpus" | sort -u) | tr '\n' ' ')"
+n_broker_cpus="$(expand_cpus "$broker_cpus" | sort -u | wc -l)"
+if [ "$n_broker_cpus" -lt "$ringmq_cores" ]; then
+    echo "note: ringmq gets $ringmq_cores shards on $n_broker_cpus broker CPU(s) ($broker_cpus)" >&2
+fi
+
+# --- the results directory -------------------------------------------------------------------
+
+if [ -z "$out" ]; then
+    out="results/$(date +%F)-$(hostname -s 2>/dev/null || hostname)-${ncpu}cpu"
+    [ "$quick" -eq 1 ] && out="$out-quick"
+    if [ -e "$out" ]; then
+        i=2; while [ -e "$out-$i" ]; do i=$((i + 1)); done; out="$out-$i"
+    fi
+fi
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+meta="$out/meta.tsv"
+: >"$meta"
+log="$out/bench.log"
+exec > >(tee -a "$log") 2>&1
+# One line of metadata for the report: KEY<TAB>VALUE (tabs and newlines flattened).
+meta() { local k="$1"; shift; printf '%s\t%s\n' "$k" "$(printf '%s' "$*" | tr '\t\n' '  ')" >>"$meta"; }
+say() { echo "[$(date +%T)] $*"; }
+
+# --- cleanup: only what this script started -----------------------------------------------
+
+started=()           # PIDs of the `timeout` wrappers this script launched
+current_broker_pid=""
+bindir=""
+# Drop a PID that has been waited for, so that cleanup never signals a reused PID.
+forget() {
+    local p keep=()
+    for p in "${started[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    started=("${keep[@]}")
+}
+# True while PID runs as a child of PARENT: the broker under its `timeout`, so that a PID
+# the kernel reused for something else is never signalled.
+child_of() { # PID PARENT
+    local stat ppid
+    [ -n "$1" ] && [ -n "$2" ] || return 1
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"            # drop "pid (comm) "; then: state ppid ...
+    read -r _ ppid _ <<<"$stat"
+    [ "$ppid" = "$2" ]
+}
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local p
+    trap - EXIT INT TERM
+    if child_of "$current_broker_pid" "$b_tpid"; then kill -TERM "$current_broker_pid" 2>/dev/null || true; fi
+    for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        local alive=0
+        for p in "${started[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break
+        sleep 0.1
+    done
+    for p in "${started[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    if child_of "$current_broker_pid" "$b_tpid"; then kill -KILL "$current_broker_pid" 2>/dev/null || true; fi
+    if [ -n "$bindir" ] && [ -d "$bindir" ]; then rm -rf "$bindir"; fi
+}
+trap cleanup EXIT
+trap 'echo "bench.sh: line $LINENO: a command failed (exit $?)" >&2' ERR
+trap 'echo "interrupted"; exit 130' INT TERM
+
+# --- build ---------------------------------------------------------------------------------------
+
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+ringmq_bin="$target_dir/release/ringmq"
+loadgen_bin="$target_dir/release/ringmq-loadgen"
+# The source state that is built (and measured), before anything can change it.
+git_commit="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+git_changed="$(git status --porcelain -- src loadgen Cargo.toml Cargo.lock 2>/dev/null | awk '{print $NF}' | paste -sd' ' -)"
+if [ "$no_build" -eq 0 ]; then
+    say "building release binaries (cargo build --release -p ringmq -p ringmq-loadgen)"
+    timeout 3600 cargo build --release -p ringmq -p ringmq-loadgen || die "build failed"
+fi
+[ -x "$ringmq_bin" ] || die "$ringmq_bin missing (build it, or drop --no-build)"
+[ -x "$loadgen_bin" ] || die "$loadgen_bin missing"
+# Run private copies, so that a rebuild in target/ during the run (other work on this
+# machine) cannot change what is measured half-way.
+bindir="$(mktemp -d "${TMPDIR:-/tmp}/ringmq-bench.XXXXXX")"
+cp "$ringmq_bin" "$loadgen_bin" "$bindir/"
+ringmq_bin="$bindir/ringmq"
+loadgen_bin="$bindir/ringmq-loadgen"
+
+# --- which brokers -------------------------------------------------------------------------------
+
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+wanted() { [ -z "$brokers_only" ] || [[ ",$brokers_only," == *",$1,"* ]]; }
+
+brokers=()
+wanted ringmq && brokers+=(ringmq)
+if wanted mosquitto; then
+    if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+        say "mosquitto missing: apt-get install -y mosquitto"
+        timeout 300 "${as_root[@]}" apt-get update || echo "apt-get update failed; trying the install anyway"
+        timeout 600 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto ||
+            die "could not install mosquitto (or leave it out: --brokers ringmq)"
+    fi
+    mosquitto_bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
+    brokers+=(mosquitto)
+fi
+rumqttd_bin="$(command -v rumqttd || true)"
+if wanted rumqttd; then
+    if [ -z "$rumqttd_bin" ] && [ "$with_rumqttd" -eq 1 ]; then
+        say "rumqttd missing: cargo install rumqttd --version 0.19.0 --locked"
+        timeout 3600 cargo install rumqttd --version 0.19.0 --locked || die "cargo install rumqttd failed"
+        rumqttd_bin="$(command -v rumqttd || echo "${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd")"
+    fi
+    if [ -n "$rumqttd_bin" ] && [ -x "$rumqttd_bin" ]; then
+        brokers+=(rumqttd)
+    elif [[ ",$brokers_only," == *",rumqttd,"* ]]; then
+        die "rumqttd is not on PATH: add --with-rumqttd to install it"
+    fi
+fi
+for name in "${peer_names[@]}"; do wanted "$name" && brokers+=("$name"); done
+[ ${#brokers[@]} -gt 0 ] || die "no broker selected"
+
+# --- the open-file limit and the connection counts ------------------------------------------
+
+nofile_hard="$(ulimit -Hn)"
+if [ "$nofile_hard" = unlimited ]; then nofile_hard=1048576; fi
+ulimit -n "$nofile_hard" 2>/dev/null || true
+nofile="$(ulimit -n)"
+# Each idle connection costs the broker one descriptor and the load generator one; keep 200
+# for their own files (listeners, rings, timers, logs), and round down to a multiple of 100.
+# (With 20,000 here, 19,800 connections were measured to fit in both ringmq and Mosquitto.)
+conn_cap=$(((nofile - 200) / 100 * 100))
+if [ "$quick" -eq 1 ]; then conn_wanted=(2000); else conn_wanted=(10000 100000); fi
+conn_runs=()
+for n in "${conn_wanted[@]}"; do
+    if [ "$n" -gt "$conn_cap" ]; then
+        meta note "conn $n capped to $conn_cap: the open-file limit here is $nofile per process (ulimit -n, hard limit $(ulimit -Hn)); each connection takes one descriptor in the broker and one in the load generator, and 200 are kept for their own files. Raise the hard limit (limits.conf / systemd LimitNOFILE) to measure $n."
+        conn_runs+=("$n:$conn_cap")
+    else
+        conn_runs+=("$n:$n")
+    fi
+done
+
+# --- the matrix ------------------------------------------------------------------------------------
+
+# Scenario key -> loadgen arguments.
+declare -A scen_args=(
+    [pairs-10]="pairs --n 10"
+    [pairs-100]="pairs --n 100"
+    [fanin-50]="fanin --pubs 50 --subs 1"
+    [fanout-50]="fanout --subs 50 --pubs 1"
+    [fanout-1000]="fanout --subs 1000 --pubs 1"
+)
+if [ "$quick" -eq 1 ]; then
+    scenarios=(pairs-10 fanout-50); sizes=(64); lat_scen=pairs-10; lat_pubs=10
+    conn_rate=2000; conn_hold=3
+else
+    scenarios=(pairs-10 pairs-100 fanin-50 fanout-50 fanout-1000); sizes=(64 1024); lat_scen=pairs-100; lat_pubs=100
+    conn_rate=5000; conn_hold=5
+fi
+qoses=(0 1 2)
+matrix=()            # run ids: SCEN-qQ-SIZEB
+for size in "${sizes[@]}"; do
+    for scen in "${scenarios[@]}"; do
+        for q in "${qoses[@]}"; do matrix+=("$scen-q$q-${size}B"); done
+    done
+done
+n_runs_per_broker=$((${#matrix[@]} + 1 + ${#conn_runs[@]}))
+# Each run: warm-up + duration + about 3 s of set-up, drain and settling (measured on the
+# 2-CPU VM: 66 runs of 1+1 s took 5.5 min; a saturated Mosquitto adds up to the 5 s drain on
+# QoS 0); a conn run about 12 s.
+est_s=$(((${#matrix[@]} * (warmup + duration + 3) + warmup + duration + 3 + ${#conn_runs[@]} * 12) * ${#brokers[@]}))
+
+# --- machine and run metadata ---------------------------------------------------------------
+
+cpu_model="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
+mem_kib="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+meta mode "$([ "$quick" -eq 1 ] && echo quick || echo full)"
+meta host "$(hostname)"
+meta cpu_model "${cpu_model:-unknown}"
+meta nproc "$ncpu"
+meta kernel "$(uname -sr)"
+meta mem_kib "$mem_kib"
+meta loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta duration_s "$duration"
+meta warmup_s "$warmup"
+meta drain_s "$drain"
+meta broker_cpus "$broker_cpus"
+meta loadgen_cpus "$loadgen_cpus"
+meta ringmq_cores "$ringmq_cores"
+[ -n "$overlap" ] && meta note "the broker CPUs ($broker_cpus) and the loadgen CPUs ($loadgen_cpus) overlap on CPU $overlap: figures include contention between them"
+meta nofile "$nofile"
+meta conn_cap "$conn_cap"
+meta git_commit "$git_commit"
+meta git_dirty "${git_changed:+uncommitted changes in $git_changed}"
+meta binaries "sha256 ringmq $(sha256sum "$ringmq_bin" | cut -c1-16), ringmq-loadgen $(sha256sum "$loadgen_bin" | cut -c1-16)"
+meta rustc "$(rustc --version 2>/dev/null || echo unknown)"
+meta loadgen_version "$("$loadgen_bin" --version 2>/dev/null || echo unknown)"
+meta brokers "${brokers[*]}"
+meta command "scripts/bench.sh $orig_args"
+for n in "${notes[@]}"; do meta note "$n"; done
+
+say "results: $out"
+say "brokers: ${brokers[*]}; broker CPUs $broker_cpus, loadgen CPUs $loadgen_cpus; ringmq --cores $ringmq_cores"
+say "matrix: ${#matrix[@]} closed-loop runs + 1 latency run + ${#conn_runs[@]} conn runs per broker, ${duration} s each after ${warmup} s warm-up; expect about $((est_s / 60 + 1)) min"
+
+# --- brokers: start and stop --------------------------------------------------------------------
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Broker lifetime bound for one phase: every run's own bound plus slack.
+run_limit() { echo $((warmup + duration + drain + 60)); }
+broker_limit=$(((n_runs_per_broker) * ($(run_limit) + 10) + 600))
+
+b_host=""; b_port=""; b_pid=""; b_tpid=""; b_name=""
+
+write_mosquitto_conf() { # file port
+    cat >"$1" <<EOF
+# Generated by scripts/bench.sh. Limits that would drop or refuse messages are removed:
+listener $2 127.0.0.1
+allow_anonymous true
+# queued QoS 1/2 messages per client (default 1000): 0 = no limit
+max_queued_messages 0
+# queued bytes per client (default 0 = no limit): stated explicitly
+max_queued_bytes 0
+# QoS 1/2 messages in flight to each client (default 20): 0 = no limit
+max_inflight_messages 0
+# payload cap (default 0 = none, up to MQTT's 256 MB): stated explicitly
+message_size_limit 0
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+EOF
+}
+
+write_ringmq_conf() { # file port
+    cat >"$1" <<EOF
+# Generated by scripts/bench.sh: the same limits removed as for the peers.
+listener $2 127.0.0.1
+allow_anonymous true
+# queued QoS 1/2 messages per client (default 1000). ringmq reads 0 as "queue none"
+# (Mosquitto: "no limit"), so the limit is lifted with a number no run reaches.
+max_queued_messages 1000000000
+max_queued_bytes 0
+# QoS 1/2 messages in flight to each client (default 20): 0 = 65535, the packet-id space
+max_inflight_messages 0
+message_size_limit 0
+EOF
+}
+
+write_rumqttd_toml() { # file port console_port
+    cat >"$1" <<EOF
+# Generated by scripts/bench.sh for rumqttd 0.19: limits raised far above what the
+# matrix needs (defaults in rumqttd's sample config in brackets).
+id = 0
+
+[router]
+id = 0
+max_connections = 200000            # [10010]
+max_outgoing_packet_count = 100000  # [200] packets queued to one connection per read
+max_segment_size = 104857600        # [104857600] bytes per commit-log segment
+max_segment_count = 10              # [10]
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$2"
+next_connection_delay_ms = 0        # [1] pause after each accept
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576      # [20480]
+    max_inflight_count = 100        # [100]; rumqttd caps it at 100 in code (MAX_INFLIGHT)
+    dynamic_filters = true
+
+[console]
+listen = "127.0.0.1:$3"
+EOF
+}
+
+wait_listening() { # port pid
+    local i
+    for i in $(seq 150); do
+        kill -0 "$2" 2>/dev/null || return 1
+        if [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+start_broker() { # name phase
+    local name="$1" phase="$2" dir cfg i
+    b_name="$name"; b_pid=""; b_tpid=""; b_host=127.0.0.1
+    dir="$out/$name"; mkdir -p "$dir"
+    if [ -n "${peer_addr[$name]:-}" ]; then
+        b_host="${peer_addr[$name]%:*}"; b_port="${peer_addr[$name]##*:}"
+        b_pid="${peer_pid[$name]:-}"
+        if [ -n "$b_pid" ] && ! kill -0 "$b_pid" 2>/dev/null; then
+            echo "warning: --peer-pid $b_pid for $name is not running; no CPU figures" >&2; b_pid=""
+        fi
+        return 0
+    fi
+    b_port="$(free_port)"
+    local cmd=()
+    case "$name" in
+        ringmq)
+            cfg="$dir/ringmq.conf"; write_ringmq_conf "$cfg" "$b_port"
+            cmd=("$ringmq_bin" -c "$cfg" --cores "$ringmq_cores" --cpus "$broker_cpus") ;;
+        mosquitto)
+            cfg="$dir/mosquitto.conf"; write_mosquitto_conf "$cfg" "$b_port"
+            cmd=("$mosquitto_bin" -c "$cfg") ;;
+        rumqttd)
+            cfg="$dir/rumqttd.toml"; write_rumqttd_toml "$cfg" "$b_port" "$(free_port)"
+            cmd=("$rumqttd_bin" -c "$cfg") ;;
+    esac
+    echo "# $(date +%T) $phase: taskset -c $broker_cpus ${cmd[*]}" >>"$dir/broker.log"
+    timeout -k 10 "$broker_limit" taskset -c "$broker_cpus" "${cmd[@]}" >>"$dir/broker.log" 2>&1 &
+    b_tpid=$!
+    started+=("$b_tpid")
+    # timeout forks the broker (taskset execs into it): its child is the broker.
+    for i in $(seq 50); do
+        b_pid="$(pgrep -P "$b_tpid" | head -n1 || true)"
+        [ -n "$b_pid" ] && break
+        sleep 0.1
+    done
+    current_broker_pid="$b_pid"
+    if [ -z "$b_pid" ] || ! wait_listening "$b_port" "$b_pid"; then
+        echo "$name did not start listening on 127.0.0.1:$b_port; its log:" >&2
+        tail -n 20 "$dir/broker.log" >&2
+        stop_broker
+        return 1
+    fi
+}
+
+stop_broker() {
+    if child_of "$b_pid" "$b_tpid"; then
+        kill -TERM "$b_pid" 2>/dev/null || true
+        for _ in $(seq 100); do child_of "$b_pid" "$b_tpid" || break; sleep 0.1; done
+        if child_of "$b_pid" "$b_tpid"; then kill -KILL "$b_pid" 2>/dev/null || true; fi
+    fi
+    if [ -n "$b_tpid" ]; then
+        kill -TERM "$b_tpid" 2>/dev/null || true
+        wait "$b_tpid" 2>/dev/null || true
+        forget "$b_tpid"
+    fi
+    current_broker_pid=""; b_pid=""; b_tpid=""
+}
+
+broker_versions() {
+    local v
+    for name in "${brokers[@]}"; do
+        case "$name" in
+            ringmq) v="$("$ringmq_bin" --version 2>&1 | head -n1) (commit $git_commit${git_changed:+ with uncommitted changes}), --cores $ringmq_cores --cpus $broker_cpus"
+                meta "limits_ringmq" "the same as Mosquitto's: max_queued_messages 1000000000 (default 1000, which drops QoS 1/2 messages beyond it; ringmq reads 0 as no queue at all, unlike Mosquitto), max_inflight_messages 0 (= 65535; default 20), max_queued_bytes 0 and message_size_limit 0 (no limit, the defaults)" ;;
+            mosquitto) v="$({ "$mosquitto_bin" -h 2>&1 || true; } | head -n1)"
+                meta "limits_mosquitto" "max_queued_messages 0 (default 1000: drops QoS 1/2 messages beyond it); max_inflight_messages 0 (default 20); max_queued_bytes 0 and message_size_limit 0 (already unlimited by default, stated explicitly)" ;;
+            rumqttd) v="rumqttd $("$rumqttd_bin" --version 2>/dev/null | head -n1 || echo '(version unknown)')"
+                meta "limits_rumqttd" "router max_connections 200000, max_outgoing_packet_count 100000 (sample config 200), max_payload_size 1 MiB (20 KiB), next_connection_delay_ms 0 (1); max_inflight_count stays 100, rumqttd's hard-coded maximum; its commit log keeps 10 segments of 100 MiB per topic" ;;
+            *) v="peer at ${peer_addr[$name]}${peer_pid[$name]:+, PID ${peer_pid[$name]}}"
+                meta "limits_$name" "not managed by bench.sh: configure the peer without queue, inflight or payload limits yourself (EMQX: mqtt.max_mqueue_len, mqtt.max_inflight, mqtt.max_packet_size; force_shutdown limits)" ;;
+        esac
+        meta "version_$name" "$v"
+    done
+}
+broker_versions
+
+# --- loadgen runs ---------------------------------------------------------------------------------
+
+n_done=0
+n_total=$((n_runs_per_broker * ${#brokers[@]}))
+failures=0
+
+# run_one RUN_ID KIND LOADGEN-ARGS...: one loadgen run against the current broker.
+run_one() {
+    local id="$1" kind="$2" dir rc=0 lim t0 t1 line
+    shift 2
+    dir="$out/$b_name/$id"
+    rm -rf "$dir"; mkdir -p "$dir"
+    local args=("$@" --host "$b_host" --port "$b_port" --cpus "$loadgen_cpus" --out "$dir" --quiet)
+    [ -n "$b_pid" ] && args+=(--broker-pid "$b_pid")
+    if [ "$kind" = conn ]; then lim=$((conn_n / conn_rate + conn_hold + 90)); else lim="$(run_limit)"; fi
+    t0="$(date +%s.%N)"
+    timeout -k 5 "$lim" taskset -c "$loadgen_cpus" "$loadgen_bin" "${args[@]}" >"$dir/stdout.txt" 2>"$dir/stderr.txt" &
+    local lg=$!
+    started+=("$lg")
+    wait "$lg" || rc=$?
+    forget "$lg"
+    t1="$(date +%s.%N)"
+    n_done=$((n_done + 1))
+    line="$(tail -n1 "$dir/stdout.txt" 2>/dev/null || true)"
+    printf '{"broker": "%s", "run": "%s", "kind": "%s", "exit_code": %d, "elapsed_s": %s, "args": "%s"}\n' \
+        "$b_name" "$id" "$kind" "$rc" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')" "$*" >"$dir/run.json"
+    case "$rc" in
+        0) say "[$n_done/$n_total] $b_name $id: ${line:-no output}" ;;
+        3) say "[$n_done/$n_total] $b_name $id: QoS 1/2 LOSS: $line" ;;
+        124 | 137) failures=$((failures + 1)); say "[$n_done/$n_total] $b_name $id: TIMED OUT after ${lim} s" ;;
+        *) failures=$((failures + 1)); say "[$n_done/$n_total] $b_name $id: FAILED (exit $rc): $(tail -n2 "$dir/stderr.txt" | tr '\n' ' ')" ;;
+    esac
+    # A broker that died is restarted for the remaining runs (and the report shows the failure).
+    if [ -n "$b_tpid" ] && ! child_of "$b_pid" "$b_tpid"; then
+        say "$b_name is no longer running (see $out/$b_name/broker.log); restarting it"
+        echo "# $(date +%T) broker died during $id" >>"$out/$b_name/broker.log"
+        meta note "$b_name exited during $id and was restarted for the runs after it"
+        stop_broker
+        start_broker "$b_name" "restart" || die "$b_name would not restart"
+    fi
+    sleep 1   # let the broker settle (closed sockets, freed queues) before the next run
+}
+
+# --- phase 1: the closed-loop matrix --------------------------------------------------------------
+
+for name in "${brokers[@]}"; do
+    say "== $name: throughput matrix"
+    start_broker "$name" "matrix" || die "$name would not start"
+    for id in "${matrix[@]}"; do
+        scen="${id%-q*}"; rest="${id#"$scen"-q}"; q="${rest%%-*}"; size="${rest#*-}"; size="${size%B}"
+        read -ra sargs <<<"${scen_args[$scen]}"
+        extra=()
+        [ "$q" -gt 0 ] && extra=(--inflight 20)
+        run_one "$id" throughput "${sargs[@]}" --qos "$q" --size "$size" --rate max "${extra[@]}" \
+            --duration "$duration" --warmup "$warmup" --drain "$drain"
+    done
+    stop_broker
+done
+
+# --- phase 2: the fixed-rate latency run and the idle connections ----------------------------
+
+lat_base="$lat_scen-q1-64B"
+lat_total="$(python3 - "$out" "$lat_base" "${brokers[@]}" <<'EOF'
+import json, os, sys
+out, run, brokers = sys.argv[1], sys.argv[2], sys.argv[3:]
+rates = []
+for b in brokers:
+    try:
+        with open(os.path.join(out, b, run, "summary.json")) as f:
+            s = json.load(f)
+        r = s["messages"]["delivered_per_s"]
+        if r and r > 0:
+            rates.append(r)
+    except (OSError, ValueError, KeyError):
+        pass
+print(int(min(rates)) if rates else 0)
+EOF
+)"
+if [ "$lat_total" -le 0 ]; then
+    lat_total=10000
+    meta note "no broker finished $lat_base, so the latency run used a fixed 10,000 msg/s"
+fi
+lat_rate=$((lat_total / 2 / lat_pubs))
+[ "$lat_rate" -ge 1 ] || lat_rate=1
+meta latency_run "$lat_scen QoS 1 64 B open loop at $lat_rate msg/s per publisher x $lat_pubs = $((lat_rate * lat_pubs)) msg/s: 50% of the slowest broker's closed-loop maximum in $lat_base ($lat_total msg/s)"
+say "latency run: $lat_scen QoS 1 64 B at $((lat_rate * lat_pubs)) msg/s (50% of the slowest broker's $lat_total msg/s)"
+
+for name in "${brokers[@]}"; do
+    say "== $name: latency and idle connections"
+    start_broker "$name" "latency+conn" || die "$name would not start"
+    read -ra sargs <<<"${scen_args[$lat_scen]}"
+    run_one "latency-$lat_base" latency "${sargs[@]}" --qos 1 --size 64 --rate "$lat_rate" --inflight 20 \
+        --duration "$duration" --warmup "$warmup" --drain "$drain"
+    for spec in "${conn_runs[@]}"; do
+        want="${spec%%:*}"; conn_n="${spec##*:}"
+        run_one "conn-$want" conn conn --n "$conn_n" --rate "$conn_rate" --hold "$conn_hold" \
+            --source-ips 127.0.0.1-127.0.0.20
+    done
+    stop_broker
+done
+
+meta loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta finished "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+# --- the report -------------------------------------------------------------------------------------
+
+report_args=("$out" --index "$root/results/README.md")
+[ "$update_readme" -eq 1 ] && report_args+=(--update-readme "$root/README.md")
+python3 "$root/scripts/bench_report.py" "${report_args[@]}"
+say "report: $out/report.md"
+if [ "$failures" -gt 0 ]; then
+    say "$failures run(s) failed or timed out: see the report's status column and each run's stderr.txt"
+fi
+exit 0
