@@ -8,7 +8,10 @@
 # and runs publish/subscribe round trips:
 #   - mosquitto_pub / mosquitto_sub at QoS 0, 1 and 2, MQTT 3.1.1 and 5.0, plus a
 #     retained message read by a later subscriber;
-#   - scripts/interop_paho.py (Paho 2.x) at QoS 0, 1 and 2, MQTT 3.1.1 and 5.0.
+#   - scripts/interop_paho.py (Paho 2.x) at QoS 0, 1 and 2, MQTT 3.1.1 and 5.0;
+#   - Paho MQTT 5 cases: topic aliases (both ways), a shared subscription, message
+#     expiry (live and while a persistent session is offline), request/response with
+#     correlation data, and user properties (see scripts/interop_paho.py).
 # Every message must arrive. Prints "N passed, M failed" and exits non-zero on any
 # failure. Every step is bounded by `timeout`; ringmq is stopped by its PID on exit.
 set -euo pipefail
@@ -162,6 +165,15 @@ for v in 311 5; do
             fail "${line#FAIL }"
         fi
     done
+done
+
+for case in topic-alias shared message-expiry request-response user-properties; do
+    if line="$(timeout "$STEP_TIMEOUT" python3 "$root/scripts/interop_paho.py" --port "$port" \
+        --protocol 5 --case "$case" --count "$COUNT" --timeout $((STEP_TIMEOUT - 5)) 2>&1)"; then
+        pass "${line#PASS }"
+    else
+        fail "${line#FAIL }"
+    fi
 done
 
 # --- the broker is still well ----------------------------------------------------------------

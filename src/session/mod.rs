@@ -17,8 +17,8 @@ pub use message::{Delivery, Message, PublisherKey, SharedGroupName};
 pub use outbound::{InflightOut, OutState, Outbound};
 
 use crate::protocol::{
-    encode_publish, publish_len, Ack, ByteStr, Packet, ProtocolVersion, Publish, PublishHeader, QoS,
-    ReasonCode, SubscriptionOptions,
+    encode_publish, publish_len, wire::varint_len, Ack, ByteStr, Packet, ProtocolVersion, Publish,
+    PublishHeader, QoS, ReasonCode, SubscriptionOptions,
 };
 use bytes::BytesMut;
 use std::collections::{HashMap, HashSet};
@@ -438,10 +438,14 @@ impl Session {
         };
         let len = publish_len(self.version, qos, topic, props, &m.payload);
         // Never send a packet larger than the client's Maximum Packet Size; drop it as if
-        // sent [MQTT-3.1.2-25].
-        if len + 5 > self.client_max_packet_bytes {
+        // sent [MQTT-3.1.2-25]. The size is the whole packet: type byte, length, body.
+        if 1 + varint_len(len as u32) + len > self.client_max_packet_bytes {
             self.drops.too_large_for_client += 1;
             return DeliverOutcome::Dropped;
+        }
+        // The alias is the client's only once a packet carrying it has gone out.
+        if let Some((alias, false)) = alias {
+            self.aliases_out.insert(m.topic.clone(), alias);
         }
         let h = PublishHeader { dup, qos, retain, packet_id };
         encode_publish(out, self.version, h, topic, props, &m.payload);
@@ -450,17 +454,16 @@ impl Session {
 
     /// The outbound topic alias for `topic` and whether the client already knows it. The
     /// first `client_topic_alias_maximum` topics get one for the life of the connection;
-    /// later topics go out in full (section 3.3.2.3.4).
-    fn outbound_alias(&mut self, topic: &ByteStr) -> Option<(u16, bool)> {
+    /// later topics go out in full (section 3.3.2.3.4). A new alias is recorded by the
+    /// caller once the packet carrying it is sent.
+    fn outbound_alias(&self, topic: &ByteStr) -> Option<(u16, bool)> {
         if let Some(&a) = self.aliases_out.get(topic) {
             return Some((a, true));
         }
         if self.aliases_out.len() >= self.client_topic_alias_maximum as usize {
             return None;
         }
-        let alias = self.aliases_out.len() as u16 + 1;
-        self.aliases_out.insert(topic.clone(), alias);
-        Some((alias, false))
+        Some((self.aliases_out.len() as u16 + 1, false))
     }
 
     /// Moves queued messages into the window while it has room.
@@ -474,24 +477,27 @@ impl Session {
     /// On reconnect: re-send every unacknowledged PUBLISH with DUP set and every PUBREL,
     /// in their original order [MQTT-4.4.0-1], then what was queued.
     pub fn resume(&mut self, out: &mut BytesMut) {
-        let inflight = std::mem::take(&mut self.outbound.inflight);
-        for f in &inflight {
-            match f.state {
-                OutState::AwaitingPubComp => self.ack(out, Packet::PubRel, f.packet_id, ReasonCode::SUCCESS),
-                _ => {
-                    let d = &f.delivery;
-                    self.send_publish(
-                        &d.message,
-                        d.qos,
-                        d.retain,
-                        &d.subscription_ids,
-                        f.packet_id,
-                        true,
-                        out,
-                    );
-                }
+        let mut inflight = std::mem::take(&mut self.outbound.inflight);
+        inflight.retain(|f| match f.state {
+            OutState::AwaitingPubComp => {
+                self.ack(out, Packet::PubRel, f.packet_id, ReasonCode::SUCCESS);
+                true
             }
-        }
+            _ => {
+                let d = &f.delivery;
+                // One that expired (or no longer fits the client) leaves the window.
+                let outcome = self.send_publish(
+                    &d.message,
+                    d.qos,
+                    d.retain,
+                    &d.subscription_ids,
+                    f.packet_id,
+                    true,
+                    out,
+                );
+                outcome == DeliverOutcome::Sent
+            }
+        });
         self.outbound.inflight = inflight;
         self.pump(out);
     }

@@ -308,7 +308,8 @@ fn shared_deliveries_lists_unacknowledged_and_queued_shared_messages_only() {
 #[test]
 fn max_queued_messages_zero_means_no_limit_as_in_mosquitto() {
     let v = ProtocolVersion::V3_1_1;
-    let mut s = Session::new(ByteStr::from("c"), v, u32::MAX, Limits { max_queued_messages: 0, ..Limits::default() });
+    let mut s =
+        Session::new(ByteStr::from("c"), v, u32::MAX, Limits { max_queued_messages: 0, ..Limits::default() });
     let mut out = BytesMut::new();
     for _ in 0..5000 {
         assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out), DeliverOutcome::Queued);

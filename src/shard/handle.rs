@@ -2,7 +2,7 @@
 //! end. Synchronous: the connection task calls in with the state borrowed.
 
 use super::messages::MeshMsg;
-use super::state::{now_ms, CloseKind, ConnId, PendingSubAck, SessionId, ShardState};
+use super::state::{CloseKind, ConnId, PendingSubAck, SessionId, ShardState};
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, SubAck,
     Subscribe, UnsubAck, Unsubscribe,
@@ -231,6 +231,8 @@ impl ShardState {
         let Some(entry) = self.sessions.get_mut(sid) else {
             return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
         };
+        // An acknowledgement may let queued messages out: their expiry is checked now.
+        entry.session.set_now_ms(self.clock_ms);
         let out = &mut c.out;
         match packet {
             Packet::Publish(p) => return self.handle_publish(conn, sid, p, &cid),
@@ -423,12 +425,15 @@ impl ShardState {
 
     /// Publishes a will now; its Message Expiry Interval starts at publication.
     pub fn publish_will(&mut self, mut will: Message) {
+        // The clock deliveries are checked against, so the interval sent is never more
+        // than was set [MQTT-3.3.2-6].
+        self.tick();
         crate::log!(Debug, "Publishing will to '{}'", will.topic);
         will.expires_at_ms = will
             .properties
             .as_ref()
             .and_then(|p| p.message_expiry_interval_secs)
-            .map(|secs| now_ms() + secs as u64 * 1000);
+            .map(|secs| self.clock_ms + secs as u64 * 1000);
         self.publish(will);
     }
 
@@ -476,8 +481,8 @@ impl ShardState {
     pub fn on_mesh(&mut self, msg: MeshMsg) -> bool {
         match msg {
             MeshMsg::Forward(m) => self.deliver_forwarded(&m),
-            MeshMsg::SharedForward { group, filter, message } => {
-                self.deliver_shared(&group, &filter, &message)
+            MeshMsg::SharedForward { group, filter, message, hops } => {
+                self.deliver_shared(&group, &filter, &message, hops)
             }
             MeshMsg::Interest { filter, from, add: true } => self.trie.add_remote_interest(&filter, from),
             MeshMsg::Interest { filter, from, add: false } => {

@@ -14,8 +14,9 @@ pub type ConnectToken = u64;
 pub enum MeshMsg {
     /// Deliver to the receiving shard's local (non-shared) subscribers.
     Forward(Arc<Message>),
-    /// Deliver to one local member of a shared-subscription group.
-    SharedForward { group: Arc<str>, filter: Arc<str>, message: Arc<Message> },
+    /// Deliver to one local member of a shared-subscription group; `hops` counts how
+    /// often it was sent on because the chosen member had left.
+    SharedForward { group: Arc<str>, filter: Arc<str>, message: Arc<Message>, hops: u8 },
     /// The sending shard gained (`add`) or lost its last subscription to `filter`.
     Interest { filter: Arc<str>, from: u16, add: bool },
     /// The sending shard gained or lost one member of a shared group.

@@ -10,6 +10,11 @@ use crate::router::{ShardSet, Target};
 use crate::session::{DeliverOutcome, Delivery, Message, PublisherKey, SharedGroupName, Subscription};
 use std::sync::Arc;
 
+/// How many times a shared-group message may be sent on to another shard because the
+/// member it was meant for had left: enough to settle, bounded so stale counts cannot
+/// bounce a message forever.
+const SHARED_HOPS_MAX: u8 = 4;
+
 /// How long a cleared retained message is remembered: far longer than any mesh delay.
 const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -84,7 +89,8 @@ impl ShardState {
                     self.deliver_one(&msg, sid, &sub, false, Some(Arc::new(name)))
                 }
                 (Target::Shard(shard), _) => {
-                    self.send(shard as usize, MeshMsg::SharedForward { group, filter, message: msg.clone() })
+                    let message = msg.clone();
+                    self.send(shard as usize, MeshMsg::SharedForward { group, filter, message, hops: 0 })
                 }
                 _ => {}
             }
@@ -177,45 +183,53 @@ impl ShardState {
         }
     }
 
-    /// A message another shard picked this shard for, in a shared group.
-    pub fn deliver_shared(&mut self, group: &str, filter: &str, msg: &Arc<Message>) {
+    /// A message another shard picked this shard for, in a shared group. If the member
+    /// it counted on left meanwhile, the group picks again (bounded by
+    /// [`SHARED_HOPS_MAX`], since member counts travel the mesh too).
+    pub fn deliver_shared(&mut self, group: &Arc<str>, filter: &Arc<str>, msg: &Arc<Message>, hops: u8) {
         let strategy = self.config().share_strategy;
         let random = self.random();
         let chosen = self
             .trie
             .shared_group(group, filter)
             .and_then(|g| g.select_local(strategy, msg.publisher.0, random).copied());
-        if let Some((sid, sub)) = chosen {
-            let name = SharedGroupName { group: group.into(), filter: filter.into() };
-            self.deliver_one(msg, sid, &sub, false, Some(Arc::new(name)));
+        let name = Arc::new(SharedGroupName { group: group.clone(), filter: filter.clone() });
+        match chosen {
+            Some((sid, sub)) => self.deliver_one(msg, sid, &sub, false, Some(name)),
+            None if hops < SHARED_HOPS_MAX => self.route_to_group(name, msg, hops + 1),
+            None => self.drops.shared_no_member += 1,
+        }
+    }
+
+    /// Picks one member of a shared group across all shards and delivers to it or
+    /// forwards to its shard.
+    fn route_to_group(&mut self, name: Arc<SharedGroupName>, msg: &Arc<Message>, hops: u8) {
+        let strategy = self.config().share_strategy;
+        let random = self.random();
+        let pick = self.trie.shared_group(&name.group, &name.filter).and_then(|g| {
+            let target = g.select(strategy, msg.publisher.0, random)?;
+            let local = match target {
+                Target::Local(i) => g.members().get(i).copied(),
+                Target::Shard(_) => None,
+            };
+            Some((target, local))
+        });
+        match pick {
+            Some((Target::Local(_), Some((sid, sub)))) => self.deliver_one(msg, sid, &sub, false, Some(name)),
+            Some((Target::Shard(shard), _)) => {
+                let (group, filter, message) = (name.group.clone(), name.filter.clone(), msg.clone());
+                self.send(shard as usize, MeshMsg::SharedForward { group, filter, message, hops })
+            }
+            _ => self.drops.shared_no_member += 1,
         }
     }
 
     /// Gives the shared-subscription deliveries of a session that ended to other members
     /// of their groups (section 4.8.2). Call after the session left the trie.
     pub fn redistribute_shared(&mut self, deliveries: Vec<Delivery>) {
-        let strategy = self.config().share_strategy;
         for d in deliveries {
-            let Some(name) = d.shared else { continue };
-            let random = self.random();
-            let pick = self.trie.shared_group(&name.group, &name.filter).and_then(|g| {
-                let target = g.select(strategy, d.message.publisher.0, random)?;
-                let local = match target {
-                    Target::Local(i) => g.members().get(i).copied(),
-                    Target::Shard(_) => None,
-                };
-                Some((target, local))
-            });
-            match pick {
-                Some((Target::Local(_), Some((sid, sub)))) => {
-                    self.deliver_one(&d.message, sid, &sub, false, Some(name))
-                }
-                Some((Target::Shard(shard), _)) => {
-                    let message = d.message.clone();
-                    let (group, filter) = (name.group.clone(), name.filter.clone());
-                    self.send(shard as usize, MeshMsg::SharedForward { group, filter, message })
-                }
-                _ => {}
+            if let Some(name) = d.shared {
+                self.route_to_group(name, &d.message, 0);
             }
         }
     }

@@ -197,6 +197,9 @@ pub struct DropStats {
     pub logged_qos0: u64,
     pub queue_full: u64,
     pub logged_queue_full: u64,
+    /// Shared-subscription messages whose group had no member left on any shard.
+    pub shared_no_member: u64,
+    pub logged_shared_no_member: u64,
 }
 
 /// The value stored per subscription in the trie.
@@ -463,6 +466,14 @@ impl ShardState {
                 OUTPUT_HIGH_WATER_BYTES
             );
             d.logged_qos0 = d.qos0_slow_subscriber;
+        }
+        if d.shared_no_member != d.logged_shared_no_member {
+            crate::log!(
+                Warning,
+                "Warning: dropped {} shared-subscription messages: no group member left.",
+                d.shared_no_member - d.logged_shared_no_member
+            );
+            d.logged_shared_no_member = d.shared_no_member;
         }
         if d.queue_full != d.logged_queue_full {
             crate::log!(
