@@ -64,6 +64,9 @@ pub struct Config {
     pub check_payload_format: bool,
     /// Response Information sent in CONNACK to MQTT 5 clients that request it.
     pub response_information: Option<String>,
+    /// Our Receive Maximum: QoS 2 messages an MQTT 5 client may have unreleased at once
+    /// (advertised in CONNACK when below 65,535; exceeding it is DISCONNECT 0x93).
+    pub receive_maximum: u16,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             connect_timeout_secs: 10,
             check_payload_format: false,
             response_information: None,
+            receive_maximum: u16::MAX,
         }
     }
 }
@@ -339,6 +343,13 @@ impl Config {
             }
             "check_payload_format" => self.check_payload_format = parse_bool(one()?)?,
             "response_information" => self.response_information = Some(one()?.to_string()),
+            "receive_maximum" => {
+                let n: u16 = parse_num(one()?)?;
+                if n == 0 {
+                    return Err("receive_maximum must be between 1 and 65535".into());
+                }
+                self.receive_maximum = n;
+            }
             "connect_timeout" => self.connect_timeout_secs = parse_num(one()?)?,
             "cpus" => self.cpus = Some(parse_cpu_list(one()?)?),
             "shared_subscription_strategy" => {

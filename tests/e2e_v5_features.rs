@@ -1668,3 +1668,32 @@ fn pubrel_for_an_unknown_packet_id_gets_pubcomp_0x92_and_pubrec_gets_pubrel_0x92
         _ => unreachable!(),
     }
 }
+
+#[test]
+fn our_receive_maximum_is_advertised_and_exceeding_it_gets_disconnect_0x93() {
+    let b = TestBroker::start_with(|c| c.receive_maximum = 2);
+    let (mut c, ack) = Raw::connect_ok(b.addr, v5("recv-max"));
+    let advertised = ack.properties.as_ref().and_then(|p| p.receive_maximum);
+    assert_eq!(advertised, Some(2), "{ack:?}");
+    // Two QoS 2 exchanges left open (no PUBREL) are within the maximum...
+    for _ in 0..2 {
+        send_publish(&mut c, "rm/t", b"x", QoS::ExactlyOnce, false, None);
+        assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(_)));
+    }
+    // ...a third is one too many [MQTT-3.3.4-9].
+    send_publish(&mut c, "rm/t", b"x", QoS::ExactlyOnce, false, None);
+    expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+}
+
+#[test]
+fn malformed_packet_gets_disconnect_0x81_with_a_reason_string_naming_the_rule() {
+    let b = TestBroker::start();
+    let (mut c, _) = Raw::connect_ok(b.addr, v5("malformed-why"));
+    // PUBLISH at QoS 3 [MQTT-3.3.1-4].
+    c.send_raw(&[0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01]);
+    let before = c.expect_closed(IO_TIMEOUT);
+    let [Packet::Disconnect(d)] = before.as_slice() else { panic!("expected DISCONNECT, got {before:?}") };
+    assert_eq!(d.reason, ReasonCode::MALFORMED_PACKET);
+    let why = d.properties.as_ref().and_then(|p| p.reason_string.clone()).expect("a reason string");
+    assert!(why.contains("MQTT-3.3.1-4"), "{why}");
+}

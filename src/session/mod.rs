@@ -57,7 +57,7 @@ impl Default for Limits {
 pub enum SessionError {
     #[error("topic alias 0 or above the maximum [MQTT-3.3.2-8] [MQTT-3.3.2-9]")]
     TopicAliasInvalid,
-    #[error("empty topic with an unknown topic alias [MQTT-3.3.4-?] (protocol error)")]
+    #[error("empty topic with an unknown topic alias (protocol error)")]
     UnknownTopicAlias,
     #[error("more QoS 2 exchanges open than our Receive Maximum [MQTT-3.3.4-9]")]
     ReceiveMaximumExceeded,
@@ -66,6 +66,20 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// A one-line description with the conformance id, for logs and Reason Strings.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::TopicAliasInvalid => "topic alias 0 or above the maximum [MQTT-3.3.2-8] [MQTT-3.3.2-9]",
+            Self::UnknownTopicAlias => "empty topic with an unknown topic alias",
+            Self::ReceiveMaximumExceeded => {
+                "more QoS 2 exchanges open than the Receive Maximum [MQTT-3.3.4-9]"
+            }
+            Self::SubscriptionIdFromClient => {
+                "subscription identifier in a PUBLISH from a client [MQTT-3.3.4-6]"
+            }
+        }
+    }
+
     /// The reason code of the DISCONNECT sent to an MQTT 5 client.
     pub fn reason_code(self) -> ReasonCode {
         match self {

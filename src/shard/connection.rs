@@ -158,7 +158,14 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
                 Ok(Decoded::Packet(p)) => {
                     if let Err(close) = st.handle_packet(conn, p) {
                         let goodbye = (close.kind == CloseKind::Abnormal).then_some(close.reason);
-                        st.close_conn(conn, goodbye);
+                        if !close.detail.is_empty() {
+                            crate::log!(
+                                Information,
+                                "Client protocol error: {}, disconnecting.",
+                                close.detail
+                            );
+                        }
+                        st.close_conn_explained(conn, goodbye, close.detail);
                         st.wake_peers();
                         return if close.kind == CloseKind::Clean {
                             "disconnected"
@@ -170,7 +177,7 @@ async fn reader(state: &State, conn: ConnId, rd: &mut OwnedReadHalf<TcpStream>) 
                 Ok(Decoded::Incomplete { .. }) => break,
                 Err(e) => {
                     crate::log!(Information, "Bad packet from client: {}, disconnecting.", e);
-                    st.close_conn(conn, Some(e.reason_code()));
+                    st.close_conn_explained(conn, Some(e.reason_code()), &e.to_string());
                     st.wake_peers();
                     return "closed: malformed packet";
                 }

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 pub struct Close {
     pub reason: ReasonCode,
     pub kind: CloseKind,
+    /// Why, for the log and the DISCONNECT's Reason String.
+    pub detail: &'static str,
 }
 
 impl Close {
-    pub fn protocol_error(reason: ReasonCode) -> Self {
-        Close { reason, kind: CloseKind::Abnormal }
+    pub fn protocol_error(reason: ReasonCode, detail: &'static str) -> Self {
+        Close { reason, kind: CloseKind::Abnormal, detail }
     }
 }
 
@@ -191,6 +193,7 @@ impl ShardState {
             c.version = v;
             c.will = will;
             c.will_delay_secs = will_delay_secs;
+            c.problem_information = props.and_then(|p| p.request_problem_information) != Some(0);
             let properties = (ack_props != Properties::default()).then(|| Box::new(ack_props));
             // Session present is 0 whenever clean start is set [MQTT-3.2.2-1] [MQTT-3.2.2-2].
             Packet::ConnAck(ConnAck { session_present, code: ReasonCode::SUCCESS, properties })
@@ -218,9 +221,11 @@ impl ShardState {
     /// One packet from a connected client.
     pub fn handle_packet(&mut self, conn: ConnId, packet: Packet) -> Result<(), Close> {
         let Some(c) = self.conns.get_mut(conn) else {
-            return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
+            return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR, "connection state lost"));
         };
-        let Some(sid) = c.session else { return Err(Close::protocol_error(ReasonCode::SESSION_TAKEN_OVER)) };
+        let Some(sid) = c.session else {
+            return Err(Close::protocol_error(ReasonCode::SESSION_TAKEN_OVER, "session taken over"));
+        };
         // The client id is only needed for per-packet log lines: skip the refcount
         // traffic of cloning it when those are off.
         let cid = if crate::log::enabled(crate::log::Level::Debug) {
@@ -229,7 +234,7 @@ impl ShardState {
             ByteStr::default()
         };
         let Some(entry) = self.sessions.get_mut(sid) else {
-            return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR));
+            return Err(Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR, "connection state lost"));
         };
         // An acknowledgement may let queued messages out: their expiry is checked now.
         entry.session.set_now_ms(self.clock_ms);
@@ -253,7 +258,10 @@ impl ShardState {
                     // Setting a non-zero expiry at DISCONNECT after 0 at CONNECT is a
                     // protocol error [MQTT-3.14.2-2].
                     if entry.session.expiry_interval_secs == 0 && expiry != 0 {
-                        return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+                        return Err(Close::protocol_error(
+                            ReasonCode::PROTOCOL_ERROR,
+                            "session expiry set at DISCONNECT after 0 at CONNECT [MQTT-3.14.2-2]",
+                        ));
                     }
                     entry.session.expiry_interval_secs = expiry;
                 }
@@ -262,19 +270,28 @@ impl ShardState {
                 if d.reason != ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
                     c.will = None;
                 }
-                return Err(Close { reason: ReasonCode::SUCCESS, kind: CloseKind::Clean });
+                return Err(Close { reason: ReasonCode::SUCCESS, kind: CloseKind::Clean, detail: "" });
             }
             Packet::Connect(_) => {
                 // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
-                return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "second CONNECT [MQTT-3.1.0-2]",
+                ));
             }
             Packet::Auth(_) => {
                 // No enhanced authentication method was agreed at CONNECT (section 4.12).
-                return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH without an authentication method",
+                ));
             }
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 // Server-to-client packets from a client are a protocol error.
-                return Err(Close::protocol_error(ReasonCode::PROTOCOL_ERROR));
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "server-to-client packet sent by a client",
+                ));
             }
         }
         self.wake_writer(conn);
@@ -299,7 +316,10 @@ impl ShardState {
         if p.retain && !cfg.retain_available {
             // Retain Available is 0: a retained PUBLISH is a protocol error (0x9A,
             // section 3.2.2.3.5).
-            return Err(Close::protocol_error(ReasonCode::RETAIN_NOT_SUPPORTED));
+            return Err(Close::protocol_error(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retained messages are not available",
+            ));
         }
         let oversize = cfg.message_size_limit > 0 && p.payload.len() > cfg.message_size_limit as usize;
         // Payload Format Indicator 1 promises UTF-8; checking it is optional (0x99).
@@ -309,7 +329,10 @@ impl ShardState {
         let now = self.clock_ms;
         let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
         entry.session.set_now_ms(now);
-        let accepted = entry.session.accept_publish(p).map_err(|e| Close::protocol_error(e.reason_code()))?;
+        let accepted = entry
+            .session
+            .accept_publish(p)
+            .map_err(|e| Close::protocol_error(e.reason_code(), e.describe()))?;
         let reason = match accepted.message {
             _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,
             _ if oversize => {
@@ -327,7 +350,10 @@ impl ShardState {
             None => ReasonCode::SUCCESS,
         };
         if bad_format && accepted.qos == QoS::AtMostOnce {
-            return Err(Close::protocol_error(ReasonCode::PAYLOAD_FORMAT_INVALID));
+            return Err(Close::protocol_error(
+                ReasonCode::PAYLOAD_FORMAT_INVALID,
+                "payload is not UTF-8 but its format indicator says it is",
+            ));
         }
         let (Some(entry), Some(c)) = (self.sessions.get_mut(sid), self.conns.get_mut(conn)) else {
             return Ok(());

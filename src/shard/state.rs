@@ -91,6 +91,8 @@ pub struct ConnEntry {
     pub last_heard_ms: u64,
     /// Set when the keepalive sweep closed the connection.
     pub keepalive_expired: bool,
+    /// Whether the client wants Reason Strings (MQTT 5 Request Problem Information).
+    pub problem_information: bool,
     /// The reader and writer tasks each set theirs when they end; the last one removes
     /// the entry, so the writer can still flush a final DISCONNECT.
     pub reader_done: bool,
@@ -114,6 +116,7 @@ impl ConnEntry {
             keepalive_ms: 0,
             last_heard_ms: 0,
             keepalive_expired: false,
+            problem_information: true,
             reader_done: false,
             writer_done: false,
         }
@@ -254,6 +257,7 @@ impl ShardState {
             max_inflight_messages: c.max_inflight_messages,
             max_queued_messages: c.max_queued_messages,
             max_queued_bytes: c.max_queued_bytes,
+            receive_maximum: c.receive_maximum,
             ..Limits::default()
         };
         let shards = shared.mesh.shards();
@@ -441,13 +445,23 @@ impl ShardState {
 
     /// Marks a connection for closing; `goodbye` is the MQTT 5 DISCONNECT reason to send.
     pub fn close_conn(&mut self, conn: ConnId, goodbye: Option<ReasonCode>) {
+        self.close_conn_explained(conn, goodbye, "");
+    }
+
+    /// [`ShardState::close_conn`] with a Reason String in the DISCONNECT.
+    pub fn close_conn_explained(&mut self, conn: ConnId, goodbye: Option<ReasonCode>, why: &str) {
+        use crate::protocol::{Disconnect, Packet, Properties};
         let Some(c) = self.conns.get_mut(conn) else { return };
         if c.closing {
             return;
         }
         if let Some(reason) = goodbye.filter(|_| c.version.is_v5() && c.client_id.is_some()) {
-            crate::protocol::Packet::Disconnect(crate::protocol::Disconnect::with_reason(reason))
-                .encode(c.version, &mut c.out);
+            // Sent only to a client that did not turn problem information off, although
+            // the spec would allow it in a DISCONNECT [MQTT-3.1.2-29].
+            let properties = (!why.is_empty() && c.problem_information).then(|| {
+                Box::new(Properties { reason_string: Some(ByteStr::from(why)), ..Default::default() })
+            });
+            Packet::Disconnect(Disconnect { reason, properties }).encode(c.version, &mut c.out);
         }
         c.closing = true;
         self.wake_writer(conn);
