@@ -156,7 +156,7 @@ impl ShardState {
         let out = match conn.and_then(|c| self.conns.get_mut(c)) {
             Some(c) if !c.closing => {
                 if qos == QoS::AtMostOnce && c.out.len() > OUTPUT_HIGH_WATER_BYTES {
-                    self.drops.qos0_slow_subscriber += 1;
+                    self.drops.qos0_slow_subscriber.add();
                     return;
                 }
                 &mut c.out
@@ -174,7 +174,7 @@ impl ShardState {
         };
         let wrote = out.len() != before;
         if outcome == DeliverOutcome::Dropped && qos != QoS::AtMostOnce {
-            self.drops.queue_full += 1;
+            self.drops.queue_full.add();
         }
         if wrote {
             if let Some(c) = conn {
@@ -197,7 +197,7 @@ impl ShardState {
         match chosen {
             Some((sid, sub)) => self.deliver_one(msg, sid, &sub, false, Some(name)),
             None if hops < SHARED_HOPS_MAX => self.route_to_group(name, msg, hops + 1),
-            None => self.drops.shared_no_member += 1,
+            None => self.drops.shared_no_member.add(),
         }
     }
 
@@ -220,7 +220,7 @@ impl ShardState {
                 let (group, filter, message) = (name.group.clone(), name.filter.clone(), msg.clone());
                 self.send(shard as usize, MeshMsg::SharedForward { group, filter, message, hops })
             }
-            _ => self.drops.shared_no_member += 1,
+            _ => self.drops.shared_no_member.add(),
         }
     }
 

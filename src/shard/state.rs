@@ -193,16 +193,35 @@ impl<T> Slab<T> {
     }
 }
 
+/// A drop counter logged once per episode: what was added since the last report.
+#[derive(Default, Debug)]
+pub struct DropCounter {
+    count: u64,
+    logged: u64,
+}
+
+impl DropCounter {
+    pub fn add(&mut self) {
+        self.count += 1;
+    }
+
+    /// Drops since the last call, if any.
+    fn unreported(&mut self) -> Option<u64> {
+        let new = self.count - self.logged;
+        self.logged = self.count;
+        (new > 0).then_some(new)
+    }
+}
+
 /// Counters reported in the log, once per episode.
 #[derive(Default, Debug)]
 pub struct DropStats {
-    pub qos0_slow_subscriber: u64,
-    pub logged_qos0: u64,
-    pub queue_full: u64,
-    pub logged_queue_full: u64,
+    /// QoS 0 messages to a subscriber whose output was above [`OUTPUT_HIGH_WATER_BYTES`].
+    pub qos0_slow_subscriber: DropCounter,
+    /// QoS 1/2 messages beyond `max_queued_messages`.
+    pub queue_full: DropCounter,
     /// Shared-subscription messages whose group had no member left on any shard.
-    pub shared_no_member: u64,
-    pub logged_shared_no_member: u64,
+    pub shared_no_member: DropCounter,
 }
 
 /// The value stored per subscription in the trie.
@@ -472,30 +491,17 @@ impl ShardState {
     /// Logs drop counters once per episode: when they moved since the last report.
     pub fn log_drops(&mut self) {
         let d = &mut self.drops;
-        if d.qos0_slow_subscriber != d.logged_qos0 {
+        if let Some(n) = d.qos0_slow_subscriber.unreported() {
             crate::log!(
                 Warning,
-                "Warning: dropped {} QoS 0 messages to slow subscribers (output buffer above {} bytes).",
-                d.qos0_slow_subscriber - d.logged_qos0,
-                OUTPUT_HIGH_WATER_BYTES
+                "Warning: dropped {n} QoS 0 messages to slow subscribers (output buffer above {OUTPUT_HIGH_WATER_BYTES} bytes)."
             );
-            d.logged_qos0 = d.qos0_slow_subscriber;
         }
-        if d.shared_no_member != d.logged_shared_no_member {
-            crate::log!(
-                Warning,
-                "Warning: dropped {} shared-subscription messages: no group member left.",
-                d.shared_no_member - d.logged_shared_no_member
-            );
-            d.logged_shared_no_member = d.shared_no_member;
+        if let Some(n) = d.shared_no_member.unreported() {
+            crate::log!(Warning, "Warning: dropped {n} shared-subscription messages: no group member left.");
         }
-        if d.queue_full != d.logged_queue_full {
-            crate::log!(
-                Warning,
-                "Warning: dropped {} QoS 1/2 messages: max_queued_messages reached.",
-                d.queue_full - d.logged_queue_full
-            );
-            d.logged_queue_full = d.queue_full;
+        if let Some(n) = d.queue_full.unreported() {
+            crate::log!(Warning, "Warning: dropped {n} QoS 1/2 messages: max_queued_messages reached.");
         }
     }
 }
