@@ -178,6 +178,11 @@ pub struct MsgOpts {
     /// Seconds to wait after the last send for outstanding deliveries and acks.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     pub drain: f64,
+    /// Open loop: each load thread does its I/O in turns this far apart (`100us`,
+    /// `0.5ms`), one wake-up per turn; `off`: a wake-up per completion; `auto`: 100 µs
+    /// turns for threads that handle 30,000 or more sends and deliveries per second.
+    #[arg(long, default_value = "auto", value_parser = parse_turn)]
+    pub turn: Turn,
 }
 
 /// The protocol level to speak.
@@ -209,6 +214,17 @@ pub enum Rate {
     Max,
 }
 
+/// How a load thread schedules its I/O in open loop (see `turn.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Turn {
+    /// Turns when the thread is busy enough for them to pay.
+    Auto,
+    /// A wake-up per completion.
+    Off,
+    /// Turns this many seconds apart.
+    Every(f64),
+}
+
 /// Source addresses, used round-robin.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceIps(pub Vec<IpAddr>);
@@ -238,6 +254,28 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
         return Err(format!("rate must be above 0, got {s}"));
     }
     Ok(Rate::PerSec(v))
+}
+
+/// Longest turn `--turn` accepts: every message may wait this long twice.
+pub const TURN_SECS_MAX: f64 = 0.1;
+
+/// `auto`, `off` (or `0`), or a duration: `100us`, `0.5ms`, `0.0002s`.
+pub fn parse_turn(s: &str) -> Result<Turn, String> {
+    match s {
+        "auto" => return Ok(Turn::Auto),
+        "off" | "0" => return Ok(Turn::Off),
+        _ => {}
+    }
+    let secs = match s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
+        Some(n) => n.trim().parse::<f64>().map(|v| v / 1e6).map_err(|_| format!("bad turn {s:?}"))?,
+        None => parse_secs(s)?,
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs <= TURN_SECS_MAX) {
+        return Err(format!(
+            "--turn must be `auto`, `off`, or a duration above 0 and at most 100ms, got {s}"
+        ));
+    }
+    Ok(Turn::Every(secs))
 }
 
 /// Seconds: `10`, `1.5`, `10s`, `500ms`, `2m`.
@@ -333,6 +371,17 @@ mod tests {
         assert_eq!(parse_rate("max").unwrap(), Rate::Max);
         assert_eq!(parse_rate("250").unwrap(), Rate::PerSec(250.0));
         assert!(parse_rate("0").is_err());
+        assert_eq!(parse_turn("auto").unwrap(), Turn::Auto);
+        assert_eq!(parse_turn("off").unwrap(), Turn::Off);
+        assert_eq!(parse_turn("0").unwrap(), Turn::Off);
+        let secs = |s: &str| match parse_turn(s).unwrap() {
+            Turn::Every(v) => v,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert!((secs("100us") - 100e-6).abs() < 1e-12);
+        assert!((secs("0.5ms") - 0.5e-3).abs() < 1e-12);
+        assert!(parse_turn("1s").is_err());
+        assert!(parse_turn("fast").is_err());
     }
 
     #[test]

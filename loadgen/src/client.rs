@@ -247,7 +247,7 @@ pub fn start(ctx: &Rc<ThreadCtx>, c: Connected) -> (Client, OwnedReadHalf<TcpStr
     let client = Rc::new(RefCell::new(state));
     ctx.clients.borrow_mut().push(client.clone());
     let (rd, wr) = c.stream.into_split();
-    monoio::spawn(writer(client.clone(), wr));
+    crate::turn::spawn(writer(client.clone(), wr));
     (client, rd, c.leftover, c.decoder)
 }
 

@@ -1,7 +1,7 @@
 //! The run's settings, checked once from the command line: everything the threads need,
 //! with units in the names.
 
-use crate::cli::{Args, ConnOpts, MqttVersion, MsgOpts, Rate, Scenario};
+use crate::cli::{Args, ConnOpts, MqttVersion, MsgOpts, Rate, Scenario, Turn};
 use crate::payload::HEADER_BYTES;
 use anyhow::{bail, Context};
 use ringmq::protocol::{ProtocolVersion, QoS};
@@ -78,6 +78,9 @@ pub struct RunConfig {
     pub group: Option<String>,
     /// Retained messages to store.
     pub retained_n: u32,
+    /// Open loop: nanoseconds between two I/O turns of a load thread (`None`: a wake-up
+    /// per completion). See `turn.rs`.
+    pub turn_ns: Option<u64>,
     /// `conn`: connections, per second, held for.
     pub conn_n: u32,
     pub conn_rate_per_s: f64,
@@ -96,6 +99,7 @@ impl RunConfig {
             duration: 10.0,
             warmup: 0.0,
             drain: 5.0,
+            turn: Turn::Off,
         };
         let (kind, conn, msg, pubs, subs, group, retained_n) = match &args.scenario {
             Scenario::Pairs { n, conn, msg } => (Kind::Pairs, conn, msg, *n, *n, None, 0),
@@ -139,6 +143,11 @@ impl RunConfig {
         let broker = resolve(&conn.host, conn.port)?;
         let threads = threads(conn)?;
         let run_id = run_id();
+        let rate_per_pub = match msg.rate {
+            Rate::PerSec(r) => Some(r),
+            Rate::Max => None,
+        };
+        let turn_ns = turn_ns(kind, rate_per_pub, pubs, subs, threads, msg.turn);
         Ok(RunConfig {
             scenario: kind,
             broker,
@@ -160,10 +169,7 @@ impl RunConfig {
             quiet: conn.quiet,
             qos: msg.qos,
             size_bytes: msg.size,
-            rate_per_pub: match msg.rate {
-                Rate::PerSec(r) => Some(r),
-                Rate::Max => None,
-            },
+            rate_per_pub,
             inflight: msg.inflight,
             duration_s: msg.duration,
             warmup_s: msg.warmup,
@@ -172,6 +178,7 @@ impl RunConfig {
             subs,
             group,
             retained_n,
+            turn_ns,
             conn_n,
             conn_rate_per_s,
             hold_s,
@@ -189,6 +196,34 @@ impl RunConfig {
         match self.scenario {
             Kind::Conn => self.conn_n as u64,
             _ => self.pubs as u64 + self.subs as u64,
+        }
+    }
+}
+
+/// The turn of an open-loop publish/subscribe run: `--turn`, or with `auto` 100 µs when a
+/// load thread handles [`crate::turn::AUTO_MIN_EVENTS_PER_S`] or more sends and
+/// deliveries per second (below that, a wake-up per completion is affordable and adds
+/// no latency).
+pub fn turn_ns(
+    kind: Kind,
+    rate_per_pub: Option<f64>,
+    pubs: u32,
+    subs: u32,
+    threads: usize,
+    turn: Turn,
+) -> Option<u64> {
+    let rate = rate_per_pub?;
+    let deliveries_per_send = match kind {
+        Kind::Pairs | Kind::Shared => 1.0,
+        Kind::Fanin | Kind::Fanout => subs as f64,
+        Kind::Retained | Kind::Conn => return None,
+    };
+    match turn {
+        Turn::Off => None,
+        Turn::Every(secs) => Some(((secs * 1e9) as u64).max(1)),
+        Turn::Auto => {
+            let per_thread = rate * pubs as f64 * (1.0 + deliveries_per_send) / threads.max(1) as f64;
+            (per_thread >= crate::turn::AUTO_MIN_EVENTS_PER_S).then_some(crate::turn::TURN_NS_DEFAULT)
         }
     }
 }
@@ -228,4 +263,29 @@ fn run_id() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{:06x}", (mix.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(n << 7) >> 40) & 0xFF_FFFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_only_for_busy_open_loop_threads() {
+        let ns = crate::turn::TURN_NS_DEFAULT;
+        // 1,000 pairs at 50/s: 100,000 sends and deliveries per second on one thread.
+        assert_eq!(turn_ns(Kind::Pairs, Some(50.0), 1000, 1000, 1, Turn::Auto), Some(ns));
+        // 10 pairs at 5,000/s: the same load on fewer connections.
+        assert_eq!(turn_ns(Kind::Pairs, Some(5000.0), 10, 10, 1, Turn::Auto), Some(ns));
+        // 10 pairs at 1,000/s: 20,000 per second, a wake-up per completion is affordable.
+        assert_eq!(turn_ns(Kind::Pairs, Some(1000.0), 10, 10, 1, Turn::Auto), None);
+        // ... and the same load spread over four threads.
+        assert_eq!(turn_ns(Kind::Pairs, Some(5000.0), 10, 10, 4, Turn::Auto), None);
+        // Fan-out counts every delivery.
+        assert_eq!(turn_ns(Kind::Fanout, Some(100.0), 1, 500, 1, Turn::Auto), Some(ns));
+        // Closed loop, retained and conn never take turns; `--turn` decides otherwise.
+        assert_eq!(turn_ns(Kind::Pairs, None, 1000, 1000, 1, Turn::Auto), None);
+        assert_eq!(turn_ns(Kind::Retained, Some(1e6), 1, 10, 1, Turn::Auto), None);
+        assert_eq!(turn_ns(Kind::Pairs, Some(50.0), 1000, 1000, 1, Turn::Off), None);
+        assert_eq!(turn_ns(Kind::Pairs, Some(1.0), 1, 1, 1, Turn::Every(250e-6)), Some(250_000));
+    }
 }

@@ -16,6 +16,7 @@
 //! - [`net`], [`client`]: the socket seam (connect from a source address, read and
 //!   write tasks), CONNECT/CONNACK, and packet dispatch.
 //! - [`publisher`], [`subscriber`]: the two roles.
+//! - [`turn`]: open-loop runs in turns: one wake-up per turn reaps every completion.
 //! - [`worker`]: a load thread (one monoio io_uring runtime per core) and the phases.
 //! - [`runner`]: steers the threads, watches the broker and itself in /proc, and merges.
 //! - [`procfs`]: CPU time and memory from /proc, and the machine's description.
@@ -42,6 +43,7 @@ pub mod schedule;
 pub mod stats;
 pub mod subscriber;
 pub mod sync;
+pub mod turn;
 pub mod worker;
 
 pub use cli::Args;

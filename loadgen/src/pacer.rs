@@ -8,7 +8,9 @@
 //! closer together than that are released together (late by less than the tick), which
 //! bounds the pacer's cost at high aggregate rates. Nobody is ever released early.
 //! If the timerfd cannot be used, the pacer falls back to monoio's millisecond timer and
-//! says so in the summary (`pacing`).
+//! says so in the summary (`pacing`). A thread that works in turns ([`crate::turn`])
+//! releases the sleepers at each turn instead ([`Pacer::set_external`], [`Pacer::tick`]),
+//! and the timerfd rests.
 
 use crate::clock::{epoch_mono_ns, now_ns};
 use crate::sync::Notify;
@@ -47,6 +49,8 @@ pub struct Pacer {
     /// sleeper re-arm it (otherwise the task arms once for everyone when it next looks).
     reading: Cell<bool>,
     timer: Option<OwnedFd>,
+    /// Released by the load thread's turns ([`crate::turn`]) instead of the timerfd.
+    external: Cell<bool>,
     /// Wakes the pacer task when a sleeper arrives while it has nothing to wait for.
     new_sleeper: Notify,
 }
@@ -69,6 +73,7 @@ impl Pacer {
             armed_ns: Cell::new(u64::MAX),
             reading: Cell::new(false),
             timer,
+            external: Cell::new(false),
             new_sleeper: Notify::default(),
         })
     }
@@ -108,10 +113,18 @@ impl Pacer {
             inner.heap.push(Reverse((deadline_ns, id)));
             id
         };
+        if self.external.get() {
+            // The next turn releases it.
+            return self.wait_released(id).await;
+        }
         if self.reading.get() && deadline_ns < self.armed_ns.get() {
             self.arm(deadline_ns);
         }
         self.new_sleeper.notify();
+        self.wait_released(id).await;
+    }
+
+    async fn wait_released(self: &Rc<Self>, id: usize) {
         let guard = SleepGuard { pacer: self, id };
         poll_fn(|cx| {
             let mut inner = guard.pacer.inner.borrow_mut();
@@ -141,6 +154,18 @@ impl Pacer {
             libc::timerfd_settime(fd.as_raw_fd(), libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
         };
         self.armed_ns.set(deadline_ns);
+    }
+
+    /// Hands the sleepers to the load thread's turns (`true`), which call [`Pacer::tick`],
+    /// or back to the timerfd (`false`).
+    pub fn set_external(&self, on: bool) {
+        self.external.set(on);
+        self.new_sleeper.notify();
+    }
+
+    /// Releases every sleeper whose deadline has passed (a turn of the load thread).
+    pub fn tick(&self) {
+        self.release_due();
     }
 
     /// Releases every sleeper whose deadline has passed; returns the next deadline.
@@ -181,6 +206,11 @@ impl Pacer {
         let mut buf = vec![0u8; 8];
         let mut last_fire = 0u64;
         loop {
+            if self.external.get() {
+                self.armed_ns.set(u64::MAX);
+                self.new_sleeper.notified().await;
+                continue;
+            }
             match self.release_due() {
                 None => {
                     self.armed_ns.set(u64::MAX);

@@ -80,7 +80,7 @@ pub struct Shared {
     /// (thread index, kernel thread id) of each load thread.
     pub tids: Mutex<Vec<(usize, i32)>>,
     pub progress: crossbeam_channel::Sender<Snapshot>,
-    pub pacing: Mutex<&'static str>,
+    pub pacing: Mutex<String>,
     pub aborted: AtomicBool,
 }
 
@@ -104,7 +104,7 @@ impl Shared {
             conn_done: (0..threads).map(|_| Padded::default()).collect(),
             tids: Mutex::new(Vec::new()),
             progress,
-            pacing: Mutex::new("none"),
+            pacing: Mutex::new("none".to_string()),
             aborted: AtomicBool::new(false),
         }
     }
@@ -276,7 +276,12 @@ async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) 
     let cfg = shared.cfg.clone();
     let precise = cfg.rate_per_pub.is_some() || cfg.scenario == crate::config::Kind::Conn;
     let pacer = Pacer::new(precise);
-    *shared.pacing.lock().expect("pacing") = pacer.kind();
+    // Turns release the pacer's sleepers themselves, which needs its precise mode.
+    let turn_ns = cfg.turn_ns.filter(|_| pacer.kind() == "timerfd");
+    *shared.pacing.lock().expect("pacing") = match turn_ns {
+        Some(ns) => format!("turns of {} us", ns as f64 / 1000.0),
+        None => pacer.kind().to_string(),
+    };
     let is_conn = cfg.scenario == crate::config::Kind::Conn;
     let ctx = Rc::new(ThreadCtx {
         index,
@@ -297,9 +302,21 @@ async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) 
     if is_conn || specs.is_empty() {
         shared.threads_set_up.fetch_add(1, Ordering::AcqRel);
     }
-    monoio::spawn(pacer.run());
-    let control = monoio::spawn(control(ctx.clone()));
-    let handles: Vec<_> = specs.into_iter().map(|s| monoio::spawn(client_main(ctx.clone(), s))).collect();
+    crate::turn::spawn(pacer.run());
+    if let Some(turn_ns) = turn_ns {
+        // Not counted (`monoio::spawn`): a turn starts when every counted task is idle.
+        let ctx = ctx.clone();
+        monoio::spawn(async move {
+            ctx.run.wait().await;
+            ctx.pacer.set_external(true);
+            let pacer = ctx.pacer.clone();
+            crate::turn::run(turn_ns, move || pacer.tick(), || ctx.stop.is_set()).await;
+            ctx.pacer.set_external(false);
+        });
+    }
+    let control = crate::turn::spawn(control(ctx.clone()));
+    let handles: Vec<_> =
+        specs.into_iter().map(|s| crate::turn::spawn(client_main(ctx.clone(), s))).collect();
     for h in handles {
         h.await;
     }
@@ -402,14 +419,14 @@ async fn pubsub_client(ctx: Rc<ThreadCtx>, spec: ClientSpec, role: Role) {
                 s.publisher = Some(PubState::new(id, topic, ctx.cfg.qos(), window, ctx.cfg.size_bytes));
                 ctx.setup_result(true);
                 if ctx.cfg.scenario == crate::config::Kind::Retained {
-                    monoio::spawn(publisher::run_retained(ctx.clone(), client.clone()))
+                    crate::turn::spawn(publisher::run_retained(ctx.clone(), client.clone()))
                 } else {
-                    monoio::spawn(publisher::run_stream(ctx.clone(), client.clone()))
+                    crate::turn::spawn(publisher::run_stream(ctx.clone(), client.clone()))
                 }
             }
             Role::Subscriber { filter, expects, group } => {
                 s.subscriber = Some(SubState::new(filter, expects, group));
-                monoio::spawn(subscriber::run(ctx.clone(), client.clone()))
+                crate::turn::spawn(subscriber::run(ctx.clone(), client.clone()))
             }
             Role::Idle { .. } => unreachable!("idle clients take the other path"),
         }
