@@ -84,25 +84,6 @@ fn expiry(secs: u32) -> Option<Properties> {
     Some(props(|p| p.message_expiry_interval_secs = Some(secs)))
 }
 
-fn publish_packet(
-    topic: &str,
-    payload: &[u8],
-    qos: QoS,
-    retain: bool,
-    packet_id: u16,
-    properties: Option<Properties>,
-) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
-        qos,
-        retain,
-        topic: ByteStr::from(topic),
-        packet_id,
-        payload: Bytes::copy_from_slice(payload),
-        properties: properties.map(Box::new),
-    })
-}
-
 /// Sends a PUBLISH and returns its packet id; waits for nothing.
 fn send_publish(
     c: &mut Raw,

@@ -496,15 +496,7 @@ impl Raw {
         properties: Option<Properties>,
     ) -> u16 {
         let packet_id = if qos == QoS::AtMostOnce { 0 } else { self.next_packet_id() };
-        self.send(&Packet::Publish(Publish {
-            dup: false,
-            qos,
-            retain,
-            topic: ByteStr::from(topic),
-            packet_id,
-            payload: Bytes::copy_from_slice(payload),
-            properties: properties.map(Box::new),
-        }));
+        self.send(&publish_packet(topic, payload, qos, retain, packet_id, properties));
         self.finish_publish(qos, packet_id);
         packet_id
     }
@@ -1836,4 +1828,24 @@ pub fn shared_subscription_each_message_once(v: ProtocolVersion) {
     assert!(dups.is_empty(), "messages delivered to more than one member: {dups:?}");
     assert_eq!(seen.len(), TOTAL);
     assert!(per_member.iter().filter(|c| **c > 0).count() >= 2, "one member got everything: {per_member:?}");
+}
+
+/// A PUBLISH packet (DUP 0) from its parts.
+pub fn publish_packet(
+    topic: &str,
+    payload: &[u8],
+    qos: QoS,
+    retain: bool,
+    packet_id: u16,
+    properties: Option<Properties>,
+) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain,
+        topic: ByteStr::from(topic),
+        packet_id,
+        payload: Bytes::copy_from_slice(payload),
+        properties: properties.map(Box::new),
+    })
 }
