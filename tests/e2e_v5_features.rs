@@ -84,20 +84,6 @@ fn expiry(secs: u32) -> Option<Properties> {
     Some(props(|p| p.message_expiry_interval_secs = Some(secs)))
 }
 
-/// Sends a PUBLISH and returns its packet id; waits for nothing.
-fn send_publish(
-    c: &mut Raw,
-    topic: &str,
-    payload: &[u8],
-    qos: QoS,
-    retain: bool,
-    properties: Option<Properties>,
-) -> u16 {
-    let id = if qos == Q0 { 0 } else { c.next_packet_id() };
-    c.send(&publish_packet(topic, payload, qos, retain, id, properties));
-    id
-}
-
 /// Publishes at QoS 1 or 2 and returns the reason of the PUBACK or PUBREC. A QoS 2
 /// exchange the broker accepted is completed (PUBREL, PUBCOMP 0x00).
 fn publish_reason(
@@ -107,7 +93,7 @@ fn publish_reason(
     qos: QoS,
     properties: Option<Properties>,
 ) -> ReasonCode {
-    let id = send_publish(c, topic, payload, qos, false, properties);
+    let id = c.send_publish(topic, payload, qos, false, properties);
     match qos {
         QoS::AtLeastOnce => {
             match c.expect_match(
@@ -613,7 +599,7 @@ fn topic_alias_0_from_the_client_gets_disconnect_0x94() {
     // properties (section 3.1.2.11.7).
     let conn = with_props(v5("alias-zero"), |p| p.request_problem_information = Some(0));
     let mut c = Raw::connect_ok(b.addr, conn).0;
-    send_publish(&mut c, "alias/t", b"x", Q1, false, Some(props(|p| p.topic_alias = Some(0))));
+    c.send_publish("alias/t", b"x", Q1, false, Some(props(|p| p.topic_alias = Some(0))));
     let before = c.expect_closed(IO_TIMEOUT);
     match before.as_slice() {
         [Packet::Disconnect(d)] => {
@@ -644,7 +630,7 @@ fn inbound_topic_aliases_reach_our_maximum_and_end_with_the_connection() {
     c.disconnect();
     let (mut c, ack) = Raw::connect_ok(b.addr, v5("ia-pub").persistent());
     assert!(ack.session_present);
-    send_publish(&mut c, "", b"3", Q1, false, alias);
+    c.send_publish("", b"3", Q1, false, alias);
     expect_disconnect(&mut c, ReasonCode::PROTOCOL_ERROR);
     s.expect_no_packet(QUIET);
 }
@@ -744,7 +730,7 @@ fn maximum_packet_size_is_advertised_and_a_bigger_packet_gets_disconnect_0x95() 
     let n = payload_len_for("mps/t", Q1, 256);
     assert_eq!(publish_reason(&mut c, "mps/t", &vec![b'a'; n], Q1, None), ReasonCode::SUCCESS);
     assert_eq!(s.expect_publish(IO_TIMEOUT).payload.len(), n, "the 256-byte PUBLISH");
-    send_publish(&mut c, "mps/t", &vec![b'b'; n + 1], Q1, false, None);
+    c.send_publish("mps/t", &vec![b'b'; n + 1], Q1, false, None);
     expect_disconnect(&mut c, ReasonCode::PACKET_TOO_LARGE);
     s.expect_no_packet(QUIET);
 }
@@ -1410,7 +1396,7 @@ fn payload_format_indicator_1_with_invalid_utf8_gets_0x99_when_checking_is_on() 
     s.expect_no_packet(QUIET);
     // At QoS 0 there is no acknowledgement to refuse with: DISCONNECT 0x99.
     let mut c = Raw::client(b.addr, "pf-qos0", V5);
-    send_publish(&mut c, "pf/t", bad, Q0, false, pfi(1));
+    c.send_publish("pf/t", bad, Q0, false, pfi(1));
     expect_disconnect(&mut c, ReasonCode::PAYLOAD_FORMAT_INVALID);
     s.expect_no_packet(QUIET);
 }
@@ -1500,7 +1486,7 @@ fn retain_unavailable_is_announced_and_retained_publish_gets_disconnect_0x9a() {
     let (mut c, ack) = Raw::connect_ok(b.addr, v5("ra-0"));
     assert_eq!(connack_props(&ack).retain_available, Some(0), "{ack:?}");
     c.publish("ra/t", b"not retained is fine", Q1, false);
-    send_publish(&mut c, "ra/t", b"retained", Q1, true, None);
+    c.send_publish("ra/t", b"retained", Q1, true, None);
     expect_disconnect(&mut c, ReasonCode::RETAIN_NOT_SUPPORTED);
     // A will with RETAIN 1 is refused at CONNECT.
     let (_c, ack) = Raw::connect(b.addr, v5("ra-will").will("ra/will", "x", Q1, true));
@@ -1550,7 +1536,7 @@ fn no_local_on_a_shared_subscription_gets_disconnect_0x82() {
 fn publish_with_a_subscription_identifier_from_the_client_gets_disconnect_0x82() {
     let b = TestBroker::start();
     let mut c = Raw::client(b.addr, "sid-from-client", V5);
-    send_publish(&mut c, "sidc/t", b"x", Q1, false, Some(props(|p| p.subscription_identifiers = vec![3])));
+    c.send_publish("sidc/t", b"x", Q1, false, Some(props(|p| p.subscription_identifiers = vec![3])));
     expect_disconnect(&mut c, ReasonCode::PROTOCOL_ERROR);
 }
 
@@ -1658,11 +1644,11 @@ fn our_receive_maximum_is_advertised_and_exceeding_it_gets_disconnect_0x93() {
     assert_eq!(advertised, Some(2), "{ack:?}");
     // Two QoS 2 exchanges left open (no PUBREL) are within the maximum...
     for _ in 0..2 {
-        send_publish(&mut c, "rm/t", b"x", QoS::ExactlyOnce, false, None);
+        c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
         assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(_)));
     }
     // ...a third is one too many [MQTT-3.3.4-9].
-    send_publish(&mut c, "rm/t", b"x", QoS::ExactlyOnce, false, None);
+    c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
     expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }
 

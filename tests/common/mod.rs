@@ -495,9 +495,22 @@ impl Raw {
         retain: bool,
         properties: Option<Properties>,
     ) -> u16 {
+        let packet_id = self.send_publish(topic, payload, qos, retain, properties);
+        self.finish_publish(qos, packet_id);
+        packet_id
+    }
+
+    /// Sends a PUBLISH and returns its packet id (0 at QoS 0); waits for nothing.
+    pub fn send_publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        properties: Option<Properties>,
+    ) -> u16 {
         let packet_id = if qos == QoS::AtMostOnce { 0 } else { self.next_packet_id() };
         self.send(&publish_packet(topic, payload, qos, retain, packet_id, properties));
-        self.finish_publish(qos, packet_id);
         packet_id
     }
 
