@@ -93,17 +93,17 @@ impl PubState {
     }
 }
 
-/// Waits until another message may be queued; false if the client closed or `deadline_ns`
-/// passed first.
-async fn wait_room(client: &Client, deadline_ns: u64) -> bool {
+/// Waits until `decide` gives an answer for the client's state (or the client closed: false,
+/// or `deadline_ns` passed: false), re-checking whenever the client's state changes.
+async fn wait_for(client: &Client, deadline_ns: u64, decide: impl Fn(&ClientState) -> Option<bool>) -> bool {
     loop {
         let notify = {
             let s = client.borrow();
-            if s.closed || s.closing {
+            if s.closed {
                 return false;
             }
-            if s.publisher.as_ref().expect("publisher").has_room(s.out.len()) {
-                return true;
+            if let Some(answer) = decide(&s) {
+                return answer;
             }
             s.notify.clone()
         };
@@ -115,22 +115,25 @@ async fn wait_room(client: &Client, deadline_ns: u64) -> bool {
     }
 }
 
+/// Waits until another message may be queued; false if the client closed or `deadline_ns`
+/// passed first.
+async fn wait_room(client: &Client, deadline_ns: u64) -> bool {
+    wait_for(client, deadline_ns, |s| {
+        if s.closing {
+            Some(false)
+        } else {
+            s.publisher.as_ref().expect("publisher").has_room(s.out.len()).then_some(true)
+        }
+    })
+    .await
+}
+
 /// Waits until every QoS 1/2 publish is acknowledged (or the client closed, or the deadline).
 async fn wait_acked(client: &Client, deadline_ns: u64) {
-    loop {
-        let notify = {
-            let s = client.borrow();
-            if s.closed || s.publisher.as_ref().expect("publisher").inflight == 0 {
-                return;
-            }
-            s.notify.clone()
-        };
-        let now = now_ns();
-        if now >= deadline_ns {
-            return;
-        }
-        let _ = monoio::time::timeout(Duration::from_nanos(deadline_ns - now), notify.notified()).await;
-    }
+    wait_for(client, deadline_ns, |s| {
+        (s.publisher.as_ref().expect("publisher").inflight == 0).then_some(true)
+    })
+    .await;
 }
 
 /// PINGREQ, then waits for PINGRESP: the broker has handled everything sent before.
@@ -144,20 +147,7 @@ async fn ping_round_trip(client: &Client, deadline_ns: u64) {
         s.ping_outstanding = true;
         s.wake_writer();
     }
-    loop {
-        let notify = {
-            let s = client.borrow();
-            if s.closed || !s.ping_outstanding {
-                return;
-            }
-            s.notify.clone()
-        };
-        let now = now_ns();
-        if now >= deadline_ns {
-            return;
-        }
-        let _ = monoio::time::timeout(Duration::from_nanos(deadline_ns - now), notify.notified()).await;
-    }
+    wait_for(client, deadline_ns, |s| (!s.ping_outstanding).then_some(true)).await;
 }
 
 /// The publish/subscribe scenarios' publisher: from the start to the end of the run.
