@@ -67,6 +67,9 @@ pub struct Config {
     /// Our Receive Maximum: QoS 2 messages an MQTT 5 client may have unreleased at once
     /// (advertised in CONNACK when below 65,535; exceeding it is DISCONNECT 0x93).
     pub receive_maximum: u16,
+    /// Receive buffers per shard, shared by all its connections (a power of two, at most
+    /// 32,768; each 4 KiB). When they run out, sockets wait until some come back.
+    pub recv_buffers: u16,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             check_payload_format: false,
             response_information: None,
             receive_maximum: u16::MAX,
+            recv_buffers: 1024,
         }
     }
 }
@@ -350,6 +354,13 @@ impl Config {
                 }
                 self.receive_maximum = n;
             }
+            "recv_buffers" => {
+                let n: u16 = parse_num(one()?)?;
+                if !n.is_power_of_two() || n > 1 << 15 {
+                    return Err("recv_buffers must be a power of two between 1 and 32768".into());
+                }
+                self.recv_buffers = n;
+            }
             "connect_timeout" => self.connect_timeout_secs = parse_num(one()?)?,
             "cpus" => self.cpus = Some(parse_cpu_list(one()?)?),
             "shared_subscription_strategy" => {
@@ -388,6 +399,12 @@ mod tests {
     }
 
     #[test]
+    fn recv_buffers_sets_the_shard_receive_pool() {
+        assert_eq!(Config::default().recv_buffers, 1024);
+        assert_eq!(load("recv_buffers 256\n").unwrap().recv_buffers, 256);
+    }
+
+    #[test]
     fn unknown_option_names_file_and_line() {
         let err = load("allow_anonymous true\n\nfrobnicate 3\n").unwrap_err().to_string();
         assert_eq!(err, "ringmq.conf:3: unknown option 'frobnicate'");
@@ -407,6 +424,8 @@ mod tests {
             "listener",
             "listener 1883 nowhere",
             "cores 0",
+            "recv_buffers 1000",
+            "recv_buffers 65536",
             "persistent_client_expiration 3x",
             "max_packet_size 5",
         ] {

@@ -9,8 +9,9 @@
 //! - [`session`]: the per-client state machine: packet ids, QoS 1/2 inflight windows in
 //!   both directions, the offline queue, keepalive and will. Inputs are `handle_*`,
 //!   outputs are `poll_*`, time is passed in.
-//! - [`shard`]: the only module that knows the runtime: threads pinned to CPUs, monoio
-//!   io_uring event loops, listeners, connections and the cross-shard mesh.
+//! - [`shard`]: the only module that touches the kernel: threads pinned to CPUs, one
+//!   io_uring event loop each (on the io-uring crate: multishot accept and receive,
+//!   provided buffers, batched sends), listeners, connections and the cross-shard mesh.
 //! - [`config`]: the command line and the Mosquitto-syntax config file, validated once.
 //! - [`log`]: Mosquitto-shaped log lines.
 

@@ -158,9 +158,7 @@ impl ShardState {
         });
         if let Some(p) = self.pending.get_mut(&token) {
             p.result = Some(resumed);
-            if let Some(w) = p.waker.take() {
-                w.wake();
-            }
+            self.connects_ready.push(token);
         }
         // Without a waiting connection (it closed meanwhile) the resumed session stays
         // here, offline, as the persistent session it is.

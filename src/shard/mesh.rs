@@ -1,7 +1,7 @@
 //! The cross-shard mesh: one bounded queue per ordered pair of shards (N x N, each with a
 //! single producer and a single consumer) and one waker per shard. A sender pushes, then
-//! wakes the receiver; with monoio's `sync` feature the wake reaches the receiving
-//! shard's io_uring loop through the eventfd that loop watches.
+//! wakes the receiver if it is parked; the waker writes the eventfd the receiving
+//! shard's io_uring loop has a read armed on.
 //!
 //! A full queue hands the message back to the sender ([`Mesh::try_send`]); the sender
 //! keeps it in its own backlog and stops reading from publishing sockets until the
@@ -66,6 +66,12 @@ impl Mesh {
     /// Whether anything is waiting for shard `to`.
     pub fn has_pending(&self, to: usize) -> bool {
         (0..self.shards).any(|from| !self.queue(from, to).is_empty())
+    }
+
+    /// Shard `to` is awake again (it woke for another reason than the mesh): senders need
+    /// not wake it.
+    pub fn unpark(&self, to: usize) {
+        self.parked[to].store(false, Ordering::Release);
     }
 
     /// Registers shard `to`'s receive task to be woken, then re-checks the queues so that

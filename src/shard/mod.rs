@@ -1,14 +1,15 @@
-//! The only module that knows the runtime. One shard thread per core, each running a
-//! monoio io_uring event loop (COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN: see
-//! ../shared/measurements/runtime-echo.md for why monoio and why these flags), each with
-//! its own SO_REUSEPORT socket on every listener so the kernel spreads connections over
-//! the shards. Shards share nothing but the [`mesh::Mesh`].
+//! The only module that touches the kernel. One shard thread per core, each running its
+//! own io_uring event loop (`reactor.rs`; COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN),
+//! each with its own SO_REUSEPORT socket on every listener so the kernel spreads
+//! connections over the shards. Shards share nothing but the [`mesh::Mesh`].
 
+mod bufring;
 mod connect;
-mod connection;
 mod handle;
+mod input;
 mod mesh;
 mod messages;
+mod reactor;
 mod routing;
 mod state;
 
@@ -16,33 +17,20 @@ use crate::config::Config;
 use mesh::Mesh;
 use messages::MeshMsg;
 use state::{ShardState, Shared};
-use std::cell::RefCell;
-use std::future::poll_fn;
 use std::net::{SocketAddr, TcpListener};
-use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The oldest kernel ringmq runs on: DEFER_TASKRUN arrived in Linux 6.1.
+/// The oldest kernel ringmq runs on: DEFER_TASKRUN arrived in Linux 6.1 (multishot
+/// receive in 6.0, provided-buffer rings in 5.19).
 pub const MIN_KERNEL: &str = "6.1";
-
-/// io_uring submission queue entries per shard.
-const RING_ENTRIES: u32 = 4096;
 
 /// A running broker: its shard threads and the addresses it listens on.
 pub struct Broker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     addrs: Vec<SocketAddr>,
-}
-
-/// The io_uring set-up every shard uses.
-fn uring_builder() -> io_uring::Builder {
-    let mut b = io_uring::IoUring::builder();
-    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun();
-    b
 }
 
 /// Fails with one clear line when io_uring is missing, disabled or too old.
@@ -52,7 +40,7 @@ pub fn check_io_uring() -> anyhow::Result<()> {
             anyhow::bail!("io_uring is disabled on this machine (kernel.io_uring_disabled = 2); ringmq needs io_uring (Linux {MIN_KERNEL} or later)");
         }
     }
-    uring_builder().build(8).map_err(|e| {
+    reactor::probe().map_err(|e| {
         anyhow::anyhow!(
             "io_uring is not available ({e}); ringmq needs Linux {MIN_KERNEL} or later with io_uring enabled (check kernel.io_uring_disabled and any seccomp profile)"
         )
@@ -189,121 +177,7 @@ impl Broker {
 }
 
 fn run_shard(id: u16, shared: Arc<Shared>, listeners: Vec<(TcpListener, u16)>) -> anyhow::Result<()> {
-    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-        .uring_builder(uring_builder())
-        .with_entries(RING_ENTRIES)
-        .enable_timer()
-        .build()?;
-    rt.block_on(async move {
-        let state = Rc::new(RefCell::new(ShardState::new(id, shared)));
-        for (l, port) in listeners {
-            l.set_nonblocking(true)?;
-            let l = monoio::net::TcpListener::from_std(l)?;
-            monoio::spawn(accept_loop(state.clone(), l, port));
-        }
-        monoio::spawn(housekeeping(state.clone()));
-        mesh_loop(&state).await;
-        shutdown_shard(&state).await;
-        Ok(())
-    })
-}
-
-async fn accept_loop(state: Rc<RefCell<ShardState>>, listener: monoio::net::TcpListener, port: u16) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                state.borrow().shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                monoio::spawn(connection::serve(state.clone(), stream, peer, port));
-            }
-            Err(e) => {
-                // Out of file descriptors, most likely: wait rather than spin.
-                crate::log!(Error, "Error accepting a connection: {}.", e);
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Drains the mesh queues addressed to this shard until a Shutdown arrives.
-async fn mesh_loop(state: &Rc<RefCell<ShardState>>) {
-    /// Messages taken from one peer per turn, so one busy peer cannot starve the others
-    /// or the shard's own sockets.
-    const MESH_BATCH: usize = 1024;
-    let (id, shards) = {
-        let st = state.borrow();
-        (st.id as usize, st.shared.mesh.shards())
-    };
-    loop {
-        poll_fn(|cx| if state.borrow().shared.mesh.park(id, cx) { Poll::Pending } else { Poll::Ready(()) })
-            .await;
-        let mut more = false;
-        {
-            let mut st = state.borrow_mut();
-            st.tick();
-            let shared = st.shared.clone();
-            for from in 0..shards {
-                for _ in 0..MESH_BATCH {
-                    let Some(m) = shared.mesh.try_recv(from, id) else { break };
-                    if !st.on_mesh(m) {
-                        return;
-                    }
-                }
-                more |= shared.mesh.has_pending(id);
-            }
-            st.wake_peers();
-        }
-        if more {
-            // Let connection tasks run before the next batch.
-            monoio::time::sleep(Duration::ZERO).await;
-        }
-    }
-}
-
-/// Periodic work: retrying a backed-up mesh, session expiry, the drop counters' log.
-async fn housekeeping(state: Rc<RefCell<ShardState>>) {
-    /// Keepalive deadlines are checked this often: 1.5 x keepalive is met within it.
-    const KEEPALIVE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-    let mut last_expiry = Instant::now();
-    let mut last_keepalive_sweep = Instant::now();
-    loop {
-        let backlogged = state.borrow().is_backlogged();
-        monoio::time::sleep(if backlogged { Duration::from_micros(200) } else { Duration::from_millis(100) })
-            .await;
-        let mut st = state.borrow_mut();
-        if st.is_backlogged() {
-            st.flush_backlog();
-            st.wake_peers();
-        }
-        let now = Instant::now();
-        if now.duration_since(last_keepalive_sweep) >= KEEPALIVE_SWEEP_INTERVAL {
-            last_keepalive_sweep = now;
-            st.sweep_keepalive();
-        }
-        if now.duration_since(last_expiry) >= Duration::from_secs(1) {
-            last_expiry = now;
-            st.publish_due_wills(now);
-            st.prune_tombstones(now);
-            st.expire_sessions(now);
-            st.log_drops();
-            st.wake_peers();
-        }
-    }
-}
-
-/// Closes every connection (MQTT 5: DISCONNECT 0x8B), publishes wills, and gives the
-/// writers a moment to flush.
-async fn shutdown_shard(state: &Rc<RefCell<ShardState>>) {
-    let conns: Vec<u32> = state.borrow().conns.iter().map(|(id, _)| id).collect();
-    {
-        let mut st = state.borrow_mut();
-        for c in &conns {
-            st.close_conn(*c, Some(crate::protocol::ReasonCode::SERVER_SHUTTING_DOWN));
-            st.fire_will(*c);
-        }
-        st.wake_peers();
-    }
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < deadline && !state.borrow().conns.is_empty() {
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let reactor = reactor::Reactor::new(ShardState::new(id, shared), listeners)?;
+    reactor.run()?;
+    Ok(())
 }

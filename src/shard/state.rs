@@ -1,6 +1,8 @@
 //! One shard's state: its connections, sessions, trie and retained store, and its end of
-//! the mesh. Everything here runs on the shard's thread, synchronously, between awaits;
-//! the async tasks in `connection.rs` call in with the state borrowed for one batch.
+//! the mesh. Everything here runs on the shard's thread, synchronously: the event loop in
+//! `reactor.rs` calls in with each batch of completions, and reads back which
+//! connections have output to send (`to_flush`) and which CONNECTs were answered
+//! (`connects_ready`).
 
 use super::mesh::Mesh;
 use super::messages::{ConnectToken, MeshMsg};
@@ -14,7 +16,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Waker;
 use std::time::Instant;
 
 /// Milliseconds since the broker started: the clock for message expiry and keepalive.
@@ -70,11 +71,12 @@ pub enum CloseKind {
     Abnormal,
 }
 
-/// A connection: its output buffer and the writer task's waker.
+/// A connection: its output buffer and where it stands.
 pub struct ConnEntry {
     pub peer: SocketAddr,
     pub out: BytesMut,
-    pub writer: Option<Waker>,
+    /// Set while the connection is in [`ShardState::to_flush`].
+    pub flush_queued: bool,
     /// Set when the broker decided to close; the writer flushes, then shuts the socket.
     pub closing: bool,
     pub session: Option<SessionId>,
@@ -93,8 +95,8 @@ pub struct ConnEntry {
     pub keepalive_expired: bool,
     /// Whether the client wants Reason Strings (MQTT 5 Request Problem Information).
     pub problem_information: bool,
-    /// The reader and writer tasks each set theirs when they end; the last one removes
-    /// the entry, so the writer can still flush a final DISCONNECT.
+    /// The reading and the writing side each set theirs when they end; the last one
+    /// removes the entry, so the writing side can still flush a final DISCONNECT.
     pub reader_done: bool,
     pub writer_done: bool,
 }
@@ -105,7 +107,7 @@ impl ConnEntry {
         ConnEntry {
             peer,
             out: BytesMut::new(),
-            writer: None,
+            flush_queued: false,
             closing: false,
             session: None,
             client_id: None,
@@ -128,7 +130,8 @@ pub struct PendingConnect {
     /// The answer: `Some(None)` for a fresh session, `Some(Some(sid))` for a resumed
     /// one, already installed here (offline) when its handoff arrived.
     pub result: Option<Option<SessionId>>,
-    pub waker: Option<Waker>,
+    /// The connection that sent the CONNECT.
+    pub conn: ConnId,
 }
 
 /// A SUBSCRIBE whose SUBACK waits for a barrier round trip to every other shard, so
@@ -260,8 +263,10 @@ pub struct ShardState {
     pub to_wake: Vec<bool>,
     next_token: u64,
     pub drops: DropStats,
-    /// Reader tasks waiting for the mesh backlog to drain.
-    pub backlog_waiters: Vec<Waker>,
+    /// Connections with output appended since the event loop last sent.
+    pub to_flush: Vec<ConnId>,
+    /// CONNECTs whose home shard has answered, for the event loop to complete.
+    pub connects_ready: Vec<ConnectToken>,
     pub rng: u64,
     /// [`now_ms`] as of the current batch: one clock read per batch, not per message.
     pub clock_ms: u64,
@@ -301,7 +306,8 @@ impl ShardState {
             to_wake: vec![false; shards],
             next_token: 0,
             drops: DropStats::default(),
-            backlog_waiters: Vec::new(),
+            to_flush: Vec::new(),
+            connects_ready: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
             clock_ms: now_ms(),
             scratch_matches: Vec::new(),
@@ -380,11 +386,6 @@ impl ShardState {
                 self.to_wake[to] = true;
             }
         }
-        if drained {
-            for w in self.backlog_waiters.drain(..) {
-                w.wake();
-            }
-        }
         drained
     }
 
@@ -438,14 +439,17 @@ impl ShardState {
         }
     }
 
-    /// Wakes a connection's writer after output was appended.
+    /// Queues a connection for the event loop to send its output (or finish closing).
     pub fn wake_writer(&mut self, conn: ConnId) {
-        if let Some(w) = self.conns.get_mut(conn).and_then(|c| c.writer.take()) {
-            w.wake();
+        if let Some(c) = self.conns.get_mut(conn) {
+            if !c.flush_queued {
+                c.flush_queued = true;
+                self.to_flush.push(conn);
+            }
         }
     }
 
-    /// Called by the reader and by the writer task as each ends; the second removes it.
+    /// Called as the reading and the writing side each end; the second removes the entry.
     pub fn task_done(&mut self, conn: ConnId, reader: bool) {
         let Some(c) = self.conns.get_mut(conn) else { return };
         if reader {

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# A/B comparison of two ringmq builds on the cases that decide hot-path changes:
+# closed-loop pairs and fan-out (QoS 0 and 1, 64 B), 1,000 pairs at 50 msg/s each
+# (QoS 0 and 1: the many-connections, modest-rate case), and 10,000 idle connections
+# (memory per connection). The two builds run alternately, case by case, for --rounds
+# rounds, so drift on the machine hits both alike; the report gives the median.
+#
+#   scripts/ab.sh --a before=/path/to/old/ringmq --b after=target/release/ringmq \
+#       --out results/ab-NAME [--rounds 3] [--duration 5]
+#
+# Broker on CPU 1 (--cores 1), loadgen on CPU 0, as in scripts/bench.sh. Writes every
+# loadgen summary under OUT/<build>/<case>-r<round>/ and OUT/report.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+a=""; b=""; out=""; rounds=3; duration=5
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --a) a="$2"; shift 2 ;;
+        --b) b="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        *) echo "ab.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[ -n "$a" ] && [ -n "$b" ] && [ -n "$out" ] || { echo "usage: scripts/ab.sh --a NAME=BIN --b NAME=BIN --out DIR" >&2; exit 2; }
+
+cargo build --release -q -p ringmq-loadgen
+loadgen=target/release/ringmq-loadgen
+mkdir -p "$out"
+conf="$out/ringmq.conf"
+cat >"$conf" <<'EOF'
+# No artificial limits, as in scripts/bench.sh.
+max_queued_messages 1000000000
+max_inflight_messages 0
+EOF
+
+declare -A cases=(
+    [pairs10-q0]="pairs --n 10 --qos 0 --rate max"
+    [pairs10-q1]="pairs --n 10 --qos 1 --rate max --inflight 20"
+    [fanout50-q0]="fanout --subs 50 --pubs 1 --qos 0 --rate max"
+    [fanout50-q1]="fanout --subs 50 --pubs 1 --qos 1 --rate max --inflight 20"
+    [pairs1000-50hz-q0]="pairs --n 1000 --qos 0 --rate 50"
+    [pairs1000-50hz-q1]="pairs --n 1000 --qos 1 --rate 50 --inflight 20"
+    [idle10k]="conn --n 10000 --rate 5000 --hold 3"
+)
+order=(pairs10-q0 pairs10-q1 fanout50-q0 fanout50-q1 pairs1000-50hz-q0 pairs1000-50hz-q1 idle10k)
+
+broker_pid=""
+stop_broker() {
+    if [ -n "$broker_pid" ]; then
+        kill -INT "$broker_pid" 2>/dev/null || true
+        wait "$broker_pid" 2>/dev/null || true
+        broker_pid=""
+    fi
+}
+trap stop_broker EXIT
+
+run_case() {
+    local name="$1" bin="$2" case="$3" round="$4" port="" dir
+    dir="$out/$name/$case-r$round"
+    rm -rf "$dir"; mkdir -p "$dir"
+    # Port 0: the kernel picks a free port (a fixed or random one can collide with the
+    # ephemeral ports of the previous run's connections); the broker's log names it.
+    taskset -c 1 "$bin" -c "$conf" --cores 1 --cpus 1 --listen "127.0.0.1:0" >"$dir/broker.log" 2>&1 &
+    broker_pid=$!
+    for _ in $(seq 50); do
+        port="$(sed -n 's/.*listen socket on 127.0.0.1:\([0-9]*\)\..*/\1/p' "$dir/broker.log" | head -n1)"
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { echo "ab.sh: $name did not start: $(cat "$dir/broker.log")" >&2; stop_broker; return; }
+    local timing=(--size 64 --duration "$duration" --warmup 1)
+    [ "${case#idle}" != "$case" ] && timing=()
+    # shellcheck disable=SC2086
+    timeout -k 5 120 taskset -c 0 "$loadgen" ${cases[$case]} "${timing[@]}" \
+        --cores 1 --cpus 0 --port "$port" --broker-pid "$broker_pid" --out "$dir" --quiet \
+        >"$dir/stdout.txt" 2>&1 || echo "ab.sh: $name $case round $round exited $?" >&2
+    stop_broker
+    echo "$name $case r$round: $(tail -n1 "$dir/stdout.txt")"
+}
+
+for round in $(seq 1 "$rounds"); do
+    for case in "${order[@]}"; do
+        run_case "${a%%=*}" "${a#*=}" "$case" "$round"
+        run_case "${b%%=*}" "${b#*=}" "$case" "$round"
+    done
+done
+
+python3 - "$out" "${a%%=*}" "${b%%=*}" "${order[@]}" <<'EOF'
+import json, os, statistics, sys, platform
+out, a, b, cases = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+
+def runs(name, case):
+    base = os.path.join(out, name)
+    for d in sorted(os.listdir(base)):
+        if d.rsplit("-r", 1)[0] == case:
+            p = os.path.join(base, d, "summary.json")
+            if os.path.exists(p):
+                r = json.load(open(p))
+                if r["status"]["ok"]:
+                    yield r
+                else:
+                    print(f"ab.sh: {name} {d} left out: {r['status']['problems']}", file=sys.stderr)
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+def figures(name, case):
+    rs = list(runs(name, case))
+    if case.startswith("idle"):
+        return {"rss_per_conn_B": med(r["broker"]["rss_bytes_per_connection"] for r in rs), "n": len(rs)}
+    return {
+        "delivered_per_s": med(r["messages"]["delivered_per_s"] for r in rs),
+        "cpu_us_per_msg": med(r["broker"]["cpu_us_per_msg"] for r in rs),
+        "lost": sum(r["messages"]["lost"] for r in rs),
+        "p99_us": med(r["latency_us"].get("e2e", {}).get("p99") for r in rs),
+        "n": len(rs),
+    }
+
+def fmt(x, nd=2):
+    return "-" if x is None else (f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{nd}f}")
+
+lines = [f"# A/B: {a} vs {b}", "",
+         f"Machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}; broker on CPU 1 (1 shard), "
+         "loadgen on CPU 0; 64 B payloads; median of the rounds. Regenerate with scripts/ab.sh.", "",
+         f"| case | {a} msgs/s | {b} msgs/s | {a} broker CPU-µs/msg | {b} broker CPU-µs/msg | {b}/{a} msgs per CPU-s | {a} p99 µs | {b} p99 µs | lost |",
+         "|---|---|---|---|---|---|---|---|---|"]
+idle = []
+summary = {}
+for c in cases:
+    fa, fb = figures(a, c), figures(b, c)
+    summary[c] = {a: fa, b: fb}
+    if c.startswith("idle"):
+        idle.append(f"| {c} | {fmt(fa['rss_per_conn_B'])} | {fmt(fb['rss_per_conn_B'])} |")
+        continue
+    ratio = fa["cpu_us_per_msg"] / fb["cpu_us_per_msg"] if fa["cpu_us_per_msg"] and fb["cpu_us_per_msg"] else None
+    lines.append(f"| {c} | {fmt(fa['delivered_per_s'])} | {fmt(fb['delivered_per_s'])} | {fmt(fa['cpu_us_per_msg'], 3)} | "
+                 f"{fmt(fb['cpu_us_per_msg'], 3)} | {fmt(ratio)}x | {fmt(fa['p99_us'])} | {fmt(fb['p99_us'])} | {fa['lost'] + fb['lost']} |")
+lines += ["", f"| idle connections | {a} broker RSS bytes/conn | {b} broker RSS bytes/conn |", "|---|---|---|"] + idle
+open(os.path.join(out, "report.md"), "w").write("\n".join(lines) + "\n")
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
+print("\n".join(lines))
+EOF

@@ -1,0 +1,687 @@
+//! One shard's event loop, on the io-uring crate directly. Every socket of the shard is
+//! driven from one ring:
+//! - each listener has a multishot accept armed;
+//! - each connection has one multishot receive armed, taking buffers from the shard's
+//!   provided-buffer ring (`bufring.rs`), so an idle connection holds no read buffer and
+//!   a receive costs no new submission;
+//! - everything a turn produced for a connection goes out as one send, and all of a
+//!   turn's sends are submitted together in the one `io_uring_enter` that also waits for
+//!   the next completions;
+//! - the mesh wakes a parked shard through an eventfd with a read armed on the ring.
+//!
+//! A turn: handle the completions, drain the mesh, complete answered CONNECTs, submit
+//! sends, then wait (or just collect, when work is left). Nothing here knows MQTT: bytes
+//! go to `input.rs`, output comes from the shard state's per-connection buffers.
+//!
+//! Why not monoio, which the shards ran on first: its per-operation futures and buffers
+//! cost a re-armed read and an allocation per receive, and a read buffer per idle
+//! connection; README.md ("Runtime") has the before/after figures.
+
+use super::bufring::BufRing;
+use super::input::{Input, Phase};
+use super::state::{ConnEntry, ConnId, ShardState};
+use bytes::BytesMut;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// Submission queue entries; the completion queue is larger, as multishot receives on
+/// many connections can complete together.
+const SQ_ENTRIES: u32 = 4096;
+const CQ_ENTRIES: u32 = 32768;
+/// Size of each of the shard's receive buffers; how many there are is the
+/// `recv_buffers` option (default 1,024: 4 MiB per shard, touched as used).
+const RECV_BUFFER_BYTES: usize = 4096;
+const RECV_BUFFER_GROUP: u16 = 0;
+/// Received bytes are staged in chunks of this size (decoded packets are slices of them).
+const RECV_CHUNK_BYTES: usize = 16 * 1024;
+/// An output buffer larger than this is not kept for reuse after its send.
+const SPARE_KEEP_MAX_BYTES: usize = 256 * 1024;
+/// Mesh messages taken from one peer per turn, so one busy peer cannot starve the
+/// others or the shard's own sockets.
+const MESH_BATCH: usize = 1024;
+/// Periodic work runs this often; while the mesh is backed up, much more often.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+const BACKLOG_RETRY: Duration = Duration::from_micros(200);
+/// Keepalive deadlines are checked this often: 1.5 x keepalive is met within it.
+const KEEPALIVE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a shutting-down shard lets connections flush their last packets.
+const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
+
+/// `io_uring_enter` flag: process completions (and, with DEFER_TASKRUN, run the
+/// deferred work that produces them).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// What a completion is for: the low 3 bits of its user data; the rest is a slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Accept = 0,
+    Recv = 1,
+    Send = 2,
+    Wake = 3,
+}
+
+fn user_data(op: Op, slot: u32) -> u64 {
+    (slot as u64) << 3 | op as u64
+}
+
+fn decode_user_data(u: u64) -> (Op, u32) {
+    let op = match u & 7 {
+        0 => Op::Accept,
+        1 => Op::Recv,
+        2 => Op::Send,
+        _ => Op::Wake,
+    };
+    (op, (u >> 3) as u32)
+}
+
+/// The io_uring set-up every shard uses (and the start-up check probes).
+pub fn uring_builder() -> io_uring::Builder {
+    let mut b = IoUring::builder();
+    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun().setup_cqsize(CQ_ENTRIES);
+    b
+}
+
+/// Builds a ring the way the shards do and registers a buffer ring on it: the features
+/// ringmq needs, checked once at start-up.
+pub fn probe() -> std::io::Result<()> {
+    let ring = uring_builder().build(8)?;
+    BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, 1, 64).map(drop)
+}
+
+/// Wakes a parked shard: the mesh calls it after pushing; it writes the shard's eventfd.
+struct EventFdWake(OwnedFd);
+
+impl Wake for EventFdWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a live u64 to an eventfd we own. (It could block
+        // only with the counter at 2^64 - 2, far beyond any number of wakes.)
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// A receive completion kept for later: bytes in a provided buffer, or the end.
+#[derive(Clone, Copy)]
+enum Held {
+    Data { bid: u16, len: usize },
+    End { why: &'static str },
+}
+
+/// One connection's socket and the operations in flight on it.
+struct Socket {
+    fd: OwnedFd,
+    input: Input,
+    /// The state's entry for this connection still exists (it goes when both sides end).
+    attached: bool,
+    recv_armed: bool,
+    /// The output buffer being sent, and how much of it has gone.
+    sending: Option<(BytesMut, usize)>,
+    spare: BytesMut,
+    /// The writing side has ended (flushed and shut the socket, or failed).
+    writer_finished: bool,
+}
+
+struct Listener {
+    socket: TcpListener,
+    port: u16,
+    armed: bool,
+}
+
+/// One shard's ring, sockets and loop.
+pub struct Reactor {
+    // Field order is drop order: the ring goes before the buffers the kernel writes into.
+    ring: IoUring,
+    bufs: BufRing,
+    state: ShardState,
+    listeners: Vec<Listener>,
+    sockets: super::state::Slab<Socket>,
+    /// Socket slot of each connection id (`u32::MAX`: none).
+    by_conn: Vec<u32>,
+    /// Receive staging: bytes are copied here from the kernel's buffers.
+    chunk: BytesMut,
+    /// CONNECT deadlines in accept order: (deadline_ms, socket slot, connection).
+    connect_deadlines: VecDeque<(u64, u32, ConnId)>,
+    /// Receives that completed while the mesh was backed up, in order, buffers held.
+    held: VecDeque<(u32, Held)>,
+    /// Sockets whose multishot receive ended for want of buffers, to re-arm.
+    rearm: Vec<u32>,
+    wake_fd: Arc<EventFdWake>,
+    wake_buf: Box<u64>,
+    waker: Waker,
+    completions: Vec<(u64, i32, u32)>,
+    accept_retry_at: Option<Instant>,
+}
+
+impl Reactor {
+    pub fn new(state: ShardState, listeners: Vec<(TcpListener, u16)>) -> std::io::Result<Reactor> {
+        let ring = uring_builder().build(SQ_ENTRIES)?;
+        let count = state.config().recv_buffers;
+        let bufs = BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, count, RECV_BUFFER_BYTES)?;
+        // SAFETY: eventfd(2) returns a new descriptor or -1, checked.
+        // Blocking, on purpose: io_uring answers a read on a non-blocking descriptor with
+        // EAGAIN instead of waiting for it.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: efd is a fresh descriptor nobody else owns.
+        let wake_fd = Arc::new(EventFdWake(unsafe { OwnedFd::from_raw_fd(efd) }));
+        let waker = Waker::from(wake_fd.clone());
+        let listeners =
+            listeners.into_iter().map(|(socket, port)| Listener { socket, port, armed: false }).collect();
+        Ok(Reactor {
+            ring,
+            bufs,
+            state,
+            listeners,
+            sockets: Default::default(),
+            by_conn: Vec::new(),
+            chunk: BytesMut::with_capacity(RECV_CHUNK_BYTES),
+            connect_deadlines: VecDeque::new(),
+            held: VecDeque::new(),
+            rearm: Vec::new(),
+            wake_fd,
+            wake_buf: Box::new(0),
+            waker,
+            completions: Vec::with_capacity(1024),
+            accept_retry_at: None,
+        })
+    }
+
+    /// Runs the shard until a Shutdown message arrives, then closes every connection.
+    pub fn run(mut self) -> std::io::Result<()> {
+        for i in 0..self.listeners.len() {
+            self.arm_accept(i);
+        }
+        self.arm_wake();
+        let id = self.state.id as usize;
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        let mut last_keepalive_sweep = Instant::now();
+        let mut last_expiry = Instant::now();
+        loop {
+            self.state.tick();
+            self.handle_completions();
+            let (running, mesh_more) = self.drain_mesh();
+            if !running {
+                break;
+            }
+            self.complete_connects();
+            self.after_backlog();
+            let now = Instant::now();
+            if now >= next_housekeeping {
+                self.housekeeping(now, &mut last_keepalive_sweep, &mut last_expiry);
+                next_housekeeping =
+                    now + if self.state.is_backlogged() { BACKLOG_RETRY } else { HOUSEKEEPING };
+            }
+            self.flush_output();
+            self.state.wake_peers();
+            let busy = mesh_more
+                || !self.state.connects_ready.is_empty()
+                || !self.state.to_flush.is_empty()
+                || self.processable_held();
+            if busy {
+                self.enter(0, None)?;
+            } else {
+                let mut cx = Context::from_waker(&self.waker);
+                if self.state.shared.mesh.park(id, &mut cx) {
+                    let wait = next_housekeeping.saturating_duration_since(Instant::now());
+                    self.enter(1, Some(wait))?;
+                    self.state.shared.mesh.unpark(id);
+                } else {
+                    self.enter(0, None)?;
+                }
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Submits what is queued and collects completions, waiting for at least `want`
+    /// (bounded by `timeout`).
+    fn enter(&mut self, want: u32, timeout: Option<Duration>) -> std::io::Result<()> {
+        let res = match timeout {
+            Some(t) if want > 0 => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want as usize, &args)
+            }
+            // SAFETY: a plain io_uring_enter with no argument; GETEVENTS runs the deferred
+            // completions (DEFER_TASKRUN) without blocking when `want` is 0.
+            _ => unsafe {
+                let sq = self.ring.submission().len() as u32;
+                self.ring.submitter().enter::<libc::sigset_t>(sq, want, IORING_ENTER_GETEVENTS, None)
+            },
+        };
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queues one submission, submitting first when the queue is full.
+    fn push(&mut self, e: squeue::Entry) {
+        loop {
+            // SAFETY: every buffer and descriptor an entry points at outlives its
+            // completion: send buffers sit in `Socket::sending`, the wake buffer in
+            // `wake_buf`, and sockets stay open until their operations have completed.
+            if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                return;
+            }
+            if let Err(err) = self.ring.submit() {
+                crate::log!(Error, "Error: io_uring submit failed: {}.", err);
+            }
+        }
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        let fd = self.listeners[i].socket.as_raw_fd();
+        self.listeners[i].armed = true;
+        let e = opcode::AcceptMulti::new(types::Fd(fd))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(Op::Accept, i as u32));
+        self.push(e);
+    }
+
+    fn arm_wake(&mut self) {
+        let e = opcode::Read::new(
+            types::Fd(self.wake_fd.0.as_raw_fd()),
+            (&mut *self.wake_buf as *mut u64).cast(),
+            8,
+        )
+        .build()
+        .user_data(user_data(Op::Wake, 0));
+        self.push(e);
+    }
+
+    fn arm_recv(&mut self, slot: u32) {
+        let Some(s) = self.sockets.get_mut(slot) else { return };
+        s.recv_armed = true;
+        let e = opcode::RecvMulti::new(types::Fd(s.fd.as_raw_fd()), self.bufs.bgid)
+            .build()
+            .user_data(user_data(Op::Recv, slot));
+        self.push(e);
+    }
+
+    fn handle_completions(&mut self) {
+        let mut batch = std::mem::take(&mut self.completions);
+        batch.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        let mut gave_back = false;
+        for &(ud, res, flags) in &batch {
+            let (op, slot) = decode_user_data(ud);
+            match op {
+                Op::Accept => self.on_accept(slot as usize, res, flags),
+                Op::Recv => gave_back |= self.on_recv(slot, res, flags),
+                Op::Send => self.on_send(slot, res),
+                Op::Wake => self.arm_wake(),
+            }
+        }
+        if gave_back {
+            self.bufs.publish();
+        }
+        batch.clear();
+        self.completions = batch;
+    }
+
+    fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            self.listeners[i].armed = false;
+        }
+        if res < 0 {
+            // Out of file descriptors, most likely: re-arm after a pause rather than spin.
+            let e = std::io::Error::from_raw_os_error(-res);
+            crate::log!(Error, "Error accepting a connection: {}.", e);
+            self.accept_retry_at = Some(Instant::now() + Duration::from_millis(50));
+            return;
+        }
+        if !self.listeners[i].armed && self.accept_retry_at.is_none() {
+            self.arm_accept(i);
+        }
+        // SAFETY: a successful accept returns a new descriptor that we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+        let peer = peer_addr(&fd);
+        set_nodelay(&fd);
+        let port = self.listeners[i].port;
+        crate::log!(Information, "New connection from {} on port {}.", DisplayPeer(peer), port);
+        let st = &mut self.state;
+        st.shared.connections.fetch_add(1, Ordering::Relaxed);
+        let conn = st.conns.insert(ConnEntry::new(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))));
+        let deadline_ms = st.clock_ms + st.config().connect_timeout_secs * 1000;
+        let input = Input::new(conn, st.config().max_packet_size as usize, deadline_ms);
+        let slot = self.sockets.insert(Socket {
+            fd,
+            input,
+            attached: true,
+            recv_armed: false,
+            sending: None,
+            spare: BytesMut::new(),
+            writer_finished: false,
+        });
+        if self.by_conn.len() <= conn as usize {
+            self.by_conn.resize(conn as usize + 1, u32::MAX);
+        }
+        self.by_conn[conn as usize] = slot;
+        self.connect_deadlines.push_back((deadline_ms, slot, conn));
+        self.arm_recv(slot);
+    }
+
+    /// A receive completion; true when a buffer went back to the ring.
+    fn on_recv(&mut self, slot: u32, res: i32, flags: u32) -> bool {
+        let more = cqueue::more(flags);
+        let Some(s) = self.sockets.get_mut(slot) else { return false };
+        if !more {
+            s.recv_armed = false;
+        }
+        let reading = s.attached && !s.input.finished;
+        let event = match res {
+            1.. => {
+                let bid = cqueue::buffer_select(flags).expect("a receive with data names its buffer");
+                if !more && reading {
+                    self.rearm.push(slot);
+                }
+                Held::Data { bid, len: res as usize }
+            }
+            0 => Held::End { why: "closed its connection" },
+            _ if -res == libc::ENOBUFS => {
+                // The pool ran dry: the data waits in the socket until buffers come back.
+                if reading {
+                    self.rearm.push(slot);
+                } else {
+                    self.maybe_release(slot);
+                }
+                return false;
+            }
+            _ => Held::End { why: "socket error, disconnecting" },
+        };
+        // Behind a backed-up mesh, or behind events already held: keep the event (and
+        // its buffer, which keeps the kernel from filling more) until the backlog drains.
+        if !self.held.is_empty() || self.state.is_backlogged() {
+            self.held.push_back((slot, event));
+            return false;
+        }
+        self.deliver(slot, event)
+    }
+
+    /// Hands a receive event to the connection; true when a buffer went back to the ring.
+    fn deliver(&mut self, slot: u32, event: Held) -> bool {
+        if let Some(s) = self.sockets.get_mut(slot) {
+            if s.attached {
+                match event {
+                    Held::Data { bid, len } => {
+                        let data = self.bufs.bytes(bid, len);
+                        s.input.on_bytes(&mut self.state, &mut self.chunk, data);
+                    }
+                    Held::End { why } => s.input.on_end(&mut self.state, why),
+                }
+            }
+        }
+        self.check_detached(slot);
+        match event {
+            Held::Data { bid, .. } => {
+                self.bufs.give_back(bid);
+                true
+            }
+            Held::End { .. } => false,
+        }
+    }
+
+    /// Processes held receives once the mesh has room again, then re-arms receives.
+    fn after_backlog(&mut self) {
+        if self.state.is_backlogged() && self.state.flush_backlog() {
+            self.state.wake_peers();
+        }
+        let mut gave_back = false;
+        while !self.state.is_backlogged() {
+            let Some((slot, event)) = self.held.pop_front() else { break };
+            gave_back |= self.deliver(slot, event);
+        }
+        if gave_back {
+            self.bufs.publish();
+        }
+        if self.held.is_empty() {
+            for slot in std::mem::take(&mut self.rearm) {
+                if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.attached && !s.input.finished) {
+                    self.arm_recv(slot);
+                }
+            }
+        }
+    }
+
+    fn processable_held(&self) -> bool {
+        !self.held.is_empty() && !self.state.is_backlogged()
+    }
+
+    /// Takes up to a batch from each peer's queue. Returns (still running, more waiting).
+    fn drain_mesh(&mut self) -> (bool, bool) {
+        let st = &mut self.state;
+        let id = st.id as usize;
+        let shared = st.shared.clone();
+        for from in 0..shared.mesh.shards() {
+            for _ in 0..MESH_BATCH {
+                let Some(m) = shared.mesh.try_recv(from, id) else { break };
+                if !st.on_mesh(m) {
+                    return (false, false);
+                }
+            }
+        }
+        (true, shared.mesh.has_pending(id))
+    }
+
+    /// CONNECTs whose home shard answered: CONNACK, then whatever the client sent behind.
+    fn complete_connects(&mut self) {
+        while let Some(token) = self.state.connects_ready.pop() {
+            let Some(p) = self.state.pending.remove(&token) else { continue };
+            let Some(resumed) = p.result else { continue };
+            let slot = self.by_conn.get(p.conn as usize).copied().unwrap_or(u32::MAX);
+            if let Some(s) = self.sockets.get_mut(slot) {
+                if s.attached && s.input.conn == p.conn {
+                    s.input.complete_connect(&mut self.state, resumed);
+                }
+            }
+            self.check_detached(slot);
+        }
+    }
+
+    /// Sends each queued connection's output, one send per connection, and finishes
+    /// the writing side of connections that are closing and flushed.
+    fn flush_output(&mut self) {
+        let mut queued = std::mem::take(&mut self.state.to_flush);
+        for &conn in &queued {
+            let slot = self.by_conn.get(conn as usize).copied().unwrap_or(u32::MAX);
+            let Some(c) = self.state.conns.get_mut(conn) else { continue };
+            c.flush_queued = false;
+            let Some(s) = self.sockets.get_mut(slot) else { continue };
+            if s.sending.is_some() || s.writer_finished {
+                continue;
+            }
+            if !c.out.is_empty() {
+                s.spare.clear();
+                let buf = std::mem::replace(&mut c.out, std::mem::take(&mut s.spare));
+                self.start_send(slot, buf, 0);
+            } else if c.closing {
+                self.finish_writer(slot);
+            }
+        }
+        queued.clear();
+        if self.state.to_flush.is_empty() {
+            self.state.to_flush = queued;
+        }
+    }
+
+    fn start_send(&mut self, slot: u32, buf: BytesMut, offset: usize) {
+        let Some(s) = self.sockets.get_mut(slot) else { return };
+        let rest = &buf[offset..];
+        let e = opcode::Send::new(
+            types::Fd(s.fd.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len().min(u32::MAX as usize) as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(user_data(Op::Send, slot));
+        s.sending = Some((buf, offset));
+        self.push(e);
+    }
+
+    fn on_send(&mut self, slot: u32, res: i32) {
+        let Some(s) = self.sockets.get_mut(slot) else { return };
+        let Some((buf, offset)) = s.sending.take() else { return };
+        if res <= 0 {
+            // The peer is gone (a send of a non-empty buffer never returns 0): the
+            // writing side ends, which shuts the socket and ends the receive too.
+            self.finish_writer(slot);
+            self.maybe_release(slot);
+            return;
+        }
+        let offset = offset + res as usize;
+        if offset < buf.len() {
+            return self.start_send(slot, buf, offset);
+        }
+        if buf.capacity() <= SPARE_KEEP_MAX_BYTES {
+            s.spare = buf;
+        }
+        if s.attached {
+            // More output may have accumulated meanwhile, or the connection may be closing.
+            let conn = s.input.conn;
+            self.state.wake_writer(conn);
+        } else {
+            self.maybe_release(slot);
+        }
+    }
+
+    /// The writing side is done: shut the socket (which ends the receive) and tell the
+    /// state, which removes the connection once the reading side is done too.
+    fn finish_writer(&mut self, slot: u32) {
+        let Some(s) = self.sockets.get_mut(slot) else { return };
+        if s.writer_finished {
+            return;
+        }
+        s.writer_finished = true;
+        // SAFETY: shutdown(2) on a descriptor we own and have not closed.
+        unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        if s.attached {
+            let conn = s.input.conn;
+            self.state.task_done(conn, false);
+        }
+        self.check_detached(slot);
+    }
+
+    /// Notices that the state removed the connection (both sides ended); the socket is
+    /// closed once no operation on it is in flight.
+    fn check_detached(&mut self, slot: u32) {
+        let Some(s) = self.sockets.get_mut(slot) else { return };
+        if s.attached && self.state.conns.get(s.input.conn).is_none() {
+            s.attached = false;
+            let conn = s.input.conn as usize;
+            if self.by_conn.get(conn) == Some(&slot) {
+                self.by_conn[conn] = u32::MAX;
+            }
+        }
+        self.maybe_release(slot);
+    }
+
+    fn maybe_release(&mut self, slot: u32) {
+        let Some(s) = self.sockets.get_mut(slot) else { return };
+        let idle = !s.recv_armed && s.sending.is_none();
+        if !s.attached && idle && !self.held.iter().any(|&(h, _)| h == slot) {
+            if !s.writer_finished {
+                // SAFETY: as in finish_writer.
+                unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+            }
+            // Dropping the socket closes the descriptor.
+            self.sockets.remove(slot);
+        } else if !s.attached && s.recv_armed && !s.writer_finished {
+            s.writer_finished = true;
+            // SAFETY: as in finish_writer; ends the armed receive.
+            unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant, last_keepalive_sweep: &mut Instant, last_expiry: &mut Instant) {
+        let st = &mut self.state;
+        if now.duration_since(*last_keepalive_sweep) >= KEEPALIVE_SWEEP_INTERVAL {
+            *last_keepalive_sweep = now;
+            st.sweep_keepalive();
+        }
+        if now.duration_since(*last_expiry) >= Duration::from_secs(1) {
+            *last_expiry = now;
+            st.publish_due_wills(now);
+            st.prune_tombstones(now);
+            st.expire_sessions(now);
+            st.log_drops();
+        }
+        // The first packet must be CONNECT, within the deadline.
+        let clock = self.state.tick();
+        while let Some(&(deadline, slot, conn)) = self.connect_deadlines.front() {
+            if deadline > clock {
+                break;
+            }
+            self.connect_deadlines.pop_front();
+            if let Some(s) = self.sockets.get_mut(slot) {
+                let same =
+                    matches!(s.input.phase, Phase::AwaitConnect { deadline_ms } if deadline_ms == deadline);
+                if s.attached && s.input.conn == conn && same {
+                    s.input.connect_timed_out(&mut self.state);
+                }
+            }
+            self.check_detached(slot);
+        }
+        if self.accept_retry_at.is_some_and(|t| now >= t) {
+            self.accept_retry_at = None;
+            for i in 0..self.listeners.len() {
+                if !self.listeners[i].armed {
+                    self.arm_accept(i);
+                }
+            }
+        }
+    }
+
+    /// Closes every connection (MQTT 5: DISCONNECT 0x8B), publishes wills, and lets the
+    /// sockets flush for a moment.
+    fn shutdown(mut self) -> std::io::Result<()> {
+        let conns: Vec<ConnId> = self.state.conns.iter().map(|(id, _)| id).collect();
+        for c in &conns {
+            self.state.close_conn(*c, Some(crate::protocol::ReasonCode::SERVER_SHUTTING_DOWN));
+            self.state.fire_will(*c);
+        }
+        self.state.wake_peers();
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        while Instant::now() < deadline && !self.state.conns.is_empty() {
+            self.state.tick();
+            self.handle_completions();
+            self.after_backlog();
+            self.flush_output();
+            self.state.wake_peers();
+            self.enter(1, Some(Duration::from_millis(5)))?;
+        }
+        Ok(())
+    }
+}
+
+fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok().and_then(|a| a.as_socket())
+}
+
+fn set_nodelay(fd: &OwnedFd) {
+    let _ = socket2::SockRef::from(fd).set_nodelay(true);
+}
+
+struct DisplayPeer(Option<SocketAddr>);
+
+impl std::fmt::Display for DisplayPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("unknown address"),
+        }
+    }
+}
