@@ -13,8 +13,9 @@
 #      default), and stops it;
 #   3. computes 50% of the slowest broker's closed-loop maximum for the latency scenario
 #      (pairs, 100 pairs, QoS 1, 64 B; pairs 10 in --quick), then for each broker again:
-#      starts it, runs that fixed-rate (open-loop) latency run and the idle-connection runs
-#      (`conn`), stops it;
+#      starts it, runs that fixed-rate (open-loop) latency run, the "fleet" runs (1,000
+#      pairs at 50 msg/s each, QoS 0 and 1: many connections at a modest rate, where the
+#      kernel's per-packet cost dominates) and the idle-connection runs (`conn`), stops it;
 #   4. writes report.md, plots and headline.md into the results directory with
 #      scripts/bench_report.py, and updates results/README.md (the index).
 #
@@ -324,11 +325,11 @@ for size in "${sizes[@]}"; do
         for q in "${qoses[@]}"; do matrix+=("$scen-q$q-${size}B"); done
     done
 done
-n_runs_per_broker=$((${#matrix[@]} + 1 + ${#conn_runs[@]}))
+n_runs_per_broker=$((${#matrix[@]} + 3 + ${#conn_runs[@]}))
 # Each run: warm-up + duration + about 3 s of set-up, drain and settling (measured on the
 # 2-CPU VM: 66 runs of 1+1 s took 5.5 min; a saturated Mosquitto adds up to the 5 s drain on
 # QoS 0); a conn run about 12 s.
-est_s=$(((${#matrix[@]} * (warmup + duration + 3) + warmup + duration + 3 + ${#conn_runs[@]} * 12) * ${#brokers[@]}))
+est_s=$(((${#matrix[@]} * (warmup + duration + 3) + 3 * (warmup + duration + 3) + ${#conn_runs[@]} * 12) * ${#brokers[@]}))
 
 # --- machine and run metadata ---------------------------------------------------------------
 
@@ -618,6 +619,11 @@ for name in "${brokers[@]}"; do
     read -ra sargs <<<"${scen_args[$lat_scen]}"
     run_one "latency-$lat_base" latency "${sargs[@]}" --qos 1 --size 64 --rate "$lat_rate" --inflight 20 \
         --duration "$duration" --warmup "$warmup" --drain "$drain"
+    for q in 0 1; do
+        fleet_extra=(); [ "$q" -gt 0 ] && fleet_extra=(--inflight 20)
+        run_one "fleet-pairs-1000-q$q-64B" fleet pairs --n 1000 --qos "$q" --size 64 --rate 50 "${fleet_extra[@]}" \
+            --duration "$duration" --warmup "$warmup" --drain "$drain"
+    done
     for spec in "${conn_runs[@]}"; do
         want="${spec%%:*}"; conn_n="${spec##*:}"
         run_one "conn-$want" conn conn --n "$conn_n" --rate "$conn_rate" --hold "$conn_hold" \
