@@ -1051,11 +1051,20 @@ def write_index(index_path):
         n for n in os.listdir(rdir)
         if os.path.isfile(os.path.join(rdir, n)) and n.endswith(".md") and n != "README.md"
     )
-    if others:
+    # Directories with a report but no bench.sh metadata: scripts/ab.sh comparisons.
+    ab_dirs = sorted(
+        n for n in os.listdir(rdir)
+        if os.path.isfile(os.path.join(rdir, n, "report.md")) and not os.path.exists(os.path.join(rdir, n, "meta.tsv"))
+    )
+    if others or ab_dirs:
         lines += ["", "Other results:", ""]
         for n in others:
             desc = "codec micro-benchmarks (`scripts/bench-codec.sh`)" if n == "codec-bench.md" else ""
             lines.append(f"- [{n}]({n})" + (f": {desc}" if desc else ""))
+        for n in ab_dirs:
+            with open(os.path.join(rdir, n, "report.md"), encoding="utf-8") as f:
+                title = f.readline().lstrip("# ").strip()
+            lines.append(f"- [{n}]({n}/report.md): {title} (`scripts/ab.sh`)")
     with open(index_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
