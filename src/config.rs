@@ -68,7 +68,7 @@ pub struct Config {
     /// (advertised in CONNACK when below 65,535; exceeding it is DISCONNECT 0x93).
     pub receive_maximum: u16,
     /// Receive buffers per shard, shared by all its connections (a power of two, at most
-    /// 32,768; each 4 KiB). When they run out, sockets wait until some come back.
+    /// 32,768; each 16 KiB). When they run out, sockets wait until some come back.
     pub recv_buffers: u16,
 }
 
@@ -94,7 +94,7 @@ impl Default for Config {
             check_payload_format: false,
             response_information: None,
             receive_maximum: u16::MAX,
-            recv_buffers: 1024,
+            recv_buffers: 256,
         }
     }
 }
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn recv_buffers_sets_the_shard_receive_pool() {
-        assert_eq!(Config::default().recv_buffers, 1024);
+        assert_eq!(Config::default().recv_buffers, 256);
         assert_eq!(load("recv_buffers 256\n").unwrap().recv_buffers, 256);
     }
 

@@ -39,13 +39,13 @@ fn more_data_in_flight_than_the_buffer_pool_holds_arrives_intact() {
     const PUBLISHERS: usize = 32;
     const EACH: usize = 4;
     const SIZE: usize = 64 * 1024;
-    // 8 receive buffers of 4 KiB per shard: a single 64 KiB message cannot fit.
-    let b = TestBroker::start_with(|c| c.recv_buffers = 8);
+    // 2 receive buffers of 16 KiB per shard: a single 64 KiB message cannot fit.
+    let b = TestBroker::start_with(|c| c.recv_buffers = 2);
     let mut fence = Fence::new(b.addr);
     let mut sub = Raw::client(b.addr, "pool-sub", V3_1_1);
     sub.subscribe_ok(&[("pool/#", Q1)]);
     fence.wait(&mut sub);
-    // 32 x 4 x 64 KiB = 8 MiB sent at once, through 8 buffers per shard.
+    // 32 x 4 x 64 KiB = 8 MiB sent at once, through 2 buffers per shard.
     let mut publishers: Vec<Raw> =
         (0..PUBLISHERS).map(|i| Raw::client(b.addr, format!("pool-pub-{i}"), V3_1_1)).collect();
     let threads: Vec<_> = publishers

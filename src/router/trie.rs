@@ -125,8 +125,17 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Calls `f` for every local, non-shared subscription whose filter matches `topic`;
     /// a subscriber with several matching filters is called once per filter.
-    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(S, &V)) {
-        self.walk(topic, |node| node.subs.as_slice().iter().for_each(|(s, v)| f(*s, v)));
+    ///
+    /// Returns how many trie nodes (filters) contributed subscribers: a subscriber holds
+    /// at most one subscription per filter, so with fewer than two, none appears twice.
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(S, &V)) -> usize {
+        let mut sources = 0;
+        self.walk(topic, |node| {
+            let subs = node.subs.as_slice();
+            sources += usize::from(!subs.is_empty());
+            subs.iter().for_each(|(s, v)| f(*s, v))
+        });
+        sources
     }
 
     /// Adds to `out` every other shard with a non-shared subscription matching `topic`.
@@ -145,22 +154,27 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     }
 
     /// The publish path in one walk: local matches to `local`, interested shards into
-    /// `out`, matching shared groups to `shared`.
+    /// `out`, matching shared groups to `shared`. Returns the number of filters that
+    /// contributed local matches, as [`Trie::for_each_match`] does.
     pub fn route(
         &self,
         topic: &str,
         out: &mut ShardSet,
         mut local: impl FnMut(S, &V),
         mut shared: impl FnMut(SharedGroupRef<'_, S, V>),
-    ) {
+    ) -> usize {
         let this_shard = self.this_shard;
+        let mut sources = 0;
         self.walk(topic, |node| {
-            node.subs.as_slice().iter().for_each(|(s, v)| local(*s, v));
+            let subs = node.subs.as_slice();
+            sources += usize::from(!subs.is_empty());
+            subs.iter().for_each(|(s, v)| local(*s, v));
             node.remote.add_to(out);
             for group in &node.shared {
                 shared(SharedGroupRef { group, this_shard });
             }
         });
+        sources
     }
 
     /// The shared group `group` on exactly `filter` (for a message another shard sent here).

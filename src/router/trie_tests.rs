@@ -282,6 +282,23 @@ fn route_gives_local_remote_and_shared_in_one_walk() {
 }
 
 #[test]
+fn route_and_for_each_match_count_the_filters_that_matched() {
+    let mut trie: Trie<u32, ()> = Trie::new(THIS_SHARD);
+    trie.subscribe("a/b", 1, ());
+    trie.subscribe("a/b", 2, ());
+    let mut out = ShardSet::new();
+    // One filter: no subscriber can appear twice, so the publish path skips the merge.
+    assert_eq!(trie.route("a/b", &mut out, |_, _| {}, |_| {}), 1);
+    trie.subscribe("a/+", 1, ());
+    trie.subscribe_shared("g", "#", 3, ());
+    trie.add_remote_interest("#", 7);
+    // Two filters with local subscribers; shared groups and remote interest do not count.
+    assert_eq!(trie.route("a/b", &mut out, |_, _| {}, |_| {}), 2);
+    assert_eq!(trie.for_each_match("a/b", |_, _| {}), 2);
+    assert_eq!(trie.for_each_match("x/y", |_, _| {}), 0);
+}
+
+#[test]
 fn deep_topics_neither_recurse_nor_overflow() {
     // 30,000 levels, each with both a literal and a `+` child on the matching path:
     // the walk's stack spills to the heap instead of overflowing the thread's stack.

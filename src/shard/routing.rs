@@ -57,7 +57,7 @@ impl ShardState {
         let random = self.random();
         let publisher_hash = msg.publisher.0;
         let this_shard = self.id;
-        self.trie.route(
+        let sources = self.trie.route(
             &msg.topic,
             &mut shards,
             |sid, sub| {
@@ -77,7 +77,7 @@ impl ShardState {
             },
         );
         let matched = !matches.is_empty() || !shards.is_empty() || !shared_targets.is_empty();
-        self.deliver_matches(&msg, &mut matches);
+        self.deliver_matches(&msg, &mut matches, sources);
         self.scratch_matches = matches;
         for to in shards.iter() {
             self.send(to as usize, MeshMsg::Forward(msg.clone()));
@@ -101,15 +101,18 @@ impl ShardState {
     /// A message another shard forwarded: local subscribers only.
     pub fn deliver_forwarded(&mut self, msg: &Arc<Message>) {
         let mut matches = std::mem::take(&mut self.scratch_matches);
-        self.trie.for_each_match(&msg.topic, |sid, sub| matches.push(Match::new(sid, sub)));
-        self.deliver_matches(msg, &mut matches);
+        let sources = self.trie.for_each_match(&msg.topic, |sid, sub| matches.push(Match::new(sid, sub)));
+        self.deliver_matches(msg, &mut matches, sources);
         self.scratch_matches = matches;
     }
 
     /// Delivers once to each subscriber among the matches, leaving `matches` empty (its
-    /// capacity is reused).
-    fn deliver_matches(&mut self, msg: &Arc<Message>, matches: &mut Vec<Match>) {
-        merge_overlapping(matches);
+    /// capacity is reused). `sources` is how many filters matched: with one, no subscriber
+    /// can appear twice and the merge (a sort) is skipped.
+    fn deliver_matches(&mut self, msg: &Arc<Message>, matches: &mut Vec<Match>, sources: usize) {
+        if sources > 1 {
+            merge_overlapping(matches);
+        }
         for m in matches.drain(..) {
             let retain = m.retain_as_published && msg.retain;
             // Delivered at min(published QoS, highest granted QoS) [MQTT-3.8.4-8].
@@ -175,6 +178,7 @@ impl ShardState {
                 .deliver(Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared }, out)
         };
         let wrote = out.len() != before;
+        self.turn_output_bytes += out.len() - before;
         if outcome == DeliverOutcome::Dropped && qos != QoS::AtMostOnce {
             self.drops.queue_full.add();
         }

@@ -270,6 +270,8 @@ pub struct ShardState {
     pub rng: u64,
     /// [`now_ms`] as of the current batch: one clock read per batch, not per message.
     pub clock_ms: u64,
+    /// Bytes of messages written to connections' output this turn (the event loop bounds it).
+    pub turn_output_bytes: usize,
     /// The publish path's match list, kept to reuse its allocation.
     pub scratch_matches: Vec<super::routing::Match>,
 }
@@ -310,6 +312,7 @@ impl ShardState {
             connects_ready: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
             clock_ms: now_ms(),
+            turn_output_bytes: 0,
             scratch_matches: Vec::new(),
             shared,
         }
