@@ -94,7 +94,7 @@ impl Default for Config {
             check_payload_format: false,
             response_information: None,
             receive_maximum: u16::MAX,
-            recv_buffers: 256,
+            recv_buffers: 128,
         }
     }
 }
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn recv_buffers_sets_the_shard_receive_pool() {
-        assert_eq!(Config::default().recv_buffers, 256);
+        assert_eq!(Config::default().recv_buffers, 128);
         assert_eq!(load("recv_buffers 256\n").unwrap().recv_buffers, 256);
     }
 

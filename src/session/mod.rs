@@ -123,6 +123,13 @@ pub enum DeliverOutcome {
     Dropped,
 }
 
+/// A connection's topic aliases in both directions (MQTT 5).
+#[derive(Debug, Default)]
+struct TopicAliases {
+    inbound: HashMap<u16, ByteStr>,
+    outbound: HashMap<ByteStr, u16>,
+}
+
 /// One client's session state.
 #[derive(Debug)]
 pub struct Session {
@@ -135,14 +142,14 @@ pub struct Session {
     pub outbound: Outbound,
     /// Inbound QoS 2 packet ids received but not yet released (PUBREL).
     inbound_qos2: HashSet<u16>,
-    /// Inbound topic aliases (MQTT 5), per connection.
-    aliases_in: HashMap<u16, ByteStr>,
+    /// Topic aliases (MQTT 5), per connection; allocated on first use, since most
+    /// sessions never have one and a broker holds very many sessions.
+    aliases: Option<Box<TopicAliases>>,
     /// The client's Receive Maximum (MQTT 5; 65,535 when absent).
     client_receive_maximum: u16,
     /// The client's Maximum Packet Size; never send it a bigger packet [MQTT-3.1.2-25].
     client_max_packet_bytes: usize,
-    /// Outbound topic aliases (MQTT 5), per connection, and how many the client allows.
-    aliases_out: HashMap<ByteStr, u16>,
+    /// How many outbound topic aliases the client allows.
     client_topic_alias_maximum: u16,
     limits: Limits,
     online: bool,
@@ -166,10 +173,9 @@ impl Session {
             subscriptions: HashMap::new(),
             outbound: Outbound::default(),
             inbound_qos2: HashSet::new(),
-            aliases_in: HashMap::new(),
+            aliases: None,
             client_receive_maximum: u16::MAX,
             client_max_packet_bytes: usize::MAX,
-            aliases_out: HashMap::new(),
             client_topic_alias_maximum: 0,
             limits,
             online: false,
@@ -189,8 +195,7 @@ impl Session {
         self.version = version;
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.client_max_packet_bytes = client_max_packet_bytes;
-        self.aliases_in.clear();
-        self.aliases_out.clear();
+        self.aliases = None;
         self.client_topic_alias_maximum = 0;
         self.online = true;
     }
@@ -209,8 +214,7 @@ impl Session {
     /// The connection is gone; the session stays (if persistent) and queues from now on.
     pub fn detach(&mut self) {
         self.online = false;
-        self.aliases_in.clear();
-        self.aliases_out.clear();
+        self.aliases = None;
     }
 
     pub fn is_online(&self) -> bool {
@@ -247,9 +251,13 @@ impl Session {
                     return Err(SessionError::TopicAliasInvalid);
                 }
                 if topic.is_empty() {
-                    topic = self.aliases_in.get(&alias).cloned().ok_or(SessionError::UnknownTopicAlias)?;
+                    topic = self
+                        .aliases
+                        .as_ref()
+                        .and_then(|a| a.inbound.get(&alias).cloned())
+                        .ok_or(SessionError::UnknownTopicAlias)?;
                 } else {
-                    self.aliases_in.insert(alias, topic.clone());
+                    self.aliases.get_or_insert_default().inbound.insert(alias, topic.clone());
                 }
             }
         }
@@ -459,7 +467,7 @@ impl Session {
         }
         // The alias is the client's only once a packet carrying it has gone out.
         if let Some((alias, false)) = alias {
-            self.aliases_out.insert(m.topic.clone(), alias);
+            self.aliases.get_or_insert_default().outbound.insert(m.topic.clone(), alias);
         }
         let h = PublishHeader { dup, qos, retain, packet_id };
         encode_publish(out, self.version, h, topic, props, &m.payload);
@@ -471,13 +479,14 @@ impl Session {
     /// later topics go out in full (section 3.3.2.3.4). A new alias is recorded by the
     /// caller once the packet carrying it is sent.
     fn outbound_alias(&self, topic: &ByteStr) -> Option<(u16, bool)> {
-        if let Some(&a) = self.aliases_out.get(topic) {
+        let known = self.aliases.as_ref().map_or(0, |a| a.outbound.len());
+        if let Some(&a) = self.aliases.as_ref().and_then(|a| a.outbound.get(topic)) {
             return Some((a, true));
         }
-        if self.aliases_out.len() >= self.client_topic_alias_maximum as usize {
+        if known >= self.client_topic_alias_maximum as usize {
             return None;
         }
-        Some((self.aliases_out.len() as u16 + 1, false))
+        Some((known as u16 + 1, false))
     }
 
     /// Moves queued messages into the window while it has room.

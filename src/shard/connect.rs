@@ -9,7 +9,6 @@ use super::messages::{ConnectToken, MeshMsg};
 use super::state::{ConnId, SessionEntry, SessionId, ShardState};
 use crate::protocol::{ByteStr, ReasonCode};
 use crate::session::Session;
-use std::collections::HashMap;
 use std::time::Instant;
 
 impl ShardState {
@@ -85,7 +84,7 @@ impl ShardState {
             entry.conn = None;
             // A new connection in time cancels a delayed will [MQTT-3.1.3-9].
             entry.delayed_will = None;
-            entry.moved_to = Some((to, token));
+            entry.moved_to = Some(Box::new((to, token)));
             self.by_client.remove(&session.client_id);
             self.stubs.insert(token, sid);
             session.detach();
@@ -95,7 +94,8 @@ impl ShardState {
         let entry = self.sessions.remove(sid)?;
         self.by_client.remove(&entry.session.client_id);
         // A clean start ends the session, which publishes a delayed will.
-        if let (Some((_, will)), true) = (entry.delayed_will, clean_start) {
+        if let (Some(delayed), true) = (entry.delayed_will, clean_start) {
+            let (_, will) = *delayed;
             self.publish_will(will);
         }
         self.redistribute_shared(entry.session.shared_deliveries());
@@ -147,7 +147,7 @@ impl ShardState {
         let resumed = session.map(|s| {
             let sid = self.install_session(*s, None, token);
             if let Some(e) = self.sessions.get_mut(sid) {
-                e.arriving = Some(HashMap::new());
+                e.arriving = Some(Box::default());
             }
             self.arrivals.insert(token, sid);
             self.route_session(sid);
@@ -189,7 +189,7 @@ impl ShardState {
     /// Ends a session for good: publish a will still waiting, unroute it, release its
     /// registration.
     pub fn end_session(&mut self, sid: SessionId) {
-        if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()) {
+        if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()).map(|d| *d) {
             self.publish_will(will);
         }
         self.unroute_session(sid);
@@ -209,10 +209,12 @@ impl ShardState {
         let due: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter_map(|(sid, e)| e.delayed_will.as_ref().filter(|(at, _)| *at <= now).map(|_| sid))
+            .filter_map(|(sid, e)| e.delayed_will.as_ref().filter(|d| d.0 <= now).map(|_| sid))
             .collect();
         for sid in due {
-            if let Some((_, will)) = self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()) {
+            if let Some((_, will)) =
+                self.sessions.get_mut(sid).and_then(|e| e.delayed_will.take()).map(|d| *d)
+            {
                 self.publish_will(will);
             }
         }

@@ -191,7 +191,7 @@ impl ShardState {
             c.session = Some(sid);
             c.client_id = Some(client_id.clone());
             c.version = v;
-            c.will = will;
+            c.will = will.map(Box::new);
             c.will_delay_secs = will_delay_secs;
             c.problem_information = props.and_then(|p| p.request_problem_information) != Some(0);
             let properties = (ack_props != Properties::default()).then(|| Box::new(ack_props));
@@ -446,7 +446,7 @@ impl ShardState {
     /// Publishes a connection's will, if it still has one.
     pub fn fire_will(&mut self, conn: ConnId) {
         let Some(will) = self.conns.get_mut(conn).and_then(|c| c.will.take()) else { return };
-        self.publish_will(will);
+        self.publish_will(*will);
     }
 
     /// Publishes a will now; its Message Expiry Interval starts at publication.
@@ -473,7 +473,7 @@ impl ShardState {
             (delay, Some(e)) if delay > 0 && e.session.is_persistent() && e.conn == Some(conn) => {
                 let delay = delay.min(e.session.expiry_interval_secs);
                 e.delayed_will =
-                    c.will.take().map(|w| (Instant::now() + Duration::from_secs(delay as u64), w));
+                    c.will.take().map(|w| Box::new((Instant::now() + Duration::from_secs(delay as u64), *w)));
                 true
             }
             _ => false,

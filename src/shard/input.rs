@@ -16,9 +16,18 @@ pub enum Phase {
     /// CONNECT received and registered at the client id's home shard; waiting for the
     /// answer (and the old session, when one is resumed). Bytes that arrive meanwhile are
     /// kept, undecoded.
-    Registering { connect: Box<Connect>, client_id: ByteStr, assigned: bool, token: ConnectToken },
+    Registering(Box<Registering>),
     /// CONNACK sent: packets go to the shard state.
     Connected,
+}
+
+/// A CONNECT waiting for its home shard (boxed: connections spend most of their life
+/// connected, and each byte of [`Input`] is paid per connection).
+pub struct Registering {
+    connect: Box<Connect>,
+    client_id: ByteStr,
+    assigned: bool,
+    token: ConnectToken,
 }
 
 /// The reading side of one connection.
@@ -85,7 +94,7 @@ impl Input {
                 }
             }
         }
-        if let Phase::Registering { .. } = self.phase {
+        if let Phase::Registering(_) = self.phase {
             return;
         }
         self.decode_packets(st);
@@ -165,7 +174,8 @@ impl Input {
                         clean_start: connect.clean_start,
                     },
                 );
-                self.phase = Phase::Registering { connect, client_id, assigned, token };
+                self.phase =
+                    Phase::Registering(Box::new(Registering { connect, client_id, assigned, token }));
                 true
             }
         }
@@ -174,11 +184,10 @@ impl Input {
     /// The home shard answered (`resumed`: the session moved here, if one was resumed):
     /// completes the CONNECT, then handles whatever arrived behind it.
     pub fn complete_connect(&mut self, st: &mut ShardState, resumed: Option<u32>) {
-        let Phase::Registering { connect, client_id, assigned, token } =
-            std::mem::replace(&mut self.phase, Phase::Connected)
-        else {
+        let Phase::Registering(r) = std::mem::replace(&mut self.phase, Phase::Connected) else {
             unreachable!("a CONNECT completes only while registering");
         };
+        let Registering { connect, client_id, assigned, token } = *r;
         let max_keepalive = st.config().max_keepalive_secs;
         st.complete_connect(self.conn, &connect, client_id, assigned, token, resumed);
         let ka = connect.keep_alive_secs;
@@ -208,7 +217,7 @@ impl Input {
             _ if self.finished => {}
             Phase::AwaitConnect { .. } => self.finish(st, "closed its connection before CONNECT"),
             // The home shard's answer is on its way (perhaps with a session): take it first.
-            Phase::Registering { .. } => self.deferred_end = Some(why),
+            Phase::Registering(_) => self.deferred_end = Some(why),
             Phase::Connected => {
                 let expired = st.conns.get(self.conn).is_some_and(|c| c.keepalive_expired);
                 self.finish(st, if expired { "has exceeded timeout, disconnecting" } else { why });

@@ -11,6 +11,7 @@ mod mesh;
 mod messages;
 mod reactor;
 mod routing;
+mod slab;
 mod state;
 
 use crate::config::Config;

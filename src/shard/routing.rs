@@ -144,7 +144,7 @@ impl ShardState {
         shared: Option<Arc<SharedGroupName>>,
     ) {
         let Some(entry) = self.sessions.get_mut(sid) else { return };
-        if let Some((to, token)) = entry.moved_to {
+        if let Some(&(to, token)) = entry.moved_to.as_deref() {
             let delivery = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared };
             self.send(to as usize, MeshMsg::MovedDelivery { token, delivery });
             return;
