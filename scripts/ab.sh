@@ -6,14 +6,14 @@
 # rounds, so drift on the machine hits both alike; the report gives the median.
 #
 #   scripts/ab.sh --a before=/path/to/old/ringmq --b after=target/release/ringmq \
-#       --out results/ab-NAME [--rounds 3] [--duration 5]
+#       --out results/ab-NAME [--rounds 3] [--duration 5] [--cases pairs10-q0,fanout50-q0]
 #
 # Broker on CPU 1 (--cores 1), loadgen on CPU 0, as in scripts/bench.sh. Writes every
 # loadgen summary under OUT/<build>/<case>-r<round>/ and OUT/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-a=""; b=""; out=""; rounds=3; duration=5
+a=""; b=""; out=""; rounds=3; duration=5; only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --a) a="$2"; shift 2 ;;
@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
+        --cases) only="$2"; shift 2 ;;
         *) echo "ab.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -46,6 +47,12 @@ declare -A cases=(
     [idle10k]="conn --n 10000 --rate 5000 --hold 3"
 )
 order=(pairs10-q0 pairs10-q1 fanout50-q0 fanout50-q1 pairs1000-50hz-q0 pairs1000-50hz-q1 idle10k)
+if [ -n "$only" ]; then
+    IFS=, read -ra order <<<"$only"
+    for c in "${order[@]}"; do
+        [ -n "${cases[$c]:-}" ] || { echo "ab.sh: unknown case $c (known: ${!cases[*]})" >&2; exit 2; }
+    done
+fi
 
 broker_pid=""
 stop_broker() {
