@@ -45,7 +45,7 @@ fn main() {
 
 /// mimalloc asks for transparent huge pages on its arenas, so every 4 KiB a connection
 /// touches costs a 2 MiB page: 2,000 idle connections held 40.7 MiB of RSS with them and
-/// 17.3 MiB without (results/2026-11-26-vm-2cpu-runtime/README.md). A broker's heap is
+/// 17.3 MiB without (`ringmq-loadgen conn --n 2000`, README "Runtime"). A broker's heap is
 /// many small per-connection objects, so it runs without them.
 fn disable_transparent_huge_pages() {
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers and changes only this process.
