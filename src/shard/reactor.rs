@@ -37,9 +37,9 @@ use std::time::{Duration, Instant};
 const SQ_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 8192;
 /// Size of each of the shard's receive buffers; how many there are is the
-/// `recv_buffers` option (default 128: 2 MiB per shard, touched as used). 16 KiB rather
-/// than 4: a pipelining publisher's bytes cost one receive per buffer, and with 4 KiB the
-/// receives made QoS 0 pairs 10% dearer than monoio's 64 KiB reads.
+/// `recv_buffers` option (default 128: 2 MiB per shard, touched as used). A pipelining
+/// publisher's bytes cost one receive per buffer: 4 KiB buffers made QoS 0 pairs about 7%
+/// dearer than 16 KiB; 32 KiB and 64 KiB measured no better than 16 (scripts/ab.sh).
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
 const RECV_BUFFER_GROUP: u16 = 0;
 /// Received bytes are staged in chunks of this size (decoded packets are slices of them).
