@@ -206,6 +206,13 @@ pub struct ShardState {
     pub arrivals: HashMap<ConnectToken, SessionId>,
     /// Stubs of sessions that moved away: handoff token -> slot.
     pub stubs: HashMap<ConnectToken, SessionId>,
+    /// Stubs whose new holder has released them while an older holder's stub still
+    /// forwards into them (the session moved twice in quick succession): stub slot ->
+    /// (its handoff token, the new holder). They go when the older stub is gone.
+    pub deferred_releases: HashMap<SessionId, (ConnectToken, u16)>,
+    /// Stubs on their way out, waiting for a barrier round trip: barrier token ->
+    /// (answers awaited, the stub's handoff token, the new holder).
+    pub stub_release_barriers: HashMap<u64, (usize, ConnectToken, u16)>,
     next_barrier: u64,
     pub sessions: Slab<SessionEntry>,
     pub by_client: HashMap<ByteStr, SessionId>,
@@ -254,6 +261,8 @@ impl ShardState {
             pending_releases: HashMap::new(),
             arrivals: HashMap::new(),
             stubs: HashMap::new(),
+            deferred_releases: HashMap::new(),
+            stub_release_barriers: HashMap::new(),
             next_barrier: 0,
             sessions: Slab::default(),
             by_client: HashMap::new(),
