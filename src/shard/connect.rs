@@ -293,3 +293,90 @@ impl ShardState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::mesh::Mesh;
+    use super::super::state::Shared;
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::ProtocolVersion;
+    use std::sync::Arc;
+
+    fn shards(n: usize) -> Vec<ShardState> {
+        let shared = Arc::new(Shared {
+            mesh: Mesh::new(n),
+            config: Config::default(),
+            connections: Default::default(),
+            retain_seq: Default::default(),
+        });
+        (0..n).map(|id| ShardState::new(id as u16, shared.clone())).collect()
+    }
+
+    /// A stub on `st` for a session that moved to shard `to` under handoff `token`.
+    fn stub(st: &mut ShardState, to: u16, token: ConnectToken) -> SessionId {
+        let s = Session::new(ByteStr::from("roamer"), ProtocolVersion::V5, 3600, st.limits);
+        let sid = st.install_session(s, None, 1);
+        st.sessions.get_mut(sid).unwrap().moved_to = Some(Box::new((to, token)));
+        st.stubs.insert(token, sid);
+        sid
+    }
+
+    fn recv(st: &ShardState, from: usize) -> Vec<MeshMsg> {
+        std::iter::from_fn(|| st.shared.mesh.try_recv(from, st.id as usize)).collect()
+    }
+
+    /// What a test needs to see of a mesh message (the type has no Debug).
+    fn show(msgs: &[MeshMsg]) -> Vec<String> {
+        msgs.iter()
+            .map(|m| match m {
+                MeshMsg::Barrier { from, token } => format!("Barrier from {from} #{token}"),
+                MeshMsg::Released { token } => format!("Released #{token}"),
+                _ => "other".to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_released_stub_stays_until_a_barrier_round_trip_completes() {
+        let mut s = shards(2);
+        let sid = stub(&mut s[0], 1, 77);
+        s[0].on_release(77, 1);
+        // Shard 1 may still have forwards for the stub queued toward shard 0: the stub
+        // stays, and shard 0 asks for a barrier instead of answering `Released`.
+        assert!(s[0].sessions.get(sid).is_some());
+        let sent = recv(&s[1], 0);
+        let [MeshMsg::Barrier { from: 0, token }] = sent[..] else { panic!("{:?}", show(&sent)) };
+        assert!(s[0].on_mesh(MeshMsg::BarrierAck { token }));
+        assert!(s[0].sessions.get(sid).is_none(), "gone once every shard has answered");
+        let sent = recv(&s[1], 0);
+        assert!(matches!(sent[..], [MeshMsg::Released { token: 77 }]), "{:?}", show(&sent));
+    }
+
+    #[test]
+    fn a_stub_that_an_older_stub_still_forwards_into_waits_for_that_one() {
+        // The session moved 0 -> 1 (handoff 10) and then 1 -> 2 (handoff 20) before
+        // shard 0 let go of its stub.
+        let mut s = shards(3);
+        let sid = stub(&mut s[1], 2, 20);
+        s[1].arrivals.insert(10, sid);
+        s[1].on_release(20, 2);
+        assert!(recv(&s[0], 1).is_empty() && recv(&s[2], 1).is_empty(), "no barrier yet");
+        assert!(s[1].sessions.get(sid).is_some());
+        // Shard 0's stub is gone: now shard 1's goes too, after its own barrier.
+        s[1].on_released(10);
+        let mut tokens = Vec::new();
+        for peer in [0, 2] {
+            let sent = recv(&s[peer], 1);
+            let [MeshMsg::Barrier { from: 1, token }] = sent[..] else { panic!("{:?}", show(&sent)) };
+            tokens.push(token);
+        }
+        assert_eq!(tokens.len(), 2);
+        for token in tokens {
+            s[1].on_mesh(MeshMsg::BarrierAck { token });
+        }
+        assert!(s[1].sessions.get(sid).is_none());
+        let sent = recv(&s[2], 1);
+        assert!(matches!(sent[..], [MeshMsg::Released { token: 20 }]), "{:?}", show(&sent));
+    }
+}
