@@ -6,7 +6,7 @@
 //! shards are the same one, so one code path serves every placement.
 
 use super::messages::{ConnectToken, MeshMsg};
-use super::state::{ConnId, SessionEntry, SessionId, ShardState};
+use super::state::{ConnId, HandoverStep, SessionEntry, SessionId, ShardState};
 use crate::protocol::{ByteStr, ReasonCode};
 use crate::session::Session;
 use std::time::Instant;
@@ -113,42 +113,52 @@ impl ShardState {
                 return;
             }
         }
-        self.release_stub_after_barrier(token, from);
+        // The stub goes after one more barrier round trip. A shard that forwarded a
+        // message here before it learned of the new holder's subscription may have it
+        // still queued toward this shard, and this shard reads its peers' queues in turn,
+        // not in the order things were sent: the `Release` can overtake such a forward.
+        // Once every shard has answered a barrier sent now, whatever they sent before is
+        // handled (each queue is FIFO), so the stub has forwarded everything meant for
+        // it. Without this, about one run in four of the roaming test lost a message.
+        self.after_barrier(HandoverStep::DropStub { token, new_holder: from });
     }
 
-    /// Drops the stub after one more barrier round trip. A shard that forwarded a message
-    /// here before it learned of the new holder's subscription may have it still queued
-    /// toward this shard, and this shard reads its peers' queues in turn, not in the order
-    /// things were sent: the `Release` can overtake such a forward. Once every shard has
-    /// answered a barrier sent now, whatever they sent before is handled (each queue is
-    /// FIFO), so the stub has forwarded everything meant for it. Without this, about one
-    /// run in four of the roaming test lost a message at a reconnect.
-    fn release_stub_after_barrier(&mut self, token: ConnectToken, from: u16) {
+    /// Sends a barrier and takes `step` once every other shard has answered it (at once
+    /// with a single shard).
+    fn after_barrier(&mut self, step: HandoverStep) {
         let (barrier, waiting) = self.barrier();
         if waiting == 0 {
-            self.finish_release(token, from);
+            self.take_handover_step(step);
         } else {
-            self.stub_release_barriers.insert(barrier, (waiting, token, from));
+            self.handover_barriers.insert(barrier, (waiting, step));
         }
     }
 
-    /// A barrier answer for a stub on its way out; true when it was one.
-    pub fn on_stub_release_barrier(&mut self, barrier: u64) -> bool {
-        let Some(p) = self.stub_release_barriers.get_mut(&barrier) else { return false };
+    /// A barrier answer for a handover step; true when it was one.
+    pub fn on_handover_barrier(&mut self, barrier: u64) -> bool {
+        let Some(p) = self.handover_barriers.get_mut(&barrier) else { return false };
         p.0 -= 1;
         if p.0 == 0 {
-            let (_, token, from) = self.stub_release_barriers.remove(&barrier).expect("present above");
-            self.finish_release(token, from);
+            let (_, step) = self.handover_barriers.remove(&barrier).expect("present above");
+            self.take_handover_step(step);
         }
         true
     }
 
-    fn finish_release(&mut self, token: ConnectToken, from: u16) {
-        if let Some(sid) = self.stubs.remove(&token) {
-            self.unroute_session(sid);
-            self.sessions.remove(sid);
+    fn take_handover_step(&mut self, step: HandoverStep) {
+        match step {
+            HandoverStep::ReleaseOldStub { holder, token } => {
+                let from = self.id;
+                self.send(holder as usize, MeshMsg::Release { token, from });
+            }
+            HandoverStep::DropStub { token, new_holder } => {
+                if let Some(sid) = self.stubs.remove(&token) {
+                    self.unroute_session(sid);
+                    self.sessions.remove(sid);
+                }
+                self.send(new_holder as usize, MeshMsg::Released { token });
+            }
         }
-        self.send(from as usize, MeshMsg::Released { token });
     }
 
     /// New holder: the old stub is gone; stop deduplicating, and finish a release that
@@ -159,7 +169,7 @@ impl ShardState {
                 e.arriving = None;
             }
             if let Some((stub_token, new_holder)) = self.deferred_releases.remove(&sid) {
-                self.release_stub_after_barrier(stub_token, new_holder);
+                self.after_barrier(HandoverStep::DropStub { token: stub_token, new_holder });
             }
         }
     }
@@ -169,18 +179,6 @@ impl ShardState {
         if let Some(&sid) = self.arrivals.get(&token) {
             self.deliver_to(sid, &d.message, d.qos, d.retain, d.subscription_ids, d.shared);
         }
-    }
-
-    /// New holder: a barrier after routing a moved-in session completed; release the stub.
-    pub fn on_release_barrier(&mut self, barrier: u64) -> bool {
-        let Some(p) = self.pending_releases.get_mut(&barrier) else { return false };
-        p.0 -= 1;
-        if p.0 == 0 {
-            let (_, holder, token) = self.pending_releases.remove(&barrier).expect("present above");
-            let from = self.id;
-            self.send(holder as usize, MeshMsg::Release { token, from });
-        }
-        true
     }
 
     /// Connecting shard: the home shard (or the old holder) answered. A resumed session
@@ -195,9 +193,7 @@ impl ShardState {
             }
             self.arrivals.insert(token, sid);
             self.route_session(sid);
-            let (barrier, waiting) = self.barrier();
-            self.pending_releases.insert(barrier, (waiting + 1, from, token));
-            self.on_release_barrier(barrier);
+            self.after_barrier(HandoverStep::ReleaseOldStub { holder: from, token });
             sid
         });
         if let Some(p) = self.pending.get_mut(&token) {

@@ -399,7 +399,7 @@ impl ShardState {
 
     /// A barrier answer: complete the SUBACK when it was the last one awaited.
     fn on_barrier_ack(&mut self, token: u64) {
-        if self.on_release_barrier(token) || self.on_stub_release_barrier(token) {
+        if self.on_handover_barrier(token) {
             return;
         }
         let Some(p) = self.pending_subacks.get_mut(&token) else { return };

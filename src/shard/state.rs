@@ -183,6 +183,16 @@ pub struct DropStats {
     pub shared_no_member: DropCounter,
 }
 
+/// What a session handover does once every other shard has answered a barrier.
+pub enum HandoverStep {
+    /// New holder: every shard now routes to the moved-in session; tell the old holder
+    /// (`holder`) its stub for handoff `token` may go.
+    ReleaseOldStub { holder: u16, token: ConnectToken },
+    /// Old holder: everything sent to the stub for handoff `token` has been forwarded;
+    /// drop it and tell `new_holder`.
+    DropStub { token: ConnectToken, new_holder: u16 },
+}
+
 /// The value stored per subscription in the trie.
 pub type SubValue = Subscription;
 
@@ -199,9 +209,9 @@ pub struct ShardState {
     pub tombstones: VecDeque<(Instant, ByteStr, u64)>,
     /// SUBACKs waiting for every other shard to have seen the subscription's interest.
     pub pending_subacks: HashMap<u64, PendingSubAck>,
-    /// Moved-in sessions waiting for a barrier before releasing the old holder's stub:
-    /// barrier token -> (answers awaited, old holder, handoff token).
-    pub pending_releases: HashMap<u64, (usize, u16, ConnectToken)>,
+    /// Session-handover steps waiting for a barrier round trip: barrier token ->
+    /// (answers awaited, the step to take when all have come).
+    pub handover_barriers: HashMap<u64, (usize, HandoverStep)>,
     /// Sessions that arrived and whose old stub still exists: handoff token -> slot.
     pub arrivals: HashMap<ConnectToken, SessionId>,
     /// Stubs of sessions that moved away: handoff token -> slot.
@@ -210,9 +220,6 @@ pub struct ShardState {
     /// forwards into them (the session moved twice in quick succession): stub slot ->
     /// (its handoff token, the new holder). They go when the older stub is gone.
     pub deferred_releases: HashMap<SessionId, (ConnectToken, u16)>,
-    /// Stubs on their way out, waiting for a barrier round trip: barrier token ->
-    /// (answers awaited, the stub's handoff token, the new holder).
-    pub stub_release_barriers: HashMap<u64, (usize, ConnectToken, u16)>,
     next_barrier: u64,
     pub sessions: Slab<SessionEntry>,
     pub by_client: HashMap<ByteStr, SessionId>,
@@ -258,11 +265,10 @@ impl ShardState {
             retained: RetainedStore::new(),
             tombstones: VecDeque::new(),
             pending_subacks: HashMap::new(),
-            pending_releases: HashMap::new(),
+            handover_barriers: HashMap::new(),
             arrivals: HashMap::new(),
             stubs: HashMap::new(),
             deferred_releases: HashMap::new(),
-            stub_release_barriers: HashMap::new(),
             next_barrier: 0,
             sessions: Slab::default(),
             by_client: HashMap::new(),
