@@ -30,6 +30,7 @@
 mod children;
 mod node;
 pub mod retained;
+pub mod route_cache;
 pub mod shard_set;
 pub mod shared;
 mod subscribers;
@@ -40,6 +41,7 @@ mod proptests;
 
 pub use node::SharedGroupRef;
 pub use retained::RetainedStore;
+pub use route_cache::RouteCache;
 pub use shard_set::{ShardCounts, ShardSet, SHARDS_MAX};
 pub use shared::{ShareStrategy, SharedSelector, Target, UnknownShareStrategy};
 pub use trie::Trie;

@@ -22,16 +22,19 @@ pub struct Trie<S, V> {
     free: Vec<u32>,
     this_shard: u16,
     local_len: usize,
+    /// Bumped by every change, so routes cached from a walk know when they are stale.
+    generation: u64,
 }
 
 impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     /// An empty trie for shard `this_shard`.
     pub fn new(this_shard: u16) -> Self {
-        Self { nodes: vec![Node::new(NONE)], free: Vec::new(), this_shard, local_len: 0 }
+        Self { nodes: vec![Node::new(NONE)], free: Vec::new(), this_shard, local_len: 0, generation: 1 }
     }
 
     /// Subscribes `sub` to `filter`; returns the value it replaces [MQTT-3.8.4-3].
     pub fn subscribe(&mut self, filter: &str, sub: S, value: V) -> Option<V> {
+        self.generation += 1;
         let node = self.find_or_insert(filter);
         let replaced = self.nodes[node as usize].subs.insert(sub, value);
         if replaced.is_none() {
@@ -42,6 +45,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Removes `sub`'s subscription to `filter`; returns its value if there was one.
     pub fn unsubscribe(&mut self, filter: &str, sub: S) -> Option<V> {
+        self.generation += 1;
         let node = self.find(filter)?;
         let value = self.nodes[node as usize].subs.remove(sub)?;
         self.local_len -= 1;
@@ -51,6 +55,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Adds `sub` to shared group `group` on `filter`; returns the value it replaces.
     pub fn subscribe_shared(&mut self, group: &str, filter: &str, sub: S, value: V) -> Option<V> {
+        self.generation += 1;
         let node = self.find_or_insert(filter);
         let members = &mut self.group_or_insert(node, group, filter).members;
         if let Some(entry) = members.iter_mut().find(|(s, _)| *s == sub) {
@@ -63,6 +68,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Removes `sub` from shared group `group` on `filter`; returns its value if it was in.
     pub fn unsubscribe_shared(&mut self, group: &str, filter: &str, sub: S) -> Option<V> {
+        self.generation += 1;
         let node = self.find(filter)?;
         let groups = &mut self.nodes[node as usize].shared;
         let g = groups.iter().position(|g| *g.name == *group)?;
@@ -80,6 +86,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Counts one more subscription to `filter` on another shard.
     pub fn add_remote_interest(&mut self, filter: &str, shard: u16) {
+        self.generation += 1;
         assert_ne!(shard, self.this_shard, "remote interest from this shard");
         let node = self.find_or_insert(filter);
         self.nodes[node as usize].remote.increment(shard);
@@ -87,6 +94,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Counts one subscription fewer on `shard`; false if it had none on `filter`.
     pub fn remove_remote_interest(&mut self, filter: &str, shard: u16) -> bool {
+        self.generation += 1;
         let Some(node) = self.find(filter) else {
             return false;
         };
@@ -99,6 +107,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Counts one more member of `group` on `filter` on another shard.
     pub fn add_remote_shared(&mut self, group: &str, filter: &str, shard: u16) {
+        self.generation += 1;
         assert_ne!(shard, self.this_shard, "remote shared member from this shard");
         let node = self.find_or_insert(filter);
         self.group_or_insert(node, group, filter).remote.increment(shard);
@@ -106,6 +115,7 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
 
     /// Counts one member fewer of `group` on `filter` on `shard`; false if it had none.
     pub fn remove_remote_shared(&mut self, group: &str, filter: &str, shard: u16) -> bool {
+        self.generation += 1;
         let Some(node) = self.find(filter) else {
             return false;
         };
@@ -197,6 +207,12 @@ impl<S: Copy + Eq + Hash, V> Trie<S, V> {
     /// Live nodes, the root included (1 when empty: pruning frees everything else).
     pub fn node_count(&self) -> usize {
         self.nodes.len() - self.free.len()
+    }
+
+    /// Changes with every subscription change (never 0): a route walked in one
+    /// generation holds until the generation changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// This shard's id.

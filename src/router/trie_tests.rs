@@ -358,3 +358,36 @@ fn plus_and_hash_siblings_both_match_for_one_subscriber() {
     got.sort();
     assert_eq!(got, vec![(7, 0), (7, 2)]);
 }
+
+#[test]
+fn every_change_moves_the_generation_and_lookups_do_not() {
+    let mut t = trie(&[]);
+    let mut last = t.generation();
+    assert_ne!(last, 0, "0 marks empty route-cache slots");
+    let mut changed = |t: &Trie<u32, &'static str>, what: &str| {
+        assert_ne!(t.generation(), last, "{what} left the generation as it was");
+        last = t.generation();
+    };
+    t.subscribe("a/b", 1, "v");
+    changed(&t, "subscribe");
+    t.subscribe("a/b", 1, "w");
+    changed(&t, "a resubscribe with new options");
+    t.subscribe_shared("g", "a/+", 2, "v");
+    changed(&t, "subscribe_shared");
+    t.add_remote_interest("a/#", 3);
+    changed(&t, "add_remote_interest");
+    t.add_remote_shared("g", "a/+", 3);
+    changed(&t, "add_remote_shared");
+    let before = t.generation();
+    let _ = matching(&t, "a/b");
+    let _ = remote(&t, "a/b");
+    assert_eq!(t.generation(), before, "a lookup changes nothing");
+    t.remove_remote_shared("g", "a/+", 3);
+    changed(&t, "remove_remote_shared");
+    t.remove_remote_interest("a/#", 3);
+    changed(&t, "remove_remote_interest");
+    t.unsubscribe_shared("g", "a/+", 2);
+    changed(&t, "unsubscribe_shared");
+    t.unsubscribe("a/b", 1);
+    changed(&t, "unsubscribe");
+}

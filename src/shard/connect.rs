@@ -292,22 +292,9 @@ impl ShardState {
 
 #[cfg(test)]
 mod tests {
-    use super::super::mesh::Mesh;
-    use super::super::state::Shared;
+    use super::super::state::test_shards as shards;
     use super::*;
-    use crate::config::Config;
     use crate::protocol::ProtocolVersion;
-    use std::sync::Arc;
-
-    fn shards(n: usize) -> Vec<ShardState> {
-        let shared = Arc::new(Shared {
-            mesh: Mesh::new(n),
-            config: Config::default(),
-            connections: Default::default(),
-            retain_seq: Default::default(),
-        });
-        (0..n).map(|id| ShardState::new(id as u16, shared.clone())).collect()
-    }
 
     /// A stub on `st` for a session that moved to shard `to` under handoff `token`.
     fn stub(st: &mut ShardState, to: u16, token: ConnectToken) -> SessionId {

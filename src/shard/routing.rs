@@ -27,10 +27,13 @@ pub struct Retained {
 
 /// One subscriber's merged view of its matching subscriptions [MQTT-3.3.4-2]: delivered
 /// once, at the highest granted QoS, with every subscription identifier.
+#[derive(Clone, Debug)]
 pub struct Match {
     sid: SessionId,
     qos: QoS,
     retain_as_published: bool,
+    /// The subscription has No Local set (MQTT 5).
+    no_local: bool,
     ids: Vec<u32>,
 }
 
@@ -53,29 +56,11 @@ impl ShardState {
         let mut shards = ShardSet::default();
         let mut matches = std::mem::take(&mut self.scratch_matches);
         let mut shared_targets: Vec<SharedPick> = Vec::new();
-        let strategy = self.config().share_strategy;
-        let random = self.random();
-        let publisher_hash = msg.publisher.0;
+        let sources = self.route(&msg, &mut matches, &mut shards, &mut shared_targets);
+        // No Local: not back to the publishing client [MQTT-3.8.3-3]. Applied after the
+        // route (which is cached per topic, for every publisher alike).
         let this_shard = self.id;
-        let sources = self.trie.route(
-            &msg.topic,
-            &mut shards,
-            |sid, sub| {
-                // No Local: not back to the publishing client [MQTT-3.8.3-3].
-                if !(sub.options.no_local && PublisherKey::new(this_shard, sid, 0) == msg.publisher) {
-                    matches.push(Match::new(sid, sub))
-                }
-            },
-            |group| {
-                if let Some(t) = group.select(strategy, publisher_hash, random) {
-                    let local = match t {
-                        Target::Local(i) => group.members().get(i).copied(),
-                        Target::Shard(_) => None,
-                    };
-                    shared_targets.push((t, group.group().into(), group.filter().into(), local));
-                }
-            },
-        );
+        matches.retain(|m| !(m.no_local && PublisherKey::new(this_shard, m.sid, 0) == msg.publisher));
         let matched = !matches.is_empty() || !shards.is_empty() || !shared_targets.is_empty();
         self.deliver_matches(&msg, &mut matches, sources);
         self.scratch_matches = matches;
@@ -98,10 +83,87 @@ impl ShardState {
         matched
     }
 
+    /// The trie walk for `msg`'s topic, or its cached result: every local match (No Local
+    /// not yet applied), the shards to forward to, and one pick per matching shared group.
+    /// Returns how many filters contributed local matches. Routes that meet a shared
+    /// group are never cached, since each publish makes its own pick.
+    fn route(
+        &mut self,
+        msg: &Message,
+        matches: &mut Vec<Match>,
+        shards: &mut ShardSet,
+        shared_targets: &mut Vec<SharedPick>,
+    ) -> usize {
+        let generation = self.trie.generation();
+        if let Some(route) = self.route_cache.get(&msg.topic, generation) {
+            matches.extend_from_slice(route.matches);
+            route.shards.iter().for_each(|&s| _ = shards.insert(s));
+            return route.sources;
+        }
+        let strategy = self.config().share_strategy;
+        let random = self.random();
+        let publisher_hash = msg.publisher.0;
+        let mut saw_shared = false;
+        let sources = self.trie.route(
+            &msg.topic,
+            shards,
+            |sid, sub| matches.push(Match::new(sid, sub)),
+            |group| {
+                saw_shared = true;
+                if let Some(t) = group.select(strategy, publisher_hash, random) {
+                    let local = match t {
+                        Target::Local(i) => group.members().get(i).copied(),
+                        Target::Shard(_) => None,
+                    };
+                    shared_targets.push((t, group.group().into(), group.filter().into(), local));
+                }
+            },
+        );
+        if !saw_shared {
+            self.cache_route(&msg.topic, generation, matches, shards, sources);
+        }
+        sources
+    }
+
+    fn cache_route(
+        &mut self,
+        topic: &str,
+        generation: u64,
+        matches: &[Match],
+        shards: &ShardSet,
+        sources: usize,
+    ) {
+        let mut list = std::mem::take(&mut self.scratch_shards);
+        list.clear();
+        list.extend(shards.iter());
+        self.route_cache.insert(topic, generation, matches, &list, sources);
+        self.scratch_shards = list;
+    }
+
     /// A message another shard forwarded: local subscribers only.
     pub fn deliver_forwarded(&mut self, msg: &Arc<Message>) {
         let mut matches = std::mem::take(&mut self.scratch_matches);
-        let sources = self.trie.for_each_match(&msg.topic, |sid, sub| matches.push(Match::new(sid, sub)));
+        let generation = self.trie.generation();
+        let sources = if let Some(route) = self.route_cache.get(&msg.topic, generation) {
+            matches.extend_from_slice(route.matches);
+            route.sources
+        } else {
+            // The walk that fills the cache; the shared groups were the sending shard's
+            // to pick, so here they only mark the route as not cacheable.
+            let mut shards = ShardSet::default();
+            let mut saw_shared = false;
+            let sources = self.trie.route(
+                &msg.topic,
+                &mut shards,
+                |sid, sub| matches.push(Match::new(sid, sub)),
+                |_| saw_shared = true,
+            );
+            if !saw_shared {
+                self.cache_route(&msg.topic, generation, &matches, &shards, sources);
+            }
+            sources
+        };
+        // A forwarded message's publisher is on another shard: No Local excludes no one here.
         self.deliver_matches(msg, &mut matches, sources);
         self.scratch_matches = matches;
     }
@@ -406,6 +468,7 @@ impl Match {
             sid,
             qos: sub.options.qos,
             retain_as_published: sub.options.retain_as_published,
+            no_local: sub.options.no_local,
             ids: sub.subscription_id.into_iter().collect(),
         }
     }
@@ -441,8 +504,94 @@ fn merge_overlapping(matches: &mut Vec<Match>) {
 mod tests {
     use super::*;
 
+    use super::super::state::test_shards;
+    use crate::protocol::{ProtocolVersion, SubscriptionOptions};
+    use crate::session::Session;
+
     fn m(sid: SessionId, qos: QoS, id: Option<u32>) -> Match {
-        Match { sid, qos, retain_as_published: false, ids: id.into_iter().collect() }
+        Match { sid, qos, retain_as_published: false, no_local: false, ids: id.into_iter().collect() }
+    }
+
+    /// An offline persistent MQTT 5 session on `st`: QoS 1 deliveries wait in its queue.
+    fn offline_session(st: &mut ShardState, name: &str) -> SessionId {
+        let s = Session::new(ByteStr::from(name), ProtocolVersion::V5, 3600, st.limits);
+        st.install_session(s, None, 1)
+    }
+
+    fn subscribe(st: &mut ShardState, sid: SessionId, filter: &str, no_local: bool) {
+        let options = SubscriptionOptions { no_local, ..SubscriptionOptions::qos(QoS::AtLeastOnce) };
+        st.add_to_trie(sid, filter, Subscription { options, subscription_id: None });
+    }
+
+    fn message(topic: &str, publisher: PublisherKey) -> Message {
+        Message {
+            topic: ByteStr::from(topic),
+            payload: bytes::Bytes::from_static(b"x"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: None,
+            expires_at_ms: None,
+            publisher,
+        }
+    }
+
+    fn queued(st: &ShardState, sid: SessionId) -> usize {
+        st.sessions.get(sid).expect("session").session.outbound.queue.len()
+    }
+
+    #[test]
+    fn a_cached_route_gives_what_the_walk_gives_and_goes_stale_on_any_change() {
+        let mut st = test_shards(1).pop().expect("one shard");
+        let (a, b) = (offline_session(&mut st, "a"), offline_session(&mut st, "b"));
+        subscribe(&mut st, a, "t/+", false);
+        subscribe(&mut st, a, "t/x", false);
+        for _ in 0..3 {
+            assert!(st.publish(message("t/x", PublisherKey::NONE)));
+        }
+        assert!(st.route_cache.get("t/x", st.trie.generation()).is_some(), "the first publish cached it");
+        assert_eq!(queued(&st, a), 3, "once per message although two filters match");
+        // A new subscriber must not be missed because of the cached route...
+        subscribe(&mut st, b, "t/#", false);
+        assert!(st.publish(message("t/x", PublisherKey::NONE)));
+        assert_eq!((queued(&st, a), queued(&st, b)), (4, 1));
+        // ...nor a removed one still be served from it.
+        assert!(st.remove_from_trie(a, "t/+"));
+        assert!(st.remove_from_trie(a, "t/x"));
+        assert!(st.publish(message("t/x", PublisherKey::NONE)));
+        assert_eq!((queued(&st, a), queued(&st, b)), (4, 2));
+    }
+
+    #[test]
+    fn no_local_holds_for_routes_served_from_the_cache() {
+        let mut st = test_shards(1).pop().expect("one shard");
+        let (a, b) = (offline_session(&mut st, "a"), offline_session(&mut st, "b"));
+        subscribe(&mut st, a, "n/l", true);
+        subscribe(&mut st, b, "n/l", false);
+        let from_a = PublisherKey::new(st.id, a, 0);
+        // The first publish (a walk) and the later ones (cache hits) alike [MQTT-3.8.3-3].
+        for _ in 0..3 {
+            st.publish(message("n/l", from_a));
+        }
+        assert_eq!((queued(&st, a), queued(&st, b)), (0, 3));
+        st.publish(message("n/l", PublisherKey::NONE));
+        assert_eq!((queued(&st, a), queued(&st, b)), (1, 4), "others' messages still reach a");
+    }
+
+    #[test]
+    fn routes_through_shared_groups_are_walked_every_time() {
+        let mut st = test_shards(1).pop().expect("one shard");
+        let members = [offline_session(&mut st, "m1"), offline_session(&mut st, "m2")];
+        for &sid in &members {
+            subscribe(&mut st, sid, "$share/g/s/t", false);
+        }
+        for _ in 0..10 {
+            st.publish(message("s/t", PublisherKey::NONE));
+        }
+        assert!(st.route_cache.get("s/t", st.trie.generation()).is_none());
+        // Each publish made its own pick: both members got some, together all ten.
+        let got: Vec<usize> = members.iter().map(|&sid| queued(&st, sid)).collect();
+        assert_eq!(got.iter().sum::<usize>(), 10);
+        assert!(got.iter().all(|&n| n > 0), "{got:?}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::routing::Retained;
 pub use super::slab::Slab;
 use crate::config::Config;
 use crate::protocol::{ByteStr, ProtocolVersion, ReasonCode};
-use crate::router::{RetainedStore, Trie};
+use crate::router::{RetainedStore, RouteCache, Trie};
 use crate::session::{Limits, Message, Session, Subscription};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
@@ -244,6 +244,9 @@ pub struct ShardState {
     pub turn_output_bytes: usize,
     /// The publish path's match list, kept to reuse its allocation.
     pub scratch_matches: Vec<super::routing::Match>,
+    /// Recent topics' routes (see [`RouteCache`]): most publishes skip the trie walk.
+    pub route_cache: RouteCache<super::routing::Match>,
+    pub scratch_shards: Vec<u16>,
 }
 
 impl ShardState {
@@ -285,6 +288,12 @@ impl ShardState {
             clock_ms: now_ms(),
             turn_output_bytes: 0,
             scratch_matches: Vec::new(),
+            // A per-process random seed: which topics share a cache slot is not predictable.
+            route_cache: RouteCache::new(std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                id,
+            )),
+            scratch_shards: Vec::new(),
             shared,
         }
     }
@@ -484,19 +493,27 @@ impl ShardState {
     }
 }
 
+/// `n` shard states joined by one mesh, default configuration: for sans-IO tests.
+#[cfg(test)]
+pub(super) fn test_shards(n: usize) -> Vec<ShardState> {
+    let shared = Arc::new(Shared {
+        mesh: Mesh::new(n),
+        config: Config::default(),
+        connections: AtomicUsize::new(0),
+        retain_seq: Default::default(),
+    });
+    (0..n).map(|id| ShardState::new(id as u16, shared.clone())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::shard::mesh::MESH_QUEUE_CAPACITY;
 
     fn two_shards() -> (ShardState, ShardState) {
-        let shared = Arc::new(Shared {
-            mesh: Mesh::new(2),
-            config: Config::default(),
-            connections: AtomicUsize::new(0),
-            retain_seq: Default::default(),
-        });
-        (ShardState::new(0, shared.clone()), ShardState::new(1, shared))
+        let mut s = test_shards(2);
+        let b = s.pop().expect("two");
+        (s.pop().expect("two"), b)
     }
 
     fn forward() -> MeshMsg {
