@@ -111,9 +111,10 @@ fn hash(bytes: &[u8], seed: u64) -> u64 {
         let word = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
         h = (h.rotate_left(5) ^ word).wrapping_mul(K);
     }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    // The tail folded in a byte at a time: a copy into a stack buffer would go through
+    // memcpy and stall the load that reads it back (perf showed both).
+    let tail = chunks.remainder().iter().fold(0u64, |t, &b| (t << 8) | b as u64);
+    h = (h.rotate_left(5) ^ tail).wrapping_mul(K);
     h ^ (h >> 29)
 }
 

@@ -26,6 +26,50 @@ pub struct Message {
     pub publisher: PublisherKey,
 }
 
+/// A message on its way through one shard's routing: owned until some delivery has to
+/// keep it (a session's queue or in-flight window, another shard, the retained store),
+/// shared from then on. A QoS 0 message written straight into its subscribers' output
+/// buffers is never put behind an `Arc`: no allocation and no atomic for it.
+#[derive(Debug)]
+pub struct Routed {
+    owned: Option<Message>,
+    shared: Option<Arc<Message>>,
+}
+
+impl Routed {
+    /// A message that nothing shares yet.
+    pub fn new(message: Message) -> Self {
+        Routed { owned: Some(message), shared: None }
+    }
+
+    /// A message that is already shared (from another shard, a queue, the store).
+    pub fn from_shared(message: Arc<Message>) -> Self {
+        Routed { owned: None, shared: Some(message) }
+    }
+
+    /// The shared message, made so on first call; every call returns the same `Arc`
+    /// (duplicate detection during a session handover compares their addresses).
+    pub fn share(&mut self) -> Arc<Message> {
+        if let Some(shared) = &self.shared {
+            return shared.clone();
+        }
+        let shared = Arc::new(self.owned.take().expect("a Routed holds its message one way or the other"));
+        self.shared = Some(shared.clone());
+        shared
+    }
+}
+
+impl std::ops::Deref for Routed {
+    type Target = Message;
+
+    fn deref(&self) -> &Message {
+        match &self.shared {
+            Some(shared) => shared,
+            None => self.owned.as_ref().expect("a Routed holds its message one way or the other"),
+        }
+    }
+}
+
 /// The publishing session (shard and slot), or none for messages the broker made (wills
 /// are published on behalf of a client that is gone, retained replays have no publisher).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -62,4 +106,39 @@ pub struct Delivery {
 pub struct SharedGroupName {
     pub group: Arc<str>,
     pub filter: Arc<str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: &str) -> Message {
+        Message {
+            topic: ByteStr::from(topic),
+            payload: Bytes::from_static(b"p"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: None,
+            expires_at_ms: None,
+            publisher: PublisherKey::NONE,
+        }
+    }
+
+    #[test]
+    fn a_routed_message_is_shared_once_and_reads_the_same_before_and_after() {
+        let mut routed = Routed::new(message("a/b"));
+        assert_eq!(&*routed.topic, "a/b");
+        let first = routed.share();
+        let second = routed.share();
+        assert!(Arc::ptr_eq(&first, &second), "one Arc per routed message");
+        assert_eq!(&*routed.topic, "a/b");
+        assert_eq!(Arc::strong_count(&first), 3);
+    }
+
+    #[test]
+    fn an_already_shared_message_keeps_its_arc() {
+        let original = Arc::new(message("x"));
+        let mut routed = Routed::from_shared(original.clone());
+        assert!(Arc::ptr_eq(&routed.share(), &original));
+    }
 }

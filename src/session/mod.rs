@@ -13,7 +13,7 @@
 mod message;
 mod outbound;
 
-pub use message::{Delivery, Message, PublisherKey, SharedGroupName};
+pub use message::{Delivery, Message, PublisherKey, Routed, SharedGroupName};
 pub use outbound::{InflightOut, OutState, Outbound};
 
 use crate::protocol::{

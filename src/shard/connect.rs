@@ -8,7 +8,7 @@
 use super::messages::{ConnectToken, MeshMsg};
 use super::state::{ConnId, HandoverStep, SessionEntry, SessionId, ShardState};
 use crate::protocol::{ByteStr, ReasonCode};
-use crate::session::Session;
+use crate::session::{Routed, Session};
 use std::time::Instant;
 
 impl ShardState {
@@ -177,7 +177,14 @@ impl ShardState {
     /// New holder: a delivery the old holder's stub received.
     pub fn on_moved_delivery(&mut self, token: ConnectToken, d: crate::session::Delivery) {
         if let Some(&sid) = self.arrivals.get(&token) {
-            self.deliver_to(sid, &d.message, d.qos, d.retain, d.subscription_ids, d.shared);
+            self.deliver_to(
+                sid,
+                &mut Routed::from_shared(d.message),
+                d.qos,
+                d.retain,
+                d.subscription_ids,
+                d.shared,
+            );
         }
     }
 

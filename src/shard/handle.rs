@@ -506,9 +506,9 @@ impl ShardState {
     /// Handles one message from the mesh.
     pub fn on_mesh(&mut self, msg: MeshMsg) -> bool {
         match msg {
-            MeshMsg::Forward(m) => self.deliver_forwarded(&m),
+            MeshMsg::Forward(m) => self.deliver_forwarded(m),
             MeshMsg::SharedForward { group, filter, message, hops } => {
-                self.deliver_shared(&group, &filter, &message, hops)
+                self.deliver_shared(&group, &filter, message, hops)
             }
             MeshMsg::Interest { filter, from, add: true } => self.trie.add_remote_interest(&filter, from),
             MeshMsg::Interest { filter, from, add: false } => {

@@ -7,7 +7,9 @@ use super::state::{ConnId, SessionId, ShardState, SubValue, OUTPUT_HIGH_WATER_BY
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{ByteStr, QoS, RetainHandling};
 use crate::router::{ShardSet, Target};
-use crate::session::{DeliverOutcome, Delivery, Message, PublisherKey, SharedGroupName, Subscription};
+use crate::session::{
+    DeliverOutcome, Delivery, Message, PublisherKey, Routed, SharedGroupName, Subscription,
+};
 use std::sync::Arc;
 
 /// How many times a shared-group message may be sent on to another shard because the
@@ -42,13 +44,13 @@ impl ShardState {
     /// groups; updates the retained store first. Returns whether anyone subscribed
     /// (on any shard), for MQTT 5's "no matching subscribers".
     pub fn publish(&mut self, msg: Message) -> bool {
-        let msg = Arc::new(msg);
+        let mut msg = Routed::new(msg);
         if msg.retain {
             // One process-wide sequence orders retained updates from different shards, so
             // every shard keeps the newest whatever order the mesh delivers them in.
             let seq = self.shared.retain_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // An empty payload clears the retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11].
-            let stored = (!msg.payload.is_empty()).then(|| msg.clone());
+            let stored = (!msg.payload.is_empty()).then(|| msg.share());
             let topic = msg.topic.clone();
             self.apply_retained(&topic, seq, stored.clone());
             self.broadcast(|| MeshMsg::Retain { topic: topic.clone(), seq, message: stored.clone() });
@@ -62,19 +64,20 @@ impl ShardState {
         let this_shard = self.id;
         matches.retain(|m| !(m.no_local && PublisherKey::new(this_shard, m.sid, 0) == msg.publisher));
         let matched = !matches.is_empty() || !shards.is_empty() || !shared_targets.is_empty();
-        self.deliver_matches(&msg, &mut matches, sources);
+        self.deliver_matches(&mut msg, &mut matches, sources);
         self.scratch_matches = matches;
         for to in shards.iter() {
-            self.send(to as usize, MeshMsg::Forward(msg.clone()));
+            let forward = MeshMsg::Forward(msg.share());
+            self.send(to as usize, forward);
         }
         for (target, group, filter, local) in shared_targets {
             match (target, local) {
                 (Target::Local(_), Some((sid, sub))) => {
                     let name = SharedGroupName { group, filter };
-                    self.deliver_one(&msg, sid, &sub, false, Some(Arc::new(name)))
+                    self.deliver_one(&mut msg, sid, &sub, false, Some(Arc::new(name)))
                 }
                 (Target::Shard(shard), _) => {
-                    let message = msg.clone();
+                    let message = msg.share();
                     self.send(shard as usize, MeshMsg::SharedForward { group, filter, message, hops: 0 })
                 }
                 _ => {}
@@ -141,7 +144,8 @@ impl ShardState {
     }
 
     /// A message another shard forwarded: local subscribers only.
-    pub fn deliver_forwarded(&mut self, msg: &Arc<Message>) {
+    pub fn deliver_forwarded(&mut self, msg: Arc<Message>) {
+        let mut msg = Routed::from_shared(msg);
         let mut matches = std::mem::take(&mut self.scratch_matches);
         let generation = self.trie.generation();
         let sources = if let Some(route) = self.route_cache.get(&msg.topic, generation) {
@@ -164,14 +168,14 @@ impl ShardState {
             sources
         };
         // A forwarded message's publisher is on another shard: No Local excludes no one here.
-        self.deliver_matches(msg, &mut matches, sources);
+        self.deliver_matches(&mut msg, &mut matches, sources);
         self.scratch_matches = matches;
     }
 
     /// Delivers once to each subscriber among the matches, leaving `matches` empty (its
     /// capacity is reused). `sources` is how many filters matched: with one, no subscriber
     /// can appear twice and the merge (a sort) is skipped.
-    fn deliver_matches(&mut self, msg: &Arc<Message>, matches: &mut Vec<Match>, sources: usize) {
+    fn deliver_matches(&mut self, msg: &mut Routed, matches: &mut Vec<Match>, sources: usize) {
         if sources > 1 {
             merge_overlapping(matches);
         }
@@ -184,7 +188,7 @@ impl ShardState {
 
     fn deliver_one(
         &mut self,
-        msg: &Arc<Message>,
+        msg: &mut Routed,
         sid: SessionId,
         sub: &SubValue,
         retained_replay: bool,
@@ -199,7 +203,7 @@ impl ShardState {
     pub(super) fn deliver_to(
         &mut self,
         sid: SessionId,
-        msg: &Arc<Message>,
+        msg: &mut Routed,
         qos: QoS,
         retain: bool,
         ids: Vec<u32>,
@@ -207,13 +211,14 @@ impl ShardState {
     ) {
         let Some(entry) = self.sessions.get_mut(sid) else { return };
         if let Some(&(to, token)) = entry.moved_to.as_deref() {
-            let delivery = Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared };
+            let delivery = Delivery { message: msg.share(), qos, retain, subscription_ids: ids, shared };
             self.send(to as usize, MeshMsg::MovedDelivery { token, delivery });
             return;
         }
         if let Some(seen) = &mut entry.arriving {
             // The same message may come directly and through the old holder's stub.
-            if seen.insert(Arc::as_ptr(msg) as usize, msg.clone()).is_some() {
+            let shared = msg.share();
+            if seen.insert(Arc::as_ptr(&shared) as usize, shared).is_some() {
                 return;
             }
         }
@@ -237,7 +242,7 @@ impl ShardState {
         } else {
             entry
                 .session
-                .deliver(Delivery { message: msg.clone(), qos, retain, subscription_ids: ids, shared }, out)
+                .deliver(Delivery { message: msg.share(), qos, retain, subscription_ids: ids, shared }, out)
         };
         let wrote = out.len() != before;
         self.turn_output_bytes += out.len() - before;
@@ -254,7 +259,8 @@ impl ShardState {
     /// A message another shard picked this shard for, in a shared group. If the member
     /// it counted on left meanwhile, the group picks again (bounded by
     /// [`SHARED_HOPS_MAX`], since member counts travel the mesh too).
-    pub fn deliver_shared(&mut self, group: &Arc<str>, filter: &Arc<str>, msg: &Arc<Message>, hops: u8) {
+    pub fn deliver_shared(&mut self, group: &Arc<str>, filter: &Arc<str>, msg: Arc<Message>, hops: u8) {
+        let mut msg = Routed::from_shared(msg);
         let strategy = self.config().share_strategy;
         let random = self.random();
         let chosen = self
@@ -263,15 +269,15 @@ impl ShardState {
             .and_then(|g| g.select_local(strategy, msg.publisher.0, random).copied());
         let name = Arc::new(SharedGroupName { group: group.clone(), filter: filter.clone() });
         match chosen {
-            Some((sid, sub)) => self.deliver_one(msg, sid, &sub, false, Some(name)),
-            None if hops < SHARED_HOPS_MAX => self.route_to_group(name, msg, hops + 1),
+            Some((sid, sub)) => self.deliver_one(&mut msg, sid, &sub, false, Some(name)),
+            None if hops < SHARED_HOPS_MAX => self.route_to_group(name, &mut msg, hops + 1),
             None => self.drops.shared_no_member.add(),
         }
     }
 
     /// Picks one member of a shared group across all shards and delivers to it or
     /// forwards to its shard.
-    fn route_to_group(&mut self, name: Arc<SharedGroupName>, msg: &Arc<Message>, hops: u8) {
+    fn route_to_group(&mut self, name: Arc<SharedGroupName>, msg: &mut Routed, hops: u8) {
         let strategy = self.config().share_strategy;
         let random = self.random();
         let pick = self.trie.shared_group(&name.group, &name.filter).and_then(|g| {
@@ -285,7 +291,7 @@ impl ShardState {
         match pick {
             Some((Target::Local(_), Some((sid, sub)))) => self.deliver_one(msg, sid, &sub, false, Some(name)),
             Some((Target::Shard(shard), _)) => {
-                let (group, filter, message) = (name.group.clone(), name.filter.clone(), msg.clone());
+                let (group, filter, message) = (name.group.clone(), name.filter.clone(), msg.share());
                 self.send(shard as usize, MeshMsg::SharedForward { group, filter, message, hops })
             }
             _ => self.drops.shared_no_member.add(),
@@ -297,7 +303,7 @@ impl ShardState {
     pub fn redistribute_shared(&mut self, deliveries: Vec<Delivery>) {
         for d in deliveries {
             if let Some(name) = d.shared {
-                self.route_to_group(name, &d.message, 0);
+                self.route_to_group(name, &mut Routed::from_shared(d.message), 0);
             }
         }
     }
@@ -358,7 +364,7 @@ impl ShardState {
             }
         });
         for m in found {
-            self.deliver_one(&m, sid, sub, true, None);
+            self.deliver_one(&mut Routed::from_shared(m), sid, sub, true, None);
         }
     }
 
