@@ -267,8 +267,11 @@ fi
 rumqttd_bin="$(command -v rumqttd || true)"
 if wanted rumqttd; then
     if [ -z "$rumqttd_bin" ] && [ "$with_rumqttd" -eq 1 ]; then
-        say "rumqttd missing: cargo install rumqttd --version 0.19.0 --locked"
-        timeout 3600 cargo install rumqttd --version 0.19.0 --locked || die "cargo install rumqttd failed"
+        # Not --locked: rumqttd 0.19.0's lock file pins time 0.3.30, which no longer
+        # compiles with current rustc (E0282 in format_description); the resolver picks a
+        # fixed time 0.3.x.
+        say "rumqttd missing: cargo install rumqttd --version 0.19.0"
+        timeout 3600 cargo install rumqttd --version 0.19.0 || die "cargo install rumqttd failed"
         rumqttd_bin="$(command -v rumqttd || echo "${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd")"
     fi
     if [ -n "$rumqttd_bin" ] && [ -x "$rumqttd_bin" ]; then
