@@ -561,11 +561,20 @@ run_one() {
         124 | 137) failures=$((failures + 1)); say "[$n_done/$n_total] $b_name $id: TIMED OUT after ${lim} s" ;;
         *) failures=$((failures + 1)); say "[$n_done/$n_total] $b_name $id: FAILED (exit $rc): $(tail -n2 "$dir/stderr.txt" | tr '\n' ' ')" ;;
     esac
-    # A broker that died is restarted for the remaining runs (and the report shows the failure).
+    # A broker that died, or that failed a run while still running, is restarted for the
+    # remaining runs; the report shows the failed run. (rumqttd 0.19's router thread can
+    # panic and leave the process up but refusing every client, which voided the rest
+    # of its matrix before this.)
+    local why=""
     if [ -n "$b_tpid" ] && ! child_of "$b_pid" "$b_tpid"; then
-        say "$b_name is no longer running (see $out/$b_name/broker.log); restarting it"
-        echo "# $(date +%T) broker died during $id" >>"$out/$b_name/broker.log"
-        meta note "$b_name exited during $id and was restarted for the runs after it"
+        why="exited during $id"
+    elif [ -n "$b_tpid" ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
+        why="failed $id while still running"
+    fi
+    if [ -n "$why" ]; then
+        say "$b_name $why (see $out/$b_name/broker.log); restarting it"
+        echo "# $(date +%T) $why" >>"$out/$b_name/broker.log"
+        meta note "$b_name $why and was restarted for the runs after it"
         stop_broker
         start_broker "$b_name" "restart" || die "$b_name would not restart"
     fi
