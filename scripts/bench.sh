@@ -132,6 +132,8 @@ fi
 [[ "$duration" =~ ^[0-9]+$ && "$duration" -ge 1 ]] || die "--duration: whole seconds, at least 1"
 [[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup: whole seconds"
 drain=5              # loadgen --drain: longest wait for outstanding deliveries after the run
+settle_s=15          # pause after each broker's runs of a phase (see settle); 5 with --quick
+[ "$quick" -eq 1 ] && settle_s=5
 
 for tool in taskset timeout python3 pgrep ss; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is needed (util-linux, coreutils, python3, procps, iproute2)"
@@ -581,6 +583,13 @@ run_one() {
     sleep 1   # let the broker settle (closed sockets, freed queues) before the next run
 }
 
+# Between brokers: a broker that held gigabytes (rumqttd reached 6 GiB in the matrix) takes
+# seconds to give them back, and the next broker's first runs measured that (a fixed-rate
+# p99 of 12 ms right after rumqttd, 0.8 ms rerun alone).
+settle() {
+    sleep "$settle_s"
+}
+
 # --- phase 1: the closed-loop matrix --------------------------------------------------------------
 
 for name in "${brokers[@]}"; do
@@ -595,6 +604,7 @@ for name in "${brokers[@]}"; do
             --duration "$duration" --warmup "$warmup" --drain "$drain"
     done
     stop_broker
+    settle
 done
 
 # --- phase 2: the fixed-rate latency run and the idle connections ----------------------------
@@ -642,6 +652,7 @@ for name in "${brokers[@]}"; do
             --source-ips 127.0.0.1-127.0.0.20
     done
     stop_broker
+    settle
 done
 
 meta loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
