@@ -160,13 +160,19 @@ mod tests {
         assert!(cache.get("a/b/", 1).is_none());
     }
 
+    /// Three topics `{prefix}/{i}` that fall into the same set.
+    fn three_sharing_a_set(cache: &RouteCache<u32>, prefix: &str) -> Vec<String> {
+        let set = cache.set(&format!("{prefix}/0"));
+        let topics: Vec<String> =
+            (0..100_000).map(|i| format!("{prefix}/{i}")).filter(|t| cache.set(t) == set).take(3).collect();
+        assert_eq!(topics.len(), 3, "three topics sharing one set");
+        topics
+    }
+
     #[test]
     fn a_full_set_keeps_the_route_used_last_and_never_confuses_topics() {
         let mut cache: RouteCache<u32> = RouteCache::new(1);
-        let set = cache.set("t/0");
-        let topics: Vec<String> =
-            (0..100_000).map(|i| format!("t/{i}")).filter(|t| cache.set(t) == set).take(3).collect();
-        assert_eq!(topics.len(), 3, "three topics sharing one set");
+        let topics = three_sharing_a_set(&cache, "t");
         let (a, b, c) = (&topics[0], &topics[1], &topics[2]);
         cache.insert(a, 1, &[1], &[], 1);
         cache.insert(b, 1, &[2], &[], 1);
@@ -183,9 +189,7 @@ mod tests {
     #[test]
     fn stale_slots_are_reused_before_fresh_ones() {
         let mut cache: RouteCache<u32> = RouteCache::new(3);
-        let set = cache.set("s/0");
-        let topics: Vec<String> =
-            (0..100_000).map(|i| format!("s/{i}")).filter(|t| cache.set(t) == set).take(3).collect();
+        let topics = three_sharing_a_set(&cache, "s");
         cache.insert(&topics[0], 1, &[1], &[], 1);
         cache.insert(&topics[1], 2, &[2], &[], 1);
         cache.insert(&topics[2], 2, &[3], &[], 1);
