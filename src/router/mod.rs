@@ -21,8 +21,10 @@
 //! A PUBLISH takes one walk ([`Trie::route`]): the local subscribers, the set of shards
 //! to forward to ([`ShardSet`]), and the shared groups, each of which picks exactly one
 //! member across all shards (see [`shared`]). The receiving shard walks its own trie
-//! with [`Trie::for_each_match`] for its local subscribers only. A match walks the topic's
-//! levels depth-first over a small inline stack: no allocation, no recursion.
+//! with [`Trie::route`] for its local subscribers only (forwarding and shared picks are
+//! the sending shard's). Each shard caches recent walks per topic ([`RouteCache`]). A
+//! match walks the topic's levels depth-first over a small inline stack: no allocation,
+//! no recursion.
 //!
 //! Filters and topics reaching this module are already valid (see
 //! [`crate::protocol::topic`]) and shared filters are already split into group and filter.

@@ -58,7 +58,7 @@ impl ShardState {
         let mut shards = ShardSet::default();
         let mut matches = std::mem::take(&mut self.scratch_matches);
         let mut shared_targets: Vec<SharedPick> = Vec::new();
-        let sources = self.route(&msg, &mut matches, &mut shards, &mut shared_targets);
+        let sources = self.route(&msg, &mut matches, &mut shards, Some(&mut shared_targets));
         // No Local: not back to the publishing client [MQTT-3.8.3-3]. Applied after the
         // route (which is cached per topic, for every publisher alike).
         let this_shard = self.id;
@@ -87,7 +87,8 @@ impl ShardState {
     }
 
     /// The trie walk for `msg`'s topic, or its cached result: every local match (No Local
-    /// not yet applied), the shards to forward to, and one pick per matching shared group.
+    /// not yet applied), the shards to forward to, and, given `shared_targets`, one pick
+    /// per matching shared group (a forwarded message passes none: its shard picked).
     /// Returns how many filters contributed local matches. Routes that meet a shared
     /// group are never cached, since each publish makes its own pick.
     fn route(
@@ -95,7 +96,7 @@ impl ShardState {
         msg: &Message,
         matches: &mut Vec<Match>,
         shards: &mut ShardSet,
-        shared_targets: &mut Vec<SharedPick>,
+        mut shared_targets: Option<&mut Vec<SharedPick>>,
     ) -> usize {
         let generation = self.trie.generation();
         if let Some(route) = self.route_cache.get(&msg.topic, generation) {
@@ -113,60 +114,32 @@ impl ShardState {
             |sid, sub| matches.push(Match::new(sid, sub)),
             |group| {
                 saw_shared = true;
+                let Some(targets) = shared_targets.as_deref_mut() else { return };
                 if let Some(t) = group.select(strategy, publisher_hash, random) {
                     let local = match t {
                         Target::Local(i) => group.members().get(i).copied(),
                         Target::Shard(_) => None,
                     };
-                    shared_targets.push((t, group.group().into(), group.filter().into(), local));
+                    targets.push((t, group.group().into(), group.filter().into(), local));
                 }
             },
         );
         if !saw_shared {
-            self.cache_route(&msg.topic, generation, matches, shards, sources);
+            let mut list = std::mem::take(&mut self.scratch_shards);
+            list.clear();
+            list.extend(shards.iter());
+            self.route_cache.insert(&msg.topic, generation, matches, &list, sources);
+            self.scratch_shards = list;
         }
         sources
-    }
-
-    fn cache_route(
-        &mut self,
-        topic: &str,
-        generation: u64,
-        matches: &[Match],
-        shards: &ShardSet,
-        sources: usize,
-    ) {
-        let mut list = std::mem::take(&mut self.scratch_shards);
-        list.clear();
-        list.extend(shards.iter());
-        self.route_cache.insert(topic, generation, matches, &list, sources);
-        self.scratch_shards = list;
     }
 
     /// A message another shard forwarded: local subscribers only.
     pub fn deliver_forwarded(&mut self, msg: Arc<Message>) {
         let mut msg = Routed::from_shared(msg);
         let mut matches = std::mem::take(&mut self.scratch_matches);
-        let generation = self.trie.generation();
-        let sources = if let Some(route) = self.route_cache.get(&msg.topic, generation) {
-            matches.extend_from_slice(route.matches);
-            route.sources
-        } else {
-            // The walk that fills the cache; the shared groups were the sending shard's
-            // to pick, so here they only mark the route as not cacheable.
-            let mut shards = ShardSet::default();
-            let mut saw_shared = false;
-            let sources = self.trie.route(
-                &msg.topic,
-                &mut shards,
-                |sid, sub| matches.push(Match::new(sid, sub)),
-                |_| saw_shared = true,
-            );
-            if !saw_shared {
-                self.cache_route(&msg.topic, generation, &matches, &shards, sources);
-            }
-            sources
-        };
+        // The shards to forward to are the sending shard's business: computed, not used.
+        let sources = self.route(&msg, &mut matches, &mut ShardSet::default(), None);
         // A forwarded message's publisher is on another shard: No Local excludes no one here.
         self.deliver_matches(&mut msg, &mut matches, sources);
         self.scratch_matches = matches;
