@@ -12,6 +12,8 @@
 # loadgen summary under OUT/<build>/<case>-r<round>/ and OUT/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/hot_cases.sh
+source scripts/hot_cases.sh
 
 a=""; b=""; out=""; rounds=3; duration=5; only=""
 while [ $# -gt 0 ]; do
@@ -31,21 +33,8 @@ cargo build --release -q -p ringmq-loadgen
 loadgen=target/release/ringmq-loadgen
 mkdir -p "$out"
 conf="$out/ringmq.conf"
-cat >"$conf" <<'EOF'
-# No artificial limits, as in scripts/bench.sh.
-max_queued_messages 1000000000
-max_inflight_messages 0
-EOF
+write_unlimited_conf "$conf"
 
-declare -A cases=(
-    [pairs10-q0]="pairs --n 10 --qos 0 --rate max"
-    [pairs10-q1]="pairs --n 10 --qos 1 --rate max --inflight 20"
-    [fanout50-q0]="fanout --subs 50 --pubs 1 --qos 0 --rate max"
-    [fanout50-q1]="fanout --subs 50 --pubs 1 --qos 1 --rate max --inflight 20"
-    [pairs1000-50hz-q0]="pairs --n 1000 --qos 0 --rate 50"
-    [pairs1000-50hz-q1]="pairs --n 1000 --qos 1 --rate 50 --inflight 20"
-    [idle10k]="conn --n 10000 --rate 5000 --hold 3"
-)
 order=(pairs10-q0 pairs10-q1 fanout50-q0 fanout50-q1 pairs1000-50hz-q0 pairs1000-50hz-q1 idle10k)
 if [ -n "$only" ]; then
     IFS=, read -ra order <<<"$only"

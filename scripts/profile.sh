@@ -13,6 +13,8 @@
 # CPU-µs/msg here runs above scripts/ab.sh's; compare shares and counts, not those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/hot_cases.sh
+source scripts/hot_cases.sh
 
 out=""; bin=target/release/ringmq; only=""
 while [ $# -gt 0 ]; do
@@ -30,19 +32,8 @@ cargo build --release -q -p ringmq -p ringmq-loadgen
 loadgen=target/release/ringmq-loadgen
 mkdir -p "$out"
 conf="$out/ringmq.conf"
-cat >"$conf" <<'EOF'
-# No artificial limits, as in scripts/bench.sh.
-max_queued_messages 1000000000
-max_inflight_messages 0
-EOF
+write_unlimited_conf "$conf"
 
-declare -A cases=(
-    [pairs10-q0]="pairs --n 10 --qos 0 --rate max"
-    [pairs10-q1]="pairs --n 10 --qos 1 --rate max --inflight 20"
-    [fanout50-q1]="fanout --subs 50 --pubs 1 --qos 1 --rate max --inflight 20"
-    [pairs1000-50hz-q0]="pairs --n 1000 --qos 0 --rate 50"
-    [pairs1000-50hz-q1]="pairs --n 1000 --qos 1 --rate 50 --inflight 20"
-)
 order=(pairs10-q0 pairs10-q1 fanout50-q1 pairs1000-50hz-q0 pairs1000-50hz-q1)
 [ -n "$only" ] && IFS=, read -ra order <<<"$only"
 events=task-clock,context-switches,io_uring:io_uring_submit_req,io_uring:io_uring_complete,net:net_dev_queue
