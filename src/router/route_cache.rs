@@ -77,12 +77,15 @@ impl<M: Clone> RouteCache<M> {
     /// The route cached for `topic` in trie generation `generation`, if any.
     #[inline]
     pub fn get(&self, topic: &str, generation: u64) -> Option<Route<'_, M>> {
-        let set = self.slots.get(self.set(topic)..)?;
+        // Bounded to the set's own slots: before the first insert `slots` is empty, and an
+        // open range from 0 would give an empty set rather than `None`.
+        let start = self.set(topic);
+        let set = self.slots.get(start..start + WAYS)?;
         let way = (0..WAYS).find(|&w| set[w].generation == generation && set[w].topic == topic.as_bytes())?;
         let slot = &set[way];
         if !slot.recent.get() {
             // Written only on a change: a hot topic's hits leave its cache lines clean.
-            set[..WAYS].iter().for_each(|s| s.recent.set(false));
+            set.iter().for_each(|s| s.recent.set(false));
             slot.recent.set(true);
         }
         Some(Route { matches: &slot.matches, shards: &slot.shards, sources: slot.sources })
@@ -195,6 +198,17 @@ mod tests {
         cache.insert(&topics[2], 2, &[3], &[], 1);
         assert!(cache.get(&topics[1], 2).is_some(), "the generation-1 slot went, not this one");
         assert!(cache.get(&topics[2], 2).is_some());
+    }
+
+    #[test]
+    fn an_empty_cache_misses_every_topic_including_those_of_the_first_set() {
+        let cache: RouteCache<u32> = RouteCache::new(5);
+        let first_set = (0..100_000)
+            .map(|i| format!("t/{i}"))
+            .find(|t| cache.set(t) == 0)
+            .expect("a topic hashing to set 0");
+        assert!(cache.get(&first_set, 1).is_none());
+        assert!(cache.get("elsewhere", 1).is_none());
     }
 
     #[test]
