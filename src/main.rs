@@ -37,6 +37,7 @@ struct Cli {
 
 fn main() {
     disable_transparent_huge_pages();
+    abort_on_panic();
     if let Err(e) = run() {
         eprintln!("Error: {e:#}");
         std::process::exit(1);
@@ -50,6 +51,19 @@ fn main() {
 fn disable_transparent_huge_pages() {
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers and changes only this process.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+/// A panicking shard thread would otherwise die alone: its clients are cut off and its
+/// listeners stop accepting while the process stays up and looks healthy to a supervisor.
+/// After the usual message and backtrace the whole broker aborts instead, so systemd (or
+/// whatever runs it) restarts it, as it would restart a crashed Mosquitto.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("Error: ringmq aborts after a panic (a bug: please report the message above).");
+        std::process::abort();
+    }));
 }
 
 fn run() -> anyhow::Result<()> {
