@@ -143,8 +143,12 @@ impl Broker {
                 if let Some(cpu) = cpu {
                     pin_to_cpu(cpu);
                 }
+                // A shard that stops on its own (io_uring_enter failing) takes its clients
+                // and listeners with it: that is the whole broker failing, so it panics,
+                // and the binary's panic hook aborts the process for a supervisor to restart.
                 if let Err(e) = run_shard(id as u16, shared, listeners) {
                     crate::log!(Error, "Error: shard {} stopped: {}", id, e);
+                    panic!("shard {id} stopped: {e}");
                 }
             })?;
             threads.push(t);
