@@ -41,8 +41,9 @@
 #   --loadgen-cpus LIST      CPUs for the load generator, one load thread each (default 0)
 #   --brokers LIST           only these, comma-separated, from ringmq, mosquitto, rumqttd
 #                            and the --peer names (default: all that are available)
-#   --with-rumqttd           install rumqttd 0.19.0 with cargo when it is not on PATH
-#                            (without it, rumqttd runs only when already on PATH)
+#   --no-install             do not install missing brokers (Mosquitto with apt, rumqttd
+#                            0.19.0 with `cargo install`, a few minutes); leave them out
+#                            (by default both are installed when missing)
 #   --peer NAME=HOST:PORT    also measure an already running broker (repeatable), e.g.
 #                            EMQX: docker run -d --name emqx -p 1883:1883 emqx/emqx
 #                                  scripts/bench.sh --peer emqx=127.0.0.1:1883 \
@@ -81,7 +82,7 @@ ringmq_cores=1
 broker_cpus=""
 loadgen_cpus="0"
 brokers_only=""
-with_rumqttd=0
+install_missing=1
 no_build=0
 update_readme=0
 notes=()
@@ -100,7 +101,8 @@ while [ $# -gt 0 ]; do
         --broker-cpus) broker_cpus="${2:?}"; shift ;;
         --loadgen-cpus) loadgen_cpus="${2:?}"; shift ;;
         --brokers) brokers_only="${2:?}"; shift ;;
-        --with-rumqttd) with_rumqttd=1 ;;
+        --no-install) install_missing=0 ;;
+        --with-rumqttd) ;;   # the default now; kept so older command lines still run
         --no-build) no_build=1 ;;
         --update-readme) update_readme=1 ;;
         --note) notes+=("${2:?--note needs a text}"); shift ;;
@@ -197,6 +199,7 @@ say() { echo "[$(date +%T)] $*"; }
 
 started=()           # PIDs of the `timeout` wrappers this script launched
 current_broker_pid=""
+b_tpid=""           # the `timeout` wrapper of the running broker (see start_broker)
 bindir=""
 # Drop a PID that has been waited for, so that cleanup never signals a reused PID.
 forget() {
@@ -264,29 +267,41 @@ wanted() { [ -z "$brokers_only" ] || [[ ",$brokers_only," == *",$1,"* ]]; }
 brokers=()
 wanted ringmq && brokers+=(ringmq)
 if wanted mosquitto; then
-    if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ] && [ "$install_missing" -eq 1 ]; then
         say "mosquitto missing: apt-get install -y mosquitto"
         timeout 300 "${as_root[@]}" apt-get update || echo "apt-get update failed; trying the install anyway"
         timeout 600 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto ||
             die "could not install mosquitto (or leave it out: --brokers ringmq)"
     fi
     mosquitto_bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
-    brokers+=(mosquitto)
+    if [ -x "$mosquitto_bin" ]; then
+        brokers+=(mosquitto)
+    elif [[ ",$brokers_only," == *",mosquitto,"* ]]; then
+        die "mosquitto is not installed (drop --no-install to install it)"
+    else
+        say "mosquitto is not installed and --no-install is given: leaving it out"
+    fi
 fi
 rumqttd_bin="$(command -v rumqttd || true)"
 if wanted rumqttd; then
-    if [ -z "$rumqttd_bin" ] && [ "$with_rumqttd" -eq 1 ]; then
+    if [ -z "$rumqttd_bin" ] && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd" ]; then
+        rumqttd_bin="${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd"   # installed, not on PATH
+    fi
+    if [ -z "$rumqttd_bin" ] && [ "$install_missing" -eq 1 ]; then
         # Not --locked: rumqttd 0.19.0's lock file pins time 0.3.30, which no longer
         # compiles with current rustc (E0282 in format_description); the resolver picks a
         # fixed time 0.3.x.
         say "rumqttd missing: cargo install rumqttd --version 0.19.0"
-        timeout 3600 cargo install rumqttd --version 0.19.0 || die "cargo install rumqttd failed"
+        timeout 3600 cargo install rumqttd --version 0.19.0 ||
+            die "cargo install rumqttd failed (or leave it out: --brokers ringmq,mosquitto)"
         rumqttd_bin="$(command -v rumqttd || echo "${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd")"
     fi
     if [ -n "$rumqttd_bin" ] && [ -x "$rumqttd_bin" ]; then
         brokers+=(rumqttd)
     elif [[ ",$brokers_only," == *",rumqttd,"* ]]; then
-        die "rumqttd is not on PATH: add --with-rumqttd to install it"
+        die "rumqttd is not installed (drop --no-install to install it)"
+    else
+        say "rumqttd is not installed and --no-install is given: leaving it out"
     fi
 fi
 for name in "${peer_names[@]}"; do wanted "$name" && brokers+=("$name"); done
@@ -388,7 +403,7 @@ free_port() {
 run_limit() { echo $((warmup + duration + drain + 60)); }
 broker_limit=$(((n_runs_per_broker) * ($(run_limit) + 10) + 600))
 
-b_host=""; b_port=""; b_pid=""; b_tpid=""; b_name=""
+b_host=""; b_port=""; b_pid=""; b_name=""
 
 write_mosquitto_conf() { # file port
     cat >"$1" <<EOF
