@@ -12,13 +12,12 @@
 #      throughput matrix with the load generator pinned to the loadgen CPUs (CPU 0 by
 #      default), and stops it;
 #   3. computes 50% of the slowest broker's closed-loop maximum for the latency scenario
-#      (pairs, 100 pairs, QoS 1, 64 B; pairs 10 in --quick) and runs that fixed-rate
-#      (open-loop) latency run --latency-rounds times per broker, in rounds that visit
-#      every broker once, each round starting with the next broker (a fresh broker process
-#      per run); the report takes each broker's median;
-#   4. for each broker again: starts it, runs the "fleet" runs (1,000 pairs at 50 msg/s
+#      (pairs, 100 pairs, QoS 1, 64 B; pairs 10 in --quick), then, in --rounds rounds that
+#      visit every broker once, each round starting with the next broker: starts it, runs
+#      that fixed-rate (open-loop) latency run and the "fleet" runs (1,000 pairs at 50 msg/s
 #      each, QoS 0 and 1: many connections at a modest rate, where the kernel's per-packet
-#      cost dominates) and the idle-connection runs (`conn`), stops it;
+#      cost dominates), stops it; the report compares each broker's medians;
+#   4. for each broker again: starts it, runs the idle-connection runs (`conn`), stops it;
 #   5. writes report.md, plots and headline.md into the results directory with
 #      scripts/bench_report.py, and updates results/README.md (the index).
 #
@@ -27,7 +26,8 @@
 # QoS 1/2) for --duration seconds after --warmup; then the latency run; then `conn` with
 # 10,000 and 100,000 idle connections, each capped to what the open-file limit allows.
 # --quick: QoS 0/1/2 x {pairs 10, fan-out 1->50} at 64 B, 3 s each (1 s warm-up), one
-# latency round on pairs 10, and conn 2,000: about two minutes for two brokers.
+# round of the latency run (on pairs 10) and the fleet runs, and conn 2,000: about two
+# minutes for two brokers.
 #
 # Options:
 #   --quick                  the two-minute subset above
@@ -35,7 +35,8 @@
 #                            "-quick" appended for --quick, and "-2", "-3"... if it exists)
 #   --duration S             measured seconds per run (default 10; 3 with --quick)
 #   --warmup S               warm-up seconds per run (default 2; 1 with --quick)
-#   --latency-rounds N       fixed-rate latency runs per broker (default 3; 1 with --quick)
+#   --rounds N               rounds of the fixed-rate latency and fleet runs (default 3;
+#                            1 with --quick)
 #   --ringmq-cores N         ringmq shards (default 1)
 #   --broker-cpus LIST       CPUs for the broker (default: the last N CPUs, N = ringmq cores)
 #   --loadgen-cpus LIST      CPUs for the load generator, one load thread each (default 0)
@@ -77,7 +78,7 @@ quick=0
 out=""
 duration=""
 warmup=""
-latency_rounds=""
+rounds=""
 ringmq_cores=1
 broker_cpus=""
 loadgen_cpus="0"
@@ -96,7 +97,7 @@ while [ $# -gt 0 ]; do
         --out) out="${2:?--out needs a directory}"; shift ;;
         --duration) duration="${2:?}"; shift ;;
         --warmup) warmup="${2:?}"; shift ;;
-        --latency-rounds) latency_rounds="${2:?}"; shift ;;
+        --rounds) rounds="${2:?}"; shift ;;
         --ringmq-cores) ringmq_cores="${2:?}"; shift ;;
         --broker-cpus) broker_cpus="${2:?}"; shift ;;
         --loadgen-cpus) loadgen_cpus="${2:?}"; shift ;;
@@ -133,11 +134,11 @@ done
 [[ "$ringmq_cores" =~ ^[1-9][0-9]*$ ]] || die "--ringmq-cores: expected a positive number"
 
 if [ "$quick" -eq 1 ]; then
-    duration="${duration:-3}"; warmup="${warmup:-1}"; latency_rounds="${latency_rounds:-1}"
+    duration="${duration:-3}"; warmup="${warmup:-1}"; rounds="${rounds:-1}"
 else
-    duration="${duration:-10}"; warmup="${warmup:-2}"; latency_rounds="${latency_rounds:-3}"
+    duration="${duration:-10}"; warmup="${warmup:-2}"; rounds="${rounds:-3}"
 fi
-[[ "$latency_rounds" =~ ^[1-9][0-9]*$ ]] || die "--latency-rounds: a positive number"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds: a positive number"
 [[ "$duration" =~ ^[0-9]+$ && "$duration" -ge 1 ]] || die "--duration: whole seconds, at least 1"
 [[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup: whole seconds"
 drain=5              # loadgen --drain: longest wait for outstanding deliveries after the run
@@ -352,11 +353,11 @@ for size in "${sizes[@]}"; do
         for q in "${qoses[@]}"; do matrix+=("$scen-q$q-${size}B"); done
     done
 done
-n_runs_per_broker=$((${#matrix[@]} + latency_rounds + 2 + ${#conn_runs[@]}))
+n_runs_per_broker=$((${#matrix[@]} + 3 * rounds + ${#conn_runs[@]}))
 # Each run: warm-up + duration + about 3 s of set-up, drain and settling (measured on the
 # 2-CPU VM: 66 runs of 1+1 s took 5.5 min; a saturated Mosquitto adds up to the 5 s drain on
-# QoS 0); a latency run 2 s more (its own broker start and stop); a conn run about 12 s.
-est_s=$(((${#matrix[@]} * (warmup + duration + 3) + latency_rounds * (warmup + duration + 5) + 2 * (warmup + duration + 3) \
+# QoS 0); a round 2 s more (its own broker start and stop); a conn run about 12 s.
+est_s=$(((${#matrix[@]} * (warmup + duration + 3) + rounds * (3 * (warmup + duration + 3) + 2) \
     + ${#conn_runs[@]} * 12) * ${#brokers[@]}))
 
 # --- machine and run metadata ---------------------------------------------------------------
@@ -391,7 +392,7 @@ for n in "${notes[@]}"; do meta note "$n"; done
 
 say "results: $out"
 say "brokers: ${brokers[*]}; broker CPUs $broker_cpus, loadgen CPUs $loadgen_cpus; ringmq --cores $ringmq_cores"
-say "matrix: ${#matrix[@]} closed-loop runs + $latency_rounds latency run(s) + 2 fleet runs + ${#conn_runs[@]} conn runs per broker, ${duration} s each after ${warmup} s warm-up; expect about $((est_s / 60 + 1)) min"
+say "matrix: ${#matrix[@]} closed-loop runs + $rounds round(s) of 1 latency and 2 fleet runs + ${#conn_runs[@]} conn runs per broker, ${duration} s each after ${warmup} s warm-up; expect about $((est_s / 60 + 1)) min"
 
 # --- brokers: start and stop --------------------------------------------------------------------
 
@@ -634,7 +635,7 @@ for name in "${brokers[@]}"; do
     settle
 done
 
-# --- phase 2: the fixed-rate latency rounds ---------------------------------------------------
+# --- phase 2: rounds of the fixed-rate latency run and the fleet runs ---------------------------
 
 lat_base="$lat_scen-q1-64B"
 lat_total="$(python3 - "$out" "$lat_base" "${brokers[@]}" <<'EOF'
@@ -660,35 +661,37 @@ fi
 lat_rate=$((lat_total / 2 / lat_pubs))
 [ "$lat_rate" -ge 1 ] || lat_rate=1
 meta latency_run "$lat_scen QoS 1 64 B open loop at $lat_rate msg/s per publisher x $lat_pubs = $((lat_rate * lat_pubs)) msg/s: 50% of the slowest broker's closed-loop maximum in $lat_base ($lat_total msg/s)"
-meta latency_rounds "$latency_rounds"
-say "latency run: $lat_scen QoS 1 64 B at $((lat_rate * lat_pubs)) msg/s (50% of the slowest broker's $lat_total msg/s), $latency_rounds round(s)"
+meta rounds "$rounds"
+say "latency run: $lat_scen QoS 1 64 B at $((lat_rate * lat_pubs)) msg/s (50% of the slowest broker's $lat_total msg/s); $rounds round(s) of it and the fleet runs"
 
-# One p99 on a shared or virtual machine is a draw: the same build measured 0.3 to 2 ms
-# in back-to-back runs on the 2-vCPU VM. So every broker runs it latency_rounds times,
-# each time in a fresh process, round r starting with broker r (mod the count) so that
-# no broker always runs first after the matrix; the report compares medians.
+# One p99, or one fleet CPU figure, on a shared or virtual machine is a draw: the same build
+# measured a p99 of 0.3 to 2 ms, and fleet CPU-µs/msg 8% apart, in back-to-back runs on
+# the 2-vCPU VM. So every broker runs them `rounds` times, in a fresh process each round,
+# round r starting with broker r (mod the count) so that no broker always runs first after
+# the matrix; the report compares medians.
 read -ra sargs <<<"${scen_args[$lat_scen]}"
-for ((round = 1; round <= latency_rounds; round++)); do
+for ((round = 1; round <= rounds; round++)); do
     for ((k = 0; k < ${#brokers[@]}; k++)); do
         name="${brokers[$(((round - 1 + k) % ${#brokers[@]}))]}"
-        start_broker "$name" "latency round $round" || die "$name would not start"
+        say "== $name: round $round of $rounds (latency, fleet)"
+        start_broker "$name" "round $round" || die "$name would not start"
         run_one "latency-r$round-$lat_base" latency "${sargs[@]}" --qos 1 --size 64 --rate "$lat_rate" \
             --inflight 20 --duration "$duration" --warmup "$warmup" --drain "$drain"
+        for q in 0 1; do
+            fleet_extra=(); [ "$q" -gt 0 ] && fleet_extra=(--inflight 20)
+            run_one "fleet-r$round-pairs-1000-q$q-64B" fleet pairs --n 1000 --qos "$q" --size 64 --rate 50 \
+                "${fleet_extra[@]}" --duration "$duration" --warmup "$warmup" --drain "$drain"
+        done
         stop_broker
     done
 done
 settle
 
-# --- phase 3: many connections at a modest rate, and idle connections -------------------------
+# --- phase 3: idle connections ----------------------------------------------------------------
 
 for name in "${brokers[@]}"; do
-    say "== $name: fleet and idle connections"
-    start_broker "$name" "fleet+conn" || die "$name would not start"
-    for q in 0 1; do
-        fleet_extra=(); [ "$q" -gt 0 ] && fleet_extra=(--inflight 20)
-        run_one "fleet-pairs-1000-q$q-64B" fleet pairs --n 1000 --qos "$q" --size 64 --rate 50 "${fleet_extra[@]}" \
-            --duration "$duration" --warmup "$warmup" --drain "$drain"
-    done
+    say "== $name: idle connections"
+    start_broker "$name" "conn" || die "$name would not start"
     for spec in "${conn_runs[@]}"; do
         want="${spec%%:*}"; conn_n="${spec##*:}"
         run_one "conn-$want" conn conn --n "$conn_n" --rate "$conn_rate" --hold "$conn_hold" \

@@ -52,8 +52,8 @@ COLORS = ["#1f5fa8", "#e6761b", "#2e9a3a", "#8e44ad", "#8c564b", "#c2185b", "#60
 README_START = "<!-- bench-headline:start -->"
 README_END = "<!-- bench-headline:end -->"
 RUN_RE = re.compile(r"^(?P<scen>[a-z]+-\d+)-q(?P<qos>\d)-(?P<size>\d+)B$")
-# Prefixes of run ids outside the closed-loop matrix; latency runs carry their round
-# (`latency-r2-pairs-100-q1-64B`; reports from before the rounds have none: round 1).
+# Prefixes of run ids outside the closed-loop matrix; latency and fleet runs carry their
+# round (`latency-r2-pairs-100-q1-64B`; reports from before the rounds have none: round 1).
 KIND_RE = re.compile(r"^(?:latency|fleet)-(?:r(?P<round>\d+)-)?")
 
 
@@ -191,6 +191,15 @@ def load_runs(out, brokers):
     return runs
 
 
+def median(values):
+    """The median of the values that are not None; None when there are none."""
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
 def latency_median(runs, broker):
     """A broker's fixed-rate rounds: (median of each corrected percentile, the round whose
     p99 is the median one (the lower of the middle two for an even count), every round by
@@ -199,17 +208,15 @@ def latency_median(runs, broker):
     done = [r for r in rounds if r.lat("e2e_corrected", "p99") is not None]
     if not done:
         return None
-
-    def med(p):
-        v = sorted(x for x in (r.lat("e2e_corrected", p) for r in done) if x is not None)
-        if not v:
-            return None
-        n = len(v)
-        return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-
     by_p99 = sorted(done, key=lambda r: r.lat("e2e_corrected", "p99"))
     middle = by_p99[(len(by_p99) - 1) // 2]
-    return {p: med(p) for p in ("p50", "p99", "p99_9", "max")}, middle, rounds
+    return {p: median(r.lat("e2e_corrected", p) for r in done) for p in ("p50", "p99", "p99_9", "max")}, middle, rounds
+
+
+def fleet_rounds(runs, broker, qos):
+    """A broker's fleet rounds at one QoS, by round number."""
+    return sorted((r for r in runs.values() if r.kind == "fleet" and r.broker == broker and r.qos == qos),
+                  key=lambda r: r.round)
 
 
 def discover_brokers(out, meta):
@@ -787,86 +794,117 @@ def build_report(out, meta, brokers, runs, plots):
         )
         L.append("")
 
-    # Latency run
+    # Fixed-rate latency and fleet runs: in rounds (bench.sh --rounds)
     lat_runs = [r for r in runs.values() if r.kind == "latency"]
+    fleet_runs = [r for r in runs.values() if r.kind == "fleet"]
+    several = max((r.round for r in lat_runs + fleet_runs), default=1) > 1
+    rounds_text = (
+        ["Every broker ran this in each of the rounds (a fresh broker process per round, each round",
+         "visiting the brokers in turn and starting with the next one). The first table takes the",
+         "median over a broker's rounds, the second lists every round."]
+        if several else
+        ["One round per broker: on a shared or virtual machine one run is a draw",
+         "(`scripts/bench.sh --rounds N` runs N rounds and compares medians)."])
+
+    def same_round(run):
+        """ringmq's run of the same kind, QoS and round as `run`."""
+        return next((x for x in runs.values() if x.broker == "ringmq" and x.kind == run.kind
+                     and x.qos == run.qos and x.round == run.round), None)
+
     if lat_runs:
         L.append("## Latency at a fixed rate (open loop)")
         L.append("")
         L.append((meta.get("latency_run") or "") + ". Latency is end to end, from the *scheduled* send time")
         L.append("(corrected for coordinated omission), next to the figure from the actual send time.")
-        medians = {b: latency_median(runs, b) for b in brokers}
-        if max((len(m[2]) for m in medians.values() if m), default=0) > 1:
-            L.append("Each broker ran it in several rounds, a fresh broker process each time, every round")
-            L.append("visiting the brokers in turn and starting with the next one; the first table takes each")
-            L.append("percentile's median over a broker's rounds, the second lists every round.")
-        else:
-            L.append("One round per broker: a single p99 on a shared or virtual machine is a draw")
-            L.append("(`scripts/bench.sh --latency-rounds N` runs more and compares medians).")
+        L += rounds_text
         L.append("")
-        base = medians.get("ringmq")
-        rows = []
-        for b in brokers:
-            m = medians.get(b)
-            if not m:
-                continue
-            ratio = "base" if b == "ringmq" else (fmt_ratio(m[0]["p99"], base[0]["p99"]) if base else "—")
-            rows.append([b, str(len(m[2])), fmt_us(m[0]["p50"]), fmt_us(m[0]["p99"]), fmt_us(m[0]["p99_9"]),
-                         fmt_us(m[0]["max"]), ratio])
-        L.append(table(["broker", "rounds", "p50", "p99", "p99.9", "max", "p99 ratio"], rows,
-                       ["---", "--:", "--:", "--:", "--:", "--:", "--:"]))
-        L.append("")
-        L.append("p99 ratio = peer's median p99 ÷ ringmq's (corrected): above 1 means ringmq's tail is shorter.")
-        L.append("")
+        if several:
+            medians = {b: latency_median(runs, b) for b in brokers}
+            base = medians.get("ringmq")
+            rows = []
+            for b in brokers:
+                m = medians.get(b)
+                if not m:
+                    continue
+                ratio = "base" if b == "ringmq" else (fmt_ratio(m[0]["p99"], base[0]["p99"]) if base else "—")
+                rows.append([b, str(len(m[2])), fmt_us(m[0]["p50"]), fmt_us(m[0]["p99"]), fmt_us(m[0]["p99_9"]),
+                             fmt_us(m[0]["max"]), ratio])
+            L.append(table(["broker", "rounds", "p50", "p99", "p99.9", "max", "p99 ratio"], rows,
+                           ["---", "--:", "--:", "--:", "--:", "--:", "--:"]))
+            L.append("")
         rows = []
         for b in brokers:
             for r in sorted((x for x in lat_runs if x.broker == b), key=lambda x: x.round):
+                base = same_round(r)
+                ratio = "base" if b == "ringmq" else (
+                    fmt_ratio(r.lat("e2e_corrected", "p99"), base.lat("e2e_corrected", "p99")) if base else "—")
                 rows.append([
                     b, str(r.round), fmt_rate(r.in_rate), fmt_rate(r.out_rate),
                     fmt_us(r.lat("e2e_corrected", "p50")), fmt_us(r.lat("e2e_corrected", "p99")),
                     fmt_us(r.lat("e2e_corrected", "p99_9")), fmt_us(r.lat("e2e_corrected", "max")),
                     fmt_us(r.lat("e2e", "p50")), fmt_us(r.lat("e2e", "p99")),
-                    fmt_cpu(r.cpu_us),
-                    r.loss(),
-                    r.status(),
+                    fmt_cpu(r.cpu_us), r.loss(), ratio, r.status(),
                 ])
         L.append(table(
             ["broker", "round", "in msgs/s", "out msgs/s", "p50", "p99", "p99.9", "max", "measured p50",
-             "measured p99", "CPU-µs/msg", "lost / dup", "status"],
+             "measured p99", "CPU-µs/msg", "lost / dup", "p99 ratio", "status"],
             rows,
-            ["---", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "---"],
+            ["---", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "---"],
         ))
+        L.append("")
+        L.append("p99 ratio = peer p99 ÷ ringmq p99 (corrected; medians, or the same round): above 1 means")
+        L.append("ringmq's tail is shorter.")
         L.append("")
         if "latency" in plots:
             L.append(f"![latency at a fixed rate]({plots['latency']})")
             L.append("")
 
-    # Fleet runs: many connections at a modest rate
-    fleet_runs = [r for r in runs.values() if r.kind == "fleet"]
     if fleet_runs:
         L.append("## Many connections at a modest rate (1,000 pairs x 50 msg/s)")
         L.append("")
         L.append("1,000 publishers at 50 msg/s each (50,000 msg/s in total), each to its own subscriber,")
         L.append("open loop, 64 B. Here the kernel's cost per packet dominates; lower CPU-µs/msg is better.")
+        L += rounds_text
         L.append("")
+        if several:
+            rows = []
+            for q in sorted({r.qos for r in fleet_runs}):
+                base = median(r.cpu_us for r in fleet_rounds(runs, "ringmq", q))
+                for b in brokers:
+                    rs = fleet_rounds(runs, b, q)
+                    if not rs:
+                        continue
+                    cpu = median(r.cpu_us for r in rs)
+                    ratio = "base" if b == "ringmq" else (fmt_ratio(cpu, base) if base and cpu else "—")
+                    rows.append([
+                        b, f"QoS {q}", str(len(rs)), fmt_cpu(cpu),
+                        fmt_us(median(r.lat("e2e_corrected", "p50") for r in rs)),
+                        fmt_us(median(r.lat("e2e_corrected", "p99") for r in rs)),
+                        ratio,
+                    ])
+            L.append(table(["broker", "QoS", "rounds", "CPU-µs/msg", "p50", "p99", "CPU ratio"], rows,
+                           ["---", "---", "--:", "--:", "--:", "--:", "--:"]))
+            L.append("")
         rows = []
         for b in brokers:
-            for r in sorted((x for x in fleet_runs if x.broker == b), key=lambda x: x.id):
-                base = runs.get(("ringmq", r.id))
+            for r in sorted((x for x in fleet_runs if x.broker == b), key=lambda x: (x.qos, x.round)):
+                base = same_round(r)
                 ratio = "base" if b == "ringmq" else (
                     fmt_ratio(r.cpu_us, base.cpu_us) if base and base.cpu_us and r.cpu_us else "—")
                 rows.append([
-                    b, f"QoS {r.qos}", fmt_rate(r.in_rate), fmt_rate(r.out_rate), fmt_cpu(r.cpu_us),
+                    b, f"QoS {r.qos}", str(r.round), fmt_rate(r.in_rate), fmt_rate(r.out_rate), fmt_cpu(r.cpu_us),
                     fmt_us(r.lat("e2e_corrected", "p50")), fmt_us(r.lat("e2e_corrected", "p99")),
                     r.loss(), ratio, r.status(),
                 ])
         L.append(table(
-            ["broker", "QoS", "in msgs/s", "out msgs/s", "CPU-µs/msg", "p50", "p99", "lost / dup",
+            ["broker", "QoS", "round", "in msgs/s", "out msgs/s", "CPU-µs/msg", "p50", "p99", "lost / dup",
              "CPU ratio", "status"],
             rows,
-            ["---", "---", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "---"],
+            ["---", "---", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "--:", "---"],
         ))
         L.append("")
-        L.append("CPU ratio = peer CPU-µs/msg ÷ ringmq's: above 1 means ringmq spends less per message.")
+        L.append("CPU ratio = peer CPU-µs/msg ÷ ringmq's (medians, or the same round): above 1 means ringmq")
+        L.append("spends less per message.")
         L.append("")
 
     # Latency curves per QoS
@@ -980,10 +1018,12 @@ def targets_section(brokers, runs):
             if peer_lat:
                 pp = peer_lat[0]["p99"]
                 rows.append(["fixed-rate p99 below Mosquitto's (medians)", f"{fmt_us(p99)} vs {fmt_us(pp)}", ok(p99 < pp)])
-        for r in sorted((x for x in runs.values() if x.kind == "fleet" and x.broker == "ringmq"), key=lambda x: x.id):
-            goal = 10 if r.qos == 0 else 13
-            if r.cpu_us is not None:
-                rows.append([f"1,000 pairs x 50 msg/s, QoS {r.qos}: broker CPU-µs/msg ≤ {goal}", fmt_cpu(r.cpu_us), ok(r.cpu_us <= goal)])
+        for q, goal in ((0, 10), (1, 13)):
+            rs = fleet_rounds(runs, "ringmq", q)
+            cpu = median(r.cpu_us for r in rs)
+            if cpu is not None:
+                rows.append([f"1,000 pairs x 50 msg/s, QoS {q}: broker CPU-µs/msg ≤ {goal} (median of {len(rs)} round(s))",
+                             fmt_cpu(cpu), ok(cpu <= goal)])
         for r in runs.values():
             if r.kind == "conn" and r.broker == "ringmq":
                 rss = r.get("broker", "rss_bytes_per_connection")
