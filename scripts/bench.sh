@@ -13,17 +13,18 @@
 #      default), and stops it;
 #   3. computes 50% of the slowest broker's closed-loop maximum for the latency scenario
 #      (pairs, 100 pairs, QoS 1, 64 B; pairs 10 in --quick), then, in --rounds rounds that
-#      visit every broker once, each round starting with the next broker: starts it, runs
-#      that fixed-rate (open-loop) latency run and the "fleet" runs (1,000 pairs at 50 msg/s
-#      each, QoS 0 and 1: many connections at a modest rate, where the kernel's per-packet
-#      cost dominates), stops it; the report compares each broker's medians;
+#      visit every broker once, each round starting with the next broker: starts it, reruns
+#      the headline cases (pairs 10 and fan-out 50 at 64 B, QoS 0/1/2; from the second
+#      round on), runs that fixed-rate (open-loop) latency run and the "fleet" runs (1,000
+#      pairs at 50 msg/s each, QoS 0 and 1: many connections at a modest rate, where the
+#      kernel's per-packet cost dominates), stops it; the report compares medians;
 #   4. for each broker again: starts it, runs the idle-connection runs (`conn`), stops it;
 #   5. writes report.md, plots and headline.md into the results directory with
 #      scripts/bench_report.py, and updates results/README.md (the index).
 #
 # The matrix (full): QoS 0, 1, 2 x {pairs 10, pairs 100, fan-in 50->1, fan-out 1->50,
 # fan-out 1->1000} x {64 B, 1 KiB}, each closed loop (`--rate max`, `--inflight 20` for
-# QoS 1/2) for --duration seconds after --warmup; then the latency run; then `conn` with
+# QoS 1/2) for --duration seconds after --warmup; then the rounds; then `conn` with
 # 10,000 and 100,000 idle connections, each capped to what the open-file limit allows.
 # --quick: QoS 0/1/2 x {pairs 10, fan-out 1->50} at 64 B, 3 s each (1 s warm-up), one
 # round of the latency run (on pairs 10) and the fleet runs, and conn 2,000: about two
@@ -35,8 +36,8 @@
 #                            "-quick" appended for --quick, and "-2", "-3"... if it exists)
 #   --duration S             measured seconds per run (default 10; 3 with --quick)
 #   --warmup S               warm-up seconds per run (default 2; 1 with --quick)
-#   --rounds N               rounds of the fixed-rate latency and fleet runs (default 3;
-#                            1 with --quick)
+#   --rounds N               rounds of the fixed-rate latency and fleet runs, and runs of
+#                            the headline cases (default 3; 1 with --quick)
 #   --ringmq-cores N         ringmq shards (default 1)
 #   --broker-cpus LIST       CPUs for the broker (default: the last N CPUs, N = ringmq cores)
 #   --loadgen-cpus LIST      CPUs for the load generator, one load thread each (default 0)
@@ -353,11 +354,12 @@ for size in "${sizes[@]}"; do
         for q in "${qoses[@]}"; do matrix+=("$scen-q$q-${size}B"); done
     done
 done
-n_runs_per_broker=$((${#matrix[@]} + 3 * rounds + ${#conn_runs[@]}))
+n_runs_per_broker=$((${#matrix[@]} + 3 * rounds + 6 * (rounds - 1) + ${#conn_runs[@]}))
 # Each run: warm-up + duration + about 3 s of set-up, drain and settling (measured on the
 # 2-CPU VM: 66 runs of 1+1 s took 5.5 min; a saturated Mosquitto adds up to the 5 s drain on
 # QoS 0); a round 2 s more (its own broker start and stop); a conn run about 12 s.
 est_s=$(((${#matrix[@]} * (warmup + duration + 3) + rounds * (3 * (warmup + duration + 3) + 2) \
+    + 6 * (rounds - 1) * (warmup + duration + 3) \
     + ${#conn_runs[@]} * 12) * ${#brokers[@]}))
 
 # --- machine and run metadata ---------------------------------------------------------------
@@ -392,7 +394,7 @@ for n in "${notes[@]}"; do meta note "$n"; done
 
 say "results: $out"
 say "brokers: ${brokers[*]}; broker CPUs $broker_cpus, loadgen CPUs $loadgen_cpus; ringmq --cores $ringmq_cores"
-say "matrix: ${#matrix[@]} closed-loop runs + $rounds round(s) of 1 latency and 2 fleet runs + ${#conn_runs[@]} conn runs per broker, ${duration} s each after ${warmup} s warm-up; expect about $((est_s / 60 + 1)) min"
+say "matrix: ${#matrix[@]} closed-loop runs + $rounds round(s) of 1 latency and 2 fleet runs (and 6 headline reruns after the first) + ${#conn_runs[@]} conn runs per broker, ${duration} s each after ${warmup} s warm-up; expect about $((est_s / 60 + 1)) min"
 
 # --- brokers: start and stop --------------------------------------------------------------------
 
@@ -620,22 +622,25 @@ settle() {
 
 # --- phase 1: the closed-loop matrix --------------------------------------------------------------
 
+# closed_loop ID RUN_ID KIND: matrix case ID (SCEN-qQ-SIZEB) against the current broker.
+closed_loop() {
+    local id="$1" scen rest q size extra=() sargs=()
+    scen="${id%-q*}"; rest="${id#"$scen"-q}"; q="${rest%%-*}"; size="${rest#*-}"; size="${size%B}"
+    read -ra sargs <<<"${scen_args[$scen]}"
+    [ "$q" -gt 0 ] && extra=(--inflight 20)
+    run_one "$2" "$3" "${sargs[@]}" --qos "$q" --size "$size" --rate max "${extra[@]}" \
+        --duration "$duration" --warmup "$warmup" --drain "$drain"
+}
+
 for name in "${brokers[@]}"; do
     say "== $name: throughput matrix"
     start_broker "$name" "matrix" || die "$name would not start"
-    for id in "${matrix[@]}"; do
-        scen="${id%-q*}"; rest="${id#"$scen"-q}"; q="${rest%%-*}"; size="${rest#*-}"; size="${size%B}"
-        read -ra sargs <<<"${scen_args[$scen]}"
-        extra=()
-        [ "$q" -gt 0 ] && extra=(--inflight 20)
-        run_one "$id" throughput "${sargs[@]}" --qos "$q" --size "$size" --rate max "${extra[@]}" \
-            --duration "$duration" --warmup "$warmup" --drain "$drain"
-    done
+    for id in "${matrix[@]}"; do closed_loop "$id" "$id" throughput; done
     stop_broker
     settle
 done
 
-# --- phase 2: rounds of the fixed-rate latency run and the fleet runs ---------------------------
+# --- phase 2: rounds of the fixed-rate latency run, the fleet runs and the headline reruns ----
 
 lat_base="$lat_scen-q1-64B"
 lat_total="$(python3 - "$out" "$lat_base" "${brokers[@]}" <<'EOF'
@@ -664,17 +669,25 @@ meta latency_run "$lat_scen QoS 1 64 B open loop at $lat_rate msg/s per publishe
 meta rounds "$rounds"
 say "latency run: $lat_scen QoS 1 64 B at $((lat_rate * lat_pubs)) msg/s (50% of the slowest broker's $lat_total msg/s); $rounds round(s) of it and the fleet runs"
 
-# One p99, or one fleet CPU figure, on a shared or virtual machine is a draw: the same build
-# measured a p99 of 0.3 to 2 ms, and fleet CPU-µs/msg 8% apart, in back-to-back runs on
-# the 2-vCPU VM. So every broker runs them `rounds` times, in a fresh process each round,
-# round r starting with broker r (mod the count) so that no broker always runs first after
-# the matrix; the report compares medians.
-read -ra sargs <<<"${scen_args[$lat_scen]}"
+# One p99, or one CPU figure, on a shared or virtual machine is a draw: the same build
+# measured a p99 of 0.3 to 2 ms, fleet CPU-µs/msg 8% apart and QoS 0 fan-out 0.04 to 0.07
+# µs/msg in back-to-back runs on the 2-vCPU VM. So every broker runs the latency and fleet
+# runs `rounds` times, and the headline cases (issue 5's targets: pairs 10 and fan-out 50,
+# QoS 0/1/2, 64 B) `rounds - 1` more times after the matrix run, in a fresh process each
+# round, round r starting with broker r (mod the count) so that no broker always runs first
+# after the matrix; the report compares medians.
+headline_ids=(pairs-10-q0-64B pairs-10-q1-64B pairs-10-q2-64B fanout-50-q0-64B fanout-50-q1-64B fanout-50-q2-64B)
 for ((round = 1; round <= rounds; round++)); do
     for ((k = 0; k < ${#brokers[@]}; k++)); do
         name="${brokers[$(((round - 1 + k) % ${#brokers[@]}))]}"
-        say "== $name: round $round of $rounds (latency, fleet)"
+        say "== $name: round $round of $rounds"
         start_broker "$name" "round $round" || die "$name would not start"
+        if [ "$round" -gt 1 ]; then
+            for id in "${headline_ids[@]}"; do
+                if [[ " ${matrix[*]} " == *" $id "* ]]; then closed_loop "$id" "headline-r$round-$id" headline; fi
+            done
+        fi
+        read -ra sargs <<<"${scen_args[$lat_scen]}"
         run_one "latency-r$round-$lat_base" latency "${sargs[@]}" --qos 1 --size 64 --rate "$lat_rate" \
             --inflight 20 --duration "$duration" --warmup "$warmup" --drain "$drain"
         for q in 0 1; do
