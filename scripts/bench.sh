@@ -719,6 +719,19 @@ meta finished "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # --- the report -------------------------------------------------------------------------------------
 
+# A broker log over 1 MiB keeps its first 200 and last 1,000 lines, bench.sh's own lines
+# ("# HH:MM:SS phase: command") and every line that reports a panic: rumqttd 0.19 logs
+# every connection, 23 MiB in one full run, which is not worth keeping in results/.
+trim_log() { # file
+    local f="$1" lines
+    [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 1048576 ] || return 0
+    lines="$(wc -l <"$f")"
+    awk -v n="$lines" 'NR <= 200 || NR > n - 1000 || /^# [0-9][0-9]:/ || /panicked/ {
+            if (NR > 200 && NR - last > 1) print "[... bench.sh: lines " last + 1 "-" NR - 1 " of " n " cut ...]"
+            print; last = NR }' "$f" >"$f.trim" && mv "$f.trim" "$f"
+}
+for name in "${brokers[@]}"; do trim_log "$out/$name/broker.log"; done
+
 report_args=("$out" --index "$root/results/README.md")
 [ "$update_readme" -eq 1 ] && report_args+=(--update-readme "$root/README.md")
 python3 "$root/scripts/bench_report.py" "${report_args[@]}"
