@@ -216,13 +216,17 @@ def latency_median(runs, broker):
     return {p: median(r.lat("e2e_corrected", p) for r in done) for p in ("p50", "p99", "p99_9", "max")}, middle, rounds
 
 
+def headline_runs(runs, broker, rid):
+    """Matrix case `rid`'s runs: the matrix run, then its reruns in the later rounds."""
+    reruns = sorted((r for r in runs.values() if r.kind == "headline" and r.broker == broker
+                     and KIND_RE.sub("", r.id) == rid), key=lambda r: r.round)
+    return [r for r in [runs.get((broker, rid))] + reruns if r]
+
+
 def headline_median(runs, broker, rid):
-    """Delivered msgs per broker CPU-second in matrix case `rid`: the median over the
-    matrix run and its reruns in the later rounds, and how many runs that took."""
-    rs = [runs.get((broker, rid))] + [
-        r for r in runs.values() if r.kind == "headline" and r.broker == broker and KIND_RE.sub("", r.id) == rid
-    ]
-    vals = [r.per_cpu_s for r in rs if r and r.per_cpu_s]
+    """Delivered msgs per broker CPU-second in matrix case `rid`: the median over its
+    runs (headline_runs), and how many runs had the figure."""
+    vals = [r.per_cpu_s for r in headline_runs(runs, broker, rid) if r.per_cpu_s]
     return median(vals), len(vals)
 
 
@@ -746,8 +750,7 @@ def build_report(out, meta, brokers, runs, plots):
         L.append("")
         L.append("Target ratios from issue 5 (FlashMQ's measured figures plus 50%, read against Mosquitto).")
         L.append("")
-        reruns = [r for r in runs.values() if r.kind == "headline"]
-        if reruns:
+        if any(r.kind == "headline" for r in runs.values()):
             L.append("The headline's runs, delivered msgs per broker CPU-second: the matrix run, then the reruns")
             L.append("in rounds 2 and later (a fresh broker process each), and the median the headline uses.")
             L.append("")
@@ -756,9 +759,7 @@ def build_report(out, meta, brokers, runs, plots):
                 for q in (0, 1, 2):
                     rid = f"{scen}-q{q}-64B"
                     for b in brokers:
-                        rs = [runs.get((b, rid))] + sorted(
-                            (r for r in reruns if r.broker == b and KIND_RE.sub("", r.id) == rid), key=lambda r: r.round)
-                        rs = [r for r in rs if r]
+                        rs = headline_runs(runs, b, rid)
                         if rs:
                             rows.append([f"{SCEN_SHORT[scen]}, QoS {q}", b,
                                          ", ".join(fmt_si(r.per_cpu_s) for r in rs),
