@@ -57,8 +57,7 @@ for c in "${order[@]}"; do
     # case's lingering client ports).
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     if [ "$mosquitto" -eq 1 ]; then
-        printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\npersistence false\n' \
-            "$port" >"$dir/mosquitto.conf"
+        write_mosquitto_conf "$dir/mosquitto.conf" "$port"
         taskset -c 1 mosquitto -c "$dir/mosquitto.conf" >"$dir/broker.log" 2>&1 &
     else
         taskset -c 1 "$bin" --cores 1 --cpus 1 -c "$conf" --listen "127.0.0.1:$port" >"$dir/broker.log" 2>&1 &
