@@ -238,10 +238,16 @@ def fleet_rounds(runs, broker, qos):
 
 def discover_brokers(out, meta):
     listed = meta.get("brokers", "").split()
+    def has_runs(d):
+        """A broker's directory holds bench.sh runs (each with a run.json); plots/ and
+        scripts/profile.sh's output (profile/, profile-mosquitto/) hold none."""
+        return any(os.path.exists(os.path.join(d, r, "run.json")) for r in os.listdir(d)
+                   if os.path.isdir(os.path.join(d, r)))
+
     found = [
         b
         for b in sorted(os.listdir(out))
-        if os.path.isdir(os.path.join(out, b)) and b not in ("plots",)
+        if os.path.isdir(os.path.join(out, b)) and (b in listed or has_runs(os.path.join(out, b)))
     ]
     order = [b for b in listed if b in found] + [b for b in found if b not in listed]
     if "ringmq" in order:
@@ -750,20 +756,22 @@ def build_report(out, meta, brokers, runs, plots):
         L.append("")
         L.append("Target ratios from issue 5 (FlashMQ's measured figures plus 50%, read against Mosquitto).")
         L.append("")
-        if any(r.kind == "headline" for r in runs.values()):
+        rerun_ids = {KIND_RE.sub("", r.id) for r in runs.values() if r.kind == "headline"}
+        if rerun_ids:
             L.append("The headline's runs, delivered msgs per broker CPU-second: the matrix run, then the reruns")
             L.append("in rounds 2 and later (a fresh broker process each), and the median the headline uses.")
             L.append("")
             rows = []
-            for scen in ("pairs-10", "fanout-50"):
-                for q in (0, 1, 2):
-                    rid = f"{scen}-q{q}-64B"
-                    for b in brokers:
-                        rs = headline_runs(runs, b, rid)
-                        if rs:
-                            rows.append([f"{SCEN_SHORT[scen]}, QoS {q}", b,
-                                         ", ".join(fmt_si(r.per_cpu_s) for r in rs),
-                                         fmt_si(headline_median(runs, b, rid)[0])])
+            # The cases bench.sh reran, in the matrix's order (scenario, then QoS).
+            order = [sc for sc, _ in SCENARIOS]
+            for rid in sorted(rerun_ids, key=lambda i: (RUN_RE.match(i)["size"], order.index(RUN_RE.match(i)["scen"]), i)):
+                m = RUN_RE.match(rid)
+                for b in brokers:
+                    rs = headline_runs(runs, b, rid)
+                    if rs:
+                        rows.append([f"{SCEN_SHORT[m['scen']]}, QoS {m['qos']}", b,
+                                     ", ".join(fmt_si(r.per_cpu_s) for r in rs),
+                                     fmt_si(headline_median(runs, b, rid)[0])])
             L.append(table(["scenario", "broker", "runs", "median"], rows, ["---", "---", "---", "--:"]))
             L.append("")
 
