@@ -14,10 +14,6 @@
 //! Clients that allow outbound topic aliases are never fenced ([`Fence`] traffic would use
 //! up their aliases); they rely on SUBACK, which ringmq sends only once every shard routes
 //! the new subscription.
-//!
-//! Not testable here: our Receive Maximum (0x93). ringmq's is 65,535 and not
-//! configurable, and a client cannot hold more than 65,535 QoS 2 exchanges open (one
-//! per packet identifier; a reused identifier is a retransmission, not a new exchange).
 
 mod common;
 
@@ -1649,6 +1645,47 @@ fn our_receive_maximum_is_advertised_and_exceeding_it_gets_disconnect_0x93() {
     }
     // ...a third is one too many [MQTT-3.3.4-9].
     c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
+    expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+}
+
+/// Eclipse Paho's interoperability suite (`test_flow_control2`) does this at the default
+/// maximum: 65,535 QoS 2 exchanges left open, one per packet identifier, then a new
+/// PUBLISH (DUP 0) that has to reuse identifier 1. Acknowledging it as a retransmission
+/// left that client waiting for a DISCONNECT forever.
+#[test]
+fn a_new_publish_beyond_the_default_receive_maximum_of_65535_gets_disconnect_0x93() {
+    let b = TestBroker::start();
+    let (mut c, ack) = Raw::connect_ok(b.addr, v5("recv-max-default"));
+    assert_eq!(ack.properties.as_ref().and_then(|p| p.receive_maximum), None, "65,535 is the default");
+    let chunk = 1024u32;
+    let mut id = 1u32;
+    while id <= u16::MAX as u32 {
+        // In chunks, reading the PUBRECs in between, so neither side's buffers fill.
+        let mut out = BytesMut::new();
+        let last = (id + chunk - 1).min(u16::MAX as u32);
+        for i in id..=last {
+            publish_packet("rm/default", b"x", QoS::ExactlyOnce, false, i as u16, None).encode(V5, &mut out);
+        }
+        c.send_raw(&out);
+        for i in id..=last {
+            match c.expect_packet(IO_TIMEOUT) {
+                Packet::PubRec(a) => assert_eq!(a.packet_id, i as u16),
+                other => panic!("expected PUBREC {i}, got {other:?}"),
+            }
+        }
+        id = last + 1;
+    }
+    // A retransmission of an open exchange (DUP 1) is still acknowledged [MQTT-4.3.3-9]...
+    let mut dup = BytesMut::new();
+    let Packet::Publish(mut p) = publish_packet("rm/default", b"x", QoS::ExactlyOnce, false, 1, None) else {
+        unreachable!()
+    };
+    p.dup = true;
+    Packet::Publish(p).encode(V5, &mut dup);
+    c.send_raw(&dup);
+    assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(a) if a.packet_id == 1));
+    // ...a new PUBLISH is the 65,536th unacknowledged one [MQTT-3.3.4-9].
+    c.send(&publish_packet("rm/default", b"x", QoS::ExactlyOnce, false, 1, None));
     expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }
 

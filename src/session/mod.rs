@@ -277,13 +277,20 @@ impl Session {
         };
         let route = match p.qos {
             QoS::ExactlyOnce => {
-                // A retransmission of an exchange still open is acknowledged again but not
-                // routed twice (method A, section 4.3.3).
+                let at_maximum =
+                    self.version.is_v5() && self.inbound_qos2.len() >= self.limits.receive_maximum as usize;
                 if self.inbound_qos2.contains(&p.packet_id) {
+                    // A PUBLISH reusing the identifier of an exchange still open is
+                    // acknowledged again but never routed twice [MQTT-4.3.3-9]. One with
+                    // DUP 0 is a new PUBLISH though [MQTT-3.3.1-1]: with every exchange the
+                    // maximum allows open it is one unacknowledged PUBLISH too many
+                    // [MQTT-3.3.4-9]. At the default maximum, 65,535, that is the only way a
+                    // client can exceed it (one exchange per identifier).
+                    if at_maximum && !p.dup {
+                        return Err(SessionError::ReceiveMaximumExceeded);
+                    }
                     false
-                } else if self.version.is_v5()
-                    && self.inbound_qos2.len() >= self.limits.receive_maximum as usize
-                {
+                } else if at_maximum {
                     return Err(SessionError::ReceiveMaximumExceeded);
                 } else {
                     true

@@ -315,3 +315,49 @@ fn max_queued_messages_zero_means_no_limit_as_in_mosquitto() {
         assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out), DeliverOutcome::Queued);
     }
 }
+
+fn session_with_receive_maximum(version: ProtocolVersion, receive_maximum: u16) -> Session {
+    let mut s =
+        Session::new(ByteStr::from("c1"), version, u32::MAX, Limits { receive_maximum, ..Limits::default() });
+    s.attach(version, u16::MAX, usize::MAX);
+    s
+}
+
+#[test]
+fn new_qos2_publish_reusing_an_open_identifier_at_the_receive_maximum_is_one_too_many() {
+    let v = ProtocolVersion::V5;
+    let mut s = session_with_receive_maximum(v, 2);
+    let mut out = BytesMut::new();
+    for id in [1, 2] {
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap().is_some());
+    }
+    // A retransmission (DUP 1) is acknowledged again and not routed [MQTT-4.3.3-9]...
+    let mut again = publish(QoS::ExactlyOnce, 1, "a");
+    again.dup = true;
+    assert!(s.handle_publish(again, &mut out).unwrap().is_none());
+    // ...a new PUBLISH (DUP 0) is a third unacknowledged one against a maximum of 2
+    // [MQTT-3.3.4-9], whether its identifier is new or still in use.
+    for id in [1, 3] {
+        let err = s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap_err();
+        assert_eq!(err, SessionError::ReceiveMaximumExceeded);
+        assert_eq!(err.reason_code(), ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+    }
+    let got = packets(v, &mut out);
+    assert_eq!(got.len(), 3, "PUBREC 1, PUBREC 2 and PUBREC 1 again: {got:?}");
+}
+
+#[test]
+fn below_the_receive_maximum_a_reused_open_identifier_is_acknowledged_and_not_routed() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        // MQTT 3.1.1 has no Receive Maximum: a limit of 1 must not apply to it.
+        let mut s = session_with_receive_maximum(v, if v.is_v5() { 3 } else { 1 });
+        let mut out = BytesMut::new();
+        for id in [1, 2] {
+            assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap().is_some());
+        }
+        // DUP 0, identifier 1 still open: a client fault, but the rule for the receiver
+        // is to acknowledge it and not deliver it twice [MQTT-4.3.3-9].
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 1, "a"), &mut out).unwrap().is_none());
+        assert_eq!(packets(v, &mut out).len(), 3, "{v:?}");
+    }
+}
