@@ -6,7 +6,13 @@
 # rounds, so drift on the machine hits both alike; the report gives the median.
 #
 #   scripts/ab.sh --a before=/path/to/old/ringmq --b after=target/release/ringmq \
-#       --out results/ab-NAME [--rounds 3] [--duration 5] [--cases pairs10-q0,fanout50-q0]
+#       --out results/ab-NAME [--rounds 3] [--duration 5] [--cases pairs10-q0,fanout50-q0] \
+#       [--tcp-cc-a bbr --tcp-cc-b cubic]
+#
+# --tcp-cc-a/--tcp-cc-b set the kernel's TCP congestion control (the system-wide sysctl
+# net.ipv4.tcp_congestion_control, so root only) before each of that side's runs, for
+# comparing the TCP stack's share rather than two builds (give the same binary twice);
+# the original setting is restored on exit.
 #
 # Broker on CPU 1 (--cores 1), loadgen on CPU 0, as in scripts/bench.sh. Writes every
 # loadgen summary under OUT/<build>/<case>-r<round>/ and OUT/report.md.
@@ -15,7 +21,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/hot_cases.sh
 source scripts/hot_cases.sh
 
-a=""; b=""; out=""; rounds=3; duration=5; only=""
+a=""; b=""; out=""; rounds=3; duration=5; only=""; cc_a=""; cc_b=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --a) a="$2"; shift 2 ;;
@@ -24,6 +30,8 @@ while [ $# -gt 0 ]; do
         --rounds) rounds="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
         --cases) only="$2"; shift 2 ;;
+        --tcp-cc-a) cc_a="$2"; shift 2 ;;
+        --tcp-cc-b) cc_b="$2"; shift 2 ;;
         *) echo "ab.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -51,7 +59,20 @@ stop_broker() {
         broker_pid=""
     fi
 }
-trap stop_broker EXIT
+cc_sysctl=net.ipv4.tcp_congestion_control
+cc_orig="$(sysctl -n "$cc_sysctl")"
+for cc in $cc_a $cc_b; do
+    grep -qw "$cc" /proc/sys/net/ipv4/tcp_available_congestion_control ||
+        { echo "ab.sh: TCP congestion control $cc is not available here ($(cat /proc/sys/net/ipv4/tcp_available_congestion_control))" >&2; exit 2; }
+done
+# Sets the congestion control (when one is given) for the sockets of the next run: the
+# broker's listener and accepted sockets and the load generator's are all created after it.
+use_tcp_cc() { [ -z "$1" ] || sysctl -qw "$cc_sysctl=$1"; }
+finish() {
+    stop_broker
+    [ "$(sysctl -n "$cc_sysctl")" = "$cc_orig" ] || sysctl -qw "$cc_sysctl=$cc_orig"
+}
+trap finish EXIT
 
 run_case() {
     local name="$1" bin="$2" case="$3" round="$4" port="" dir
@@ -79,14 +100,19 @@ run_case() {
 
 for round in $(seq 1 "$rounds"); do
     for case in "${order[@]}"; do
+        use_tcp_cc "$cc_a"
         run_case "${a%%=*}" "${a#*=}" "$case" "$round"
+        use_tcp_cc "$cc_b"
         run_case "${b%%=*}" "${b#*=}" "$case" "$round"
     done
 done
 
-python3 - "$out" "${a%%=*}" "${b%%=*}" "${order[@]}" <<'EOF'
+use_tcp_cc "$cc_orig"
+tcp_cc="$cc_orig"
+[ -n "$cc_a$cc_b" ] && tcp_cc="${cc_a:-$cc_orig} for ${a%%=*}, ${cc_b:-$cc_orig} for ${b%%=*}"
+python3 - "$out" "$tcp_cc" "${a%%=*}" "${b%%=*}" "${order[@]}" <<'EOF'
 import json, os, statistics, sys, platform
-out, a, b, cases = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+out, tcp_cc, a, b, cases = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 
 def runs(name, case):
     base = os.path.join(out, name)
@@ -120,7 +146,8 @@ def fmt(x, nd=2):
     return "-" if x is None else (f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{nd}f}")
 
 lines = [f"# A/B: {a} vs {b}", "",
-         f"Machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}; broker on CPU 1 (1 shard), "
+         f"Machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.release()}, TCP congestion control "
+         f"{tcp_cc}; broker on CPU 1 (1 shard), "
          "loadgen on CPU 0; 64 B payloads; median of the rounds. Regenerate with scripts/ab.sh.", "",
          f"| case | {a} msgs/s | {b} msgs/s | {a} broker CPU-µs/msg | {b} broker CPU-µs/msg | {b}/{a} msgs per CPU-s | {a} p99 µs | {b} p99 µs | lost |",
          "|---|---|---|---|---|---|---|---|---|"]

@@ -373,6 +373,10 @@ meta cpu_model "${cpu_model:-unknown}"
 meta nproc "$ncpu"
 meta kernel "$(uname -sr)"
 meta mem_kib "$mem_kib"
+# The TCP stack's settings change the kernel's share of every figure (BBR paces with a timer,
+# CUBIC does not); record them with the machine.
+meta tcp_congestion_control "$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)"
+meta default_qdisc "$(sysctl -n net.core.default_qdisc 2>/dev/null || echo unknown)"
 meta loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta duration_s "$duration"
 meta warmup_s "$warmup"

@@ -566,7 +566,9 @@ def machine_line(meta, runs):
     kernel = meta.get("kernel") or (m or {}).get("kernel", "?")
     mem = meta.get("mem_kib") or (m or {}).get("mem_total_kib")
     mem_s = f", {int(mem) / 1048576:.0f} GiB RAM" if mem else ""
-    return f"{nproc} CPUs ({cpu}), {kernel}{mem_s}"
+    cc = meta.get("tcp_congestion_control")
+    tcp_s = f", TCP congestion control {cc}" if cc else ""
+    return f"{nproc} CPUs ({cpu}), {kernel}{mem_s}{tcp_s}"
 
 
 def reference_broker(brokers):
