@@ -2,12 +2,18 @@
 //! flight at once than a shard's provided-buffer pool holds (receives end with ENOBUFS
 //! and are re-armed; the data waits in the sockets meanwhile). The pool is shrunk with the
 //! `recv_buffers` option so that it must run dry. Nothing may be lost,
-//! reordered or corrupted.
+//! reordered or corrupted. And the end of a connection the broker closes: a half-close
+//! that still reads what the client sends, for a bounded time.
 
 mod common;
 
+use bytes::BytesMut;
 use common::*;
-use ringmq::protocol::{Packet, ProtocolVersion::V3_1_1};
+use ringmq::protocol::{
+    Ack, Packet,
+    ProtocolVersion::{V3_1_1, V5},
+    QoS, ReasonCode,
+};
 use std::time::Duration;
 
 #[test]
@@ -83,4 +89,59 @@ fn more_data_in_flight_than_the_buffer_pool_holds_arrives_intact() {
 /// A payload that differs per publisher, per message and per byte.
 fn pattern(publisher: usize, k: usize, size: usize) -> Vec<u8> {
     (0..size).map(|j| (j as u64 * 31 + publisher as u64 * 7 + k as u64 * 13) as u8).collect()
+}
+
+/// The broker's half of closing, as in `reactor.rs` (`LINGER_MS`), plus its housekeeping
+/// period and some slack.
+const LINGER_AND_SLACK: Duration = Duration::from_millis(2000 + 100 + 700);
+
+/// A client that sends two QoS 2 PUBLISHes against a Receive Maximum of 1 and keeps
+/// talking (PUBRELs) before it reads anything: the broker's answer is PUBREC 1, then
+/// DISCONNECT 0x93 [MQTT-3.3.4-9], and the connection ends.
+fn exceed_receive_maximum_and_keep_sending(b: &TestBroker, client_id: &str) -> Raw {
+    let (mut c, _) = Raw::connect_ok(b.addr, Conn::new(client_id, V5));
+    let mut out = BytesMut::new();
+    for id in [1, 2] {
+        publish_packet("linger/t", b"x", QoS::ExactlyOnce, false, id, None).encode(V5, &mut out);
+    }
+    c.send_raw(&out);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut pubrel = BytesMut::new();
+    Packet::PubRel(Ack::new(1)).encode(V5, &mut pubrel);
+    for i in 0..3 {
+        // A socket closed with data unread answers with a reset, which fails the next
+        // write here (and may discard the DISCONNECT at a client's end).
+        c.try_send_raw(&pubrel)
+            .unwrap_or_else(|e| panic!("write {i} after the broker's DISCONNECT failed: {e}"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = c.expect_closed(IO_TIMEOUT);
+    assert!(
+        matches!(got.as_slice(), [Packet::PubRec(a), Packet::Disconnect(d)]
+            if a.packet_id == 1 && d.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED),
+        "expected PUBREC 1 and DISCONNECT 0x93, got {got:?}"
+    );
+    c
+}
+
+#[test]
+fn a_client_still_sending_after_the_brokers_disconnect_reads_it_and_gets_no_reset() {
+    let b = TestBroker::start_with(|c| c.receive_maximum = 1);
+    exceed_receive_maximum_and_keep_sending(&b, "linger-reads");
+}
+
+#[test]
+fn a_client_that_never_closes_is_closed_once_the_linger_is_over() {
+    let b = TestBroker::start_with(|c| c.receive_maximum = 1);
+    let mut c = exceed_receive_maximum_and_keep_sending(&b, "linger-ends");
+    std::thread::sleep(LINGER_AND_SLACK);
+    // The socket is gone now: the first write draws a reset, a later one fails.
+    let mut pubrel = BytesMut::new();
+    Packet::PubRel(Ack::new(1)).encode(V5, &mut pubrel);
+    let failed = (0..10).any(|_| {
+        let r = c.try_send_raw(&pubrel);
+        std::thread::sleep(Duration::from_millis(50));
+        r.is_err()
+    });
+    assert!(failed, "the broker still held the socket {LINGER_AND_SLACK:?} after its DISCONNECT");
 }

@@ -65,6 +65,9 @@ const BACKLOG_RETRY: Duration = Duration::from_micros(200);
 const KEEPALIVE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a shutting-down shard lets connections flush their last packets.
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
+/// How long a connection the broker has finished writing to is still read (and what
+/// arrives discarded) before its socket is closed: see [`Reactor::finish_writer`].
+const LINGER_MS: u64 = 2000;
 
 /// `io_uring_enter` flag: process completions (and, with DEFER_TASKRUN, run the
 /// deferred work that produces them).
@@ -179,6 +182,11 @@ pub struct Reactor {
     accept_retry_at: Option<Instant>,
     /// Sockets holding output buffers above [`IDLE_BUFFER_KEEP_BYTES`], to shrink when quiet.
     big_buffers: Vec<u32>,
+    /// Sockets still read after their writing side finished, in the order they started:
+    /// (until, shard clock ms; socket slot; descriptor, to tell a later socket in the
+    /// slot apart). Kept here rather than in [`Socket`], whose every byte is paid per
+    /// connection.
+    lingering: VecDeque<(u64, u32, i32)>,
 }
 
 impl Reactor {
@@ -215,6 +223,7 @@ impl Reactor {
             completions: Vec::with_capacity(1024),
             accept_retry_at: None,
             big_buffers: Vec::new(),
+            lingering: VecDeque::new(),
         })
     }
 
@@ -414,6 +423,16 @@ impl Reactor {
         if !more {
             s.recv_armed = false;
         }
+        if s.writer_finished {
+            // Read after the broker's last packet (see `finish_writer`): discarded, and
+            // the socket closes once the peer does (or the receive ends some other way).
+            let bid = (res > 0).then(|| cqueue::buffer_select(flags)).flatten();
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
+            self.maybe_release(slot);
+            return bid.is_some();
+        }
         let reading = s.attached && !s.input.finished;
         let event = match res {
             1.. => {
@@ -592,8 +611,16 @@ impl Reactor {
         }
     }
 
-    /// The writing side is done: shut the socket (which ends the receive) and tell the
-    /// state, which removes the connection once the reading side is done too.
+    /// The writing side is done (the last packet, a DISCONNECT perhaps, has gone, or the
+    /// peer is gone): tell the state, which removes the connection once the reading side
+    /// is done too, and end the reading side for the state as well.
+    ///
+    /// The socket itself is only half-closed: FIN after the last packet, while what the
+    /// client still sends is read and discarded until it closes too, or for
+    /// [`LINGER_MS`]. Closing a socket with unread data sends a reset instead of a FIN,
+    /// and a client still sending (PUBRELs for PUBRECs it has not read yet, say) would
+    /// get that reset, which can also throw away the DISCONNECT and its reason code still
+    /// in the client's receive buffer (the "lingering close" of HTTP servers).
     fn finish_writer(&mut self, slot: u32) {
         let Some(s) = self.sockets.get_mut(slot) else { return };
         if s.writer_finished {
@@ -601,12 +628,45 @@ impl Reactor {
         }
         s.writer_finished = true;
         // SAFETY: shutdown(2) on a descriptor we own and have not closed.
-        unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_WR) };
+        let reader_open = s.attached && !s.input.finished;
+        if s.recv_armed || reader_open {
+            self.lingering.push_back((self.state.clock_ms + LINGER_MS, slot, s.fd.as_raw_fd()));
+        }
         if s.attached {
             let conn = s.input.conn;
             self.state.task_done(conn, false);
         }
+        if reader_open {
+            // The end the receive brought when the socket was shut both ways, in order
+            // behind any receive still held.
+            let end = Held::End { why: "closed by the broker" };
+            if !self.held.is_empty() || self.state.is_backlogged() {
+                self.held.push_back((slot, end));
+            } else {
+                self.deliver(slot, end);
+            }
+        }
         self.check_detached(slot);
+    }
+
+    /// Closes lingering sockets whose peer has not closed within [`LINGER_MS`].
+    fn end_lingering(&mut self) {
+        let clock = self.state.clock_ms;
+        while let Some(&(until, slot, fd)) = self.lingering.front() {
+            if until > clock {
+                break;
+            }
+            self.lingering.pop_front();
+            if let Some(s) = self.sockets.get(slot).filter(|s| s.fd.as_raw_fd() == fd && s.writer_finished) {
+                if s.recv_armed {
+                    // SAFETY: shutdown(2) on a descriptor we own and have not closed; it
+                    // ends the armed receive, whose completion releases the socket.
+                    unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                }
+            }
+            self.maybe_release(slot);
+        }
     }
 
     /// Notices that the state removed the connection (both sides ended); the socket is
@@ -699,6 +759,7 @@ impl Reactor {
         if self.connect_deadlines.is_empty() && self.connect_deadlines.capacity() > 1024 {
             self.connect_deadlines = VecDeque::new();
         }
+        self.end_lingering();
         if self.accept_retry_at.is_some_and(|t| now >= t) {
             self.accept_retry_at = None;
             for i in 0..self.listeners.len() {
