@@ -97,7 +97,7 @@ const LINGER_AND_SLACK: Duration = Duration::from_millis(2000 + 100 + 700);
 
 /// A client that sends two QoS 2 PUBLISHes against a Receive Maximum of 1 and keeps
 /// talking (PUBRELs) before it reads anything: the broker's answer is PUBREC 1, then
-/// DISCONNECT 0x93 [MQTT-3.3.4-9], and the connection ends.
+/// DISCONNECT 0x93 [MQTT-3.3.4-7], and the connection ends.
 fn exceed_receive_maximum_and_keep_sending(b: &TestBroker, client_id: &str) -> Raw {
     let (mut c, _) = Raw::connect_ok(b.addr, Conn::new(client_id, V5));
     let mut out = BytesMut::new();

@@ -1643,15 +1643,15 @@ fn our_receive_maximum_is_advertised_and_exceeding_it_gets_disconnect_0x93() {
         c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
         assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(_)));
     }
-    // ...a third is one too many [MQTT-3.3.4-9].
+    // ...a third is one too many [MQTT-3.3.4-7].
     c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
     expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }
 
-/// Eclipse Paho's interoperability suite (`test_flow_control2`) does this at the default
-/// maximum: 65,535 QoS 2 exchanges left open, one per packet identifier, then a new
-/// PUBLISH (DUP 0) that has to reuse identifier 1. Acknowledging it as a retransmission
-/// left that client waiting for a DISCONNECT forever.
+/// At the default maximum a client can exceed it only by reusing an identifier: 65,535 QoS
+/// 2 exchanges left open, one per packet identifier, then a new PUBLISH (DUP 0) on
+/// identifier 1. (Eclipse Paho's interoperability suite, `test_flow_control2`, means to
+/// do this, but its client never uses identifier 65,535 and stops at 65,534.)
 #[test]
 fn a_new_publish_beyond_the_default_receive_maximum_of_65535_gets_disconnect_0x93() {
     let b = TestBroker::start();
@@ -1684,7 +1684,7 @@ fn a_new_publish_beyond_the_default_receive_maximum_of_65535_gets_disconnect_0x9
     Packet::Publish(p).encode(V5, &mut dup);
     c.send_raw(&dup);
     assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(a) if a.packet_id == 1));
-    // ...a new PUBLISH is the 65,536th unacknowledged one [MQTT-3.3.4-9].
+    // ...a new PUBLISH is the 65,536th unacknowledged one [MQTT-3.3.4-7].
     c.send(&publish_packet("rm/default", b"x", QoS::ExactlyOnce, false, 1, None));
     expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }

@@ -59,7 +59,7 @@ pub enum SessionError {
     TopicAliasInvalid,
     #[error("empty topic with an unknown topic alias (protocol error)")]
     UnknownTopicAlias,
-    #[error("more QoS 2 exchanges open than our Receive Maximum [MQTT-3.3.4-9]")]
+    #[error("more QoS 2 exchanges open than our Receive Maximum [MQTT-3.3.4-7]")]
     ReceiveMaximumExceeded,
     #[error("subscription identifier in a PUBLISH from a client [MQTT-3.3.4-6]")]
     SubscriptionIdFromClient,
@@ -72,7 +72,7 @@ impl SessionError {
             Self::TopicAliasInvalid => "topic alias 0 or above the maximum [MQTT-3.3.2-8] [MQTT-3.3.2-9]",
             Self::UnknownTopicAlias => "empty topic with an unknown topic alias",
             Self::ReceiveMaximumExceeded => {
-                "more QoS 2 exchanges open than the Receive Maximum [MQTT-3.3.4-9]"
+                "more QoS 2 exchanges open than the Receive Maximum [MQTT-3.3.4-7]"
             }
             Self::SubscriptionIdFromClient => {
                 "subscription identifier in a PUBLISH from a client [MQTT-3.3.4-6]"
@@ -284,7 +284,7 @@ impl Session {
                     // acknowledged again but never routed twice [MQTT-4.3.3-9]. One with
                     // DUP 0 is a new PUBLISH though [MQTT-3.3.1-1]: with every exchange the
                     // maximum allows open it is one unacknowledged PUBLISH too many
-                    // [MQTT-3.3.4-9]. At the default maximum, 65,535, that is the only way a
+                    // [MQTT-3.3.4-7]. At the default maximum, 65,535, that is the only way a
                     // client can exceed it (one exchange per identifier).
                     if at_maximum && !p.dup {
                         return Err(SessionError::ReceiveMaximumExceeded);

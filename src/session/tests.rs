@@ -336,7 +336,7 @@ fn new_qos2_publish_reusing_an_open_identifier_at_the_receive_maximum_is_one_too
     again.dup = true;
     assert!(s.handle_publish(again, &mut out).unwrap().is_none());
     // ...a new PUBLISH (DUP 0) is a third unacknowledged one against a maximum of 2
-    // [MQTT-3.3.4-9], whether its identifier is new or still in use.
+    // [MQTT-3.3.4-7], whether its identifier is new or still in use.
     for id in [1, 3] {
         let err = s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap_err();
         assert_eq!(err, SessionError::ReceiveMaximumExceeded);
