@@ -3,15 +3,19 @@
 #
 #   scripts/interop.sh
 #
-# Installs what it needs when missing (mosquitto-clients via apt-get, paho-mqtt via
-# pip), builds the release binary, starts ringmq with 4 shards on a free loopback port,
-# and runs publish/subscribe round trips:
+# Installs what it needs when missing (mosquitto-clients and nodejs via apt-get,
+# paho-mqtt via pip, MQTT.js via npm), builds the release binary, starts ringmq with 4
+# shards on a free loopback port, and runs publish/subscribe round trips:
 #   - mosquitto_pub / mosquitto_sub at QoS 0, 1 and 2, MQTT 3.1.1 and 5.0, plus a
 #     retained message read by a later subscriber;
 #   - scripts/interop_paho.py (Paho 2.x) at QoS 0, 1 and 2, MQTT 3.1.1 and 5.0;
 #   - Paho MQTT 5 cases: topic aliases (both ways), a shared subscription, message
 #     expiry (live and while a persistent session is offline), request/response with
-#     correlation data, and user properties (see scripts/interop_paho.py).
+#     correlation data, and user properties (see scripts/interop_paho.py);
+#   - MQTT.js (npm `mqtt`, pinned, installed into a scratch directory; nodejs and npm via
+#     apt-get when missing) at QoS 0, 1 and 2, MQTT 3.1.1 and 5.0, plus a retained
+#     message, a will, offline queueing in a persistent session, and MQTT 5 topic aliases
+#     with user properties (see scripts/interop_mqttjs.js).
 # Every message must arrive. Prints "N passed, M failed" and exits non-zero on any
 # failure. Every step is bounded by `timeout`; ringmq is stopped by its PID on exit.
 set -euo pipefail
@@ -21,6 +25,7 @@ cd "$root"
 
 COUNT=20          # messages per round trip
 STEP_TIMEOUT=30   # seconds, any one client step
+MQTTJS_VERSION=5.16.0
 
 passed=0
 failed=0
@@ -37,6 +42,11 @@ if ! command -v mosquitto_sub >/dev/null 2>&1 || ! command -v mosquitto_pub >/de
     # A stale or unreachable index must not stop the install from trying.
     timeout 300 "${as_root[@]}" apt-get update || echo "apt-get update failed; trying the install anyway"
     timeout 600 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto-clients
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "node/npm missing: installing nodejs and npm"
+    timeout 300 "${as_root[@]}" apt-get update || echo "apt-get update failed; trying the install anyway"
+    timeout 900 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
 fi
 if ! python3 -c 'import paho' >/dev/null 2>&1; then
     echo "paho-mqtt missing: installing it"
@@ -175,6 +185,26 @@ for case in topic-alias shared message-expiry request-response user-properties; 
         fail "${line#FAIL }"
     fi
 done
+
+# --- MQTT.js ----------------------------------------------------------------------------------
+
+# Pinned, into this run's scratch directory: nothing is installed globally.
+if timeout 300 npm install --prefix "$work/mqttjs" --no-audit --no-fund --silent "mqtt@$MQTTJS_VERSION" >"$work/npm.log" 2>&1; then
+    rc=0
+    out="$(NODE_PATH="$work/mqttjs/node_modules" timeout $((STEP_TIMEOUT * 4)) \
+        node "$root/scripts/interop_mqttjs.js" "mqtt://127.0.0.1:$port" "$COUNT" 2>&1)" || rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+            PASS\ *) pass "${line#PASS }" ;;
+            FAIL\ *) fail "${line#FAIL }" ;;
+        esac
+    done <<<"$out"
+    if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
+        fail "mqtt.js: node exited $rc: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+    fi
+else
+    fail "mqtt.js: npm install mqtt@$MQTTJS_VERSION failed: $(tail -n 3 "$work/npm.log" | tr '\n' ' ')"
+fi
 
 # --- the broker is still well ----------------------------------------------------------------
 

@@ -1,0 +1,118 @@
+// MQTT.js (the `mqtt` package on npm) against ringmq, for scripts/interop.sh:
+//   node interop_mqttjs.js mqtt://127.0.0.1:PORT COUNT
+// QoS 0/1/2 round trips at MQTT 3.1.1 and 5.0, a retained message, a will, a persistent
+// session that queues QoS 1 messages while offline, and MQTT 5 topic aliases with user
+// properties. Prints one PASS or FAIL line per check; exits non-zero on any failure.
+const mqtt = require('mqtt');
+const url = process.argv[2];
+const N = Number(process.argv[3] || 20);
+let failures = 0;
+function connect(opts) {
+  return new Promise((res, rej) => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    c.once('connect', (ack) => res([c, ack]));
+    c.once('error', rej);
+  });
+}
+const label = (v) => (v === 5 ? 'v5' : 'v3.1.1');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function roundTrip(version, qos) {
+  const topic = `interop/mqttjs/${process.pid}/${version}/q${qos}`;
+  const [sub] = await connect({ protocolVersion: version, clientId: `mqttjs-sub-${version}-${qos}-${process.pid}` });
+  const [pub] = await connect({ protocolVersion: version, clientId: `mqttjs-pub-${version}-${qos}-${process.pid}` });
+  const got = [];
+  sub.on('message', (t, m) => got.push(m.toString()));
+  await sub.subscribeAsync(topic, { qos });
+  for (let i = 0; i < N; i++) await pub.publishAsync(topic, `m${i}`, { qos });
+  const deadline = Date.now() + 5000;
+  while (got.length < N && Date.now() < deadline) await sleep(20);
+  const ok = got.length === N && got.every((m, i) => m === `m${i}`);
+  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} qos${qos}: ${got.length}/${N} in order`);
+  if (!ok) failures++;
+  await sub.endAsync(); await pub.endAsync();
+}
+async function retained(version) {
+  const topic = `interop/mqttjs/${process.pid}/${version}/retained`;
+  const [pub] = await connect({ protocolVersion: version });
+  await pub.publishAsync(topic, 'kept', { qos: 1, retain: true });
+  await pub.endAsync();
+  const [sub] = await connect({ protocolVersion: version });
+  const got = [];
+  sub.on('message', (t, m, p) => got.push([m.toString(), p.retain]));
+  await sub.subscribeAsync(topic, { qos: 1 });
+  await sleep(300);
+  const ok = got.length === 1 && got[0][0] === 'kept' && got[0][1] === true;
+  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} retained: ${JSON.stringify(got)}`);
+  if (!ok) failures++;
+  await sub.publishAsync(topic, '', { qos: 1, retain: true });
+  await sub.endAsync();
+}
+async function will(version) {
+  const topic = `interop/mqttjs/${process.pid}/${version}/will`;
+  const [sub] = await connect({ protocolVersion: version });
+  const got = [];
+  sub.on('message', (t, m) => got.push(m.toString()));
+  await sub.subscribeAsync(topic, { qos: 1 });
+  const [dying] = await connect({ protocolVersion: version, will: { topic, payload: 'gone', qos: 1 } });
+  dying.stream.destroy(); // no DISCONNECT: the will must go out
+  const deadline = Date.now() + 5000;
+  while (got.length < 1 && Date.now() < deadline) await sleep(20);
+  const ok = got.length === 1 && got[0] === 'gone';
+  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} will: ${JSON.stringify(got)}`);
+  if (!ok) failures++;
+  await sub.endAsync();
+}
+async function offline(version) {
+  const topic = `interop/mqttjs/${process.pid}/${version}/offline`;
+  const id = `mqttjs-persist-${version}-${process.pid}`;
+  const v5 = version === 5 ? { properties: { sessionExpiryInterval: 300 } } : {};
+  let [sub] = await connect({ protocolVersion: version, clientId: id, clean: true, ...v5 });
+  await sub.endAsync();
+  [sub] = await connect({ protocolVersion: version, clientId: id, clean: false, ...v5 });
+  await sub.subscribeAsync(topic, { qos: 1 });
+  await sub.endAsync();
+  const [pub] = await connect({ protocolVersion: version });
+  for (let i = 0; i < N; i++) await pub.publishAsync(topic, `o${i}`, { qos: 1 });
+  await pub.endAsync();
+  const got = [];
+  let ack;
+  [sub, ack] = await new Promise((res, rej) => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, protocolVersion: version, clientId: id, clean: false, ...v5 });
+    c.on('message', (t, m) => got.push(m.toString()));
+    c.once('connect', (a) => res([c, a]));
+    c.once('error', rej);
+  });
+  const deadline = Date.now() + 5000;
+  while (got.length < N && Date.now() < deadline) await sleep(20);
+  const ok = ack.sessionPresent && got.length === N && got.every((m, i) => m === `o${i}`);
+  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} offline queue: session present ${ack.sessionPresent}, ${got.length}/${N}`);
+  if (!ok) failures++;
+  await sub.endAsync();
+}
+async function v5Extras() {
+  const topic = `interop/mqttjs/${process.pid}/5/alias`;
+  const [sub] = await connect({ protocolVersion: 5, properties: { topicAliasMaximum: 10 } });
+  const [pub, ack] = await connect({ protocolVersion: 5 });
+  const got = [];
+  sub.on('message', (t, m, p) => got.push([t, m.toString(), p.properties && p.properties.userProperties]));
+  await sub.subscribeAsync(topic, { qos: 1 });
+  const max = (ack.properties && ack.properties.topicAliasMaximum) || 0;
+  for (let i = 0; i < 5; i++) {
+    const props = { userProperties: { k: `v${i}` } };
+    if (max > 0) props.topicAlias = 1;
+    await pub.publishAsync(i === 0 || max === 0 ? topic : '', `a${i}`, { qos: 1, properties: props });
+  }
+  const deadline = Date.now() + 5000;
+  while (got.length < 5 && Date.now() < deadline) await sleep(20);
+  const ok = got.length === 5 && got.every(([t, m, up], i) => t === topic && m === `a${i}` && up && up.k === `v${i}`);
+  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js v5 topic alias (server max ${max}) + user properties: ` +
+    (ok ? `${got.length}/5 with their topic and user property` : JSON.stringify(got)));
+  if (!ok) failures++;
+  await sub.endAsync(); await pub.endAsync();
+}
+(async () => {
+  for (const v of [4, 5]) for (const q of [0, 1, 2]) await roundTrip(v, q);
+  for (const v of [4, 5]) { await retained(v); await will(v); await offline(v); }
+  await v5Extras();
+  process.exit(failures ? 1 : 0);
+})().catch((e) => { console.log(`FAIL mqtt.js: ${e && e.stack ? e.stack : e}`); process.exit(2); });
