@@ -78,16 +78,9 @@ run_case() {
     local name="$1" bin="$2" case="$3" round="$4" port="" dir
     dir="$out/$name/$case-r$round"
     rm -rf "$dir"; mkdir -p "$dir"
-    # Port 0: the kernel picks a free port (a fixed or random one can collide with the
-    # ephemeral ports of the previous run's connections); the broker's log names it.
-    taskset -c 1 "$bin" -c "$conf" --cores 1 --cpus 1 --listen "127.0.0.1:0" >"$dir/broker.log" 2>&1 &
-    broker_pid=$!
-    for _ in $(seq 50); do
-        port="$(sed -n 's/.*listen socket on 127.0.0.1:\([0-9]*\)\..*/\1/p' "$dir/broker.log" | head -n1)"
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "ab.sh: $name did not start: $(cat "$dir/broker.log")" >&2; stop_broker; return; }
+    start_ringmq "$dir/broker.log" 1 "$bin" -c "$conf" --cores 1 --cpus 1 ||
+        { echo "ab.sh: $name did not start: $(cat "$dir/broker.log")" >&2; stop_broker; return; }
+    port="$broker_port"
     local timing=(--size 64 --duration "$duration" --warmup 1)
     [ "${case#idle}" != "$case" ] && timing=()
     # shellcheck disable=SC2086

@@ -1,6 +1,6 @@
-# Sourced by scripts/ab.sh, scripts/profile.sh and scripts/bench.sh: the cases that decide
-# hot-path changes (loadgen arguments by name; 64 B payloads are added by the caller) and
-# the broker configurations they run against.
+# Sourced by scripts/ab.sh, scripts/profile.sh, scripts/scaling.sh and scripts/bench.sh:
+# the cases that decide hot-path changes (loadgen arguments by name; 64 B payloads are added
+# by the caller), the broker configurations they run against, and how ringmq is started.
 
 declare -A cases=(
     [pairs10-q0]="pairs --n 10 --qos 0 --rate max"
@@ -41,4 +41,22 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
+}
+
+# start_ringmq LOG CPUS BIN ARGS...: starts BIN ARGS pinned to CPUS (taskset), listening on
+# 127.0.0.1 at a port the kernel picks (a fixed or random one can collide with the ephemeral
+# ports of the previous run's connections); the broker's log names it. Sets broker_pid, and
+# broker_port once it is listening; returns non-zero when it did not start within 5 s.
+start_ringmq() {
+    local log="$1" cpus="$2"
+    shift 2
+    taskset -c "$cpus" "$@" --listen "127.0.0.1:0" >"$log" 2>&1 &
+    broker_pid=$!
+    broker_port=""
+    for _ in $(seq 50); do
+        broker_port="$(sed -n 's/.*listen socket on 127.0.0.1:\([0-9]*\)\..*/\1/p' "$log" | head -n1)"
+        [ -n "$broker_port" ] && return 0
+        sleep 0.1
+    done
+    return 1
 }
