@@ -52,13 +52,6 @@ if [ -n "$only" ]; then
 fi
 
 broker_pid=""
-stop_broker() {
-    if [ -n "$broker_pid" ]; then
-        kill -INT "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-        broker_pid=""
-    fi
-}
 cc_sysctl=net.ipv4.tcp_congestion_control
 cc_orig="$(sysctl -n "$cc_sysctl")"
 for cc in $cc_a $cc_b; do
@@ -69,7 +62,7 @@ done
 # broker's listener and accepted sockets and the load generator's are all created after it.
 use_tcp_cc() { [ -z "$1" ] || sysctl -qw "$cc_sysctl=$1"; }
 finish() {
-    stop_broker
+    stop_ringmq
     [ "$(sysctl -n "$cc_sysctl")" = "$cc_orig" ] || sysctl -qw "$cc_sysctl=$cc_orig"
 }
 trap finish EXIT
@@ -79,7 +72,7 @@ run_case() {
     dir="$out/$name/$case-r$round"
     rm -rf "$dir"; mkdir -p "$dir"
     start_ringmq "$dir/broker.log" 1 "$bin" -c "$conf" --cores 1 --cpus 1 ||
-        { echo "ab.sh: $name did not start: $(cat "$dir/broker.log")" >&2; stop_broker; return; }
+        { echo "ab.sh: $name did not start: $(cat "$dir/broker.log")" >&2; stop_ringmq; return; }
     port="$broker_port"
     local timing=(--size 64 --duration "$duration" --warmup 1)
     [ "${case#idle}" != "$case" ] && timing=()
@@ -87,7 +80,7 @@ run_case() {
     timeout -k 5 120 taskset -c 0 "$loadgen" ${cases[$case]} "${timing[@]}" \
         --cores 1 --cpus 0 --port "$port" --broker-pid "$broker_pid" --out "$dir" --quiet \
         >"$dir/stdout.txt" 2>&1 || echo "ab.sh: $name $case round $round exited $?" >&2
-    stop_broker
+    stop_ringmq
     echo "$name $case r$round: $(tail -n1 "$dir/stdout.txt")"
 }
 

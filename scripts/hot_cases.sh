@@ -60,3 +60,13 @@ start_ringmq() {
     done
     return 1
 }
+
+# stop_ringmq: stops the broker start_ringmq started (SIGINT, its clean shutdown) and waits
+# for it to exit.
+stop_ringmq() {
+    if [ -n "${broker_pid:-}" ]; then
+        kill -INT "$broker_pid" 2>/dev/null || true
+        wait "$broker_pid" 2>/dev/null || true
+        broker_pid=""
+    fi
+}

@@ -69,14 +69,7 @@ conf="$out/ringmq.conf"
 write_unlimited_conf "$conf"
 
 broker_pid=""
-stop_broker() {
-    if [ -n "$broker_pid" ]; then
-        kill -INT "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-        broker_pid=""
-    fi
-}
-trap stop_broker EXIT
+trap stop_ringmq EXIT
 
 # "first-last" CPU list, or the single CPU.
 cpu_range() { if [ "$1" -eq "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
@@ -104,7 +97,7 @@ for n in $shards; do
         rm -rf "$dir"; mkdir -p "$dir"
         if ! start_ringmq "$dir/broker.log" "$broker_cpus" "$bin" -c "$conf" --cores "$n" "${pin[@]}"; then
             echo "scaling.sh: ringmq with $n shards did not start: $(tail -n 3 "$dir/broker.log")" >&2
-            stop_broker
+            stop_ringmq
             continue
         fi
         # shellcheck disable=SC2086
@@ -113,7 +106,7 @@ for n in $shards; do
             --cores "$loadgen_threads" --cpus "$loadgen_cpus" --port "$broker_port" \
             --broker-pid "$broker_pid" --out "$dir" --quiet >"$dir/stdout.txt" 2>&1 ||
             echo "scaling.sh: $n shards, $case: the load generator exited $?" >&2
-        stop_broker
+        stop_ringmq
         echo "$n shard(s), $case ($placement): $(tail -n1 "$dir/stdout.txt")"
     done
 done
