@@ -7,15 +7,27 @@ const mqtt = require('mqtt');
 const url = process.argv[2];
 const N = Number(process.argv[3] || 20);
 let failures = 0;
-function connect(opts) {
+// Connects; `onMessage`, when given, is listening before CONNACK (a resumed session's
+// queued messages follow it at once). Resolves to [client, connack].
+function connect(opts, onMessage) {
   return new Promise((res, rej) => {
     const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    if (onMessage) c.on('message', onMessage);
     c.once('connect', (ack) => res([c, ack]));
     c.once('error', rej);
   });
 }
 const label = (v) => (v === 5 ? 'v5' : 'v3.1.1');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Waits (up to 5 s) until `got` holds `n` entries.
+async function waitFor(got, n) {
+  const deadline = Date.now() + 5000;
+  while (got.length < n && Date.now() < deadline) await sleep(20);
+}
+function report(ok, what) {
+  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${what}`);
+  if (!ok) failures++;
+}
 async function roundTrip(version, qos) {
   const topic = `interop/mqttjs/${process.pid}/${version}/q${qos}`;
   const [sub] = await connect({ protocolVersion: version, clientId: `mqttjs-sub-${version}-${qos}-${process.pid}` });
@@ -24,11 +36,9 @@ async function roundTrip(version, qos) {
   sub.on('message', (t, m) => got.push(m.toString()));
   await sub.subscribeAsync(topic, { qos });
   for (let i = 0; i < N; i++) await pub.publishAsync(topic, `m${i}`, { qos });
-  const deadline = Date.now() + 5000;
-  while (got.length < N && Date.now() < deadline) await sleep(20);
+  await waitFor(got, N);
   const ok = got.length === N && got.every((m, i) => m === `m${i}`);
-  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} qos${qos}: ${got.length}/${N} in order`);
-  if (!ok) failures++;
+  report(ok, `${label(version)} qos${qos}: ${got.length}/${N} in order`);
   await sub.endAsync(); await pub.endAsync();
 }
 async function retained(version) {
@@ -42,8 +52,7 @@ async function retained(version) {
   await sub.subscribeAsync(topic, { qos: 1 });
   await sleep(300);
   const ok = got.length === 1 && got[0][0] === 'kept' && got[0][1] === true;
-  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} retained: ${JSON.stringify(got)}`);
-  if (!ok) failures++;
+  report(ok, `${label(version)} retained: ${JSON.stringify(got)}`);
   await sub.publishAsync(topic, '', { qos: 1, retain: true });
   await sub.endAsync();
 }
@@ -55,11 +64,9 @@ async function will(version) {
   await sub.subscribeAsync(topic, { qos: 1 });
   const [dying] = await connect({ protocolVersion: version, will: { topic, payload: 'gone', qos: 1 } });
   dying.stream.destroy(); // no DISCONNECT: the will must go out
-  const deadline = Date.now() + 5000;
-  while (got.length < 1 && Date.now() < deadline) await sleep(20);
+  await waitFor(got, 1);
   const ok = got.length === 1 && got[0] === 'gone';
-  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} will: ${JSON.stringify(got)}`);
-  if (!ok) failures++;
+  report(ok, `${label(version)} will: ${JSON.stringify(got)}`);
   await sub.endAsync();
 }
 async function offline(version) {
@@ -76,17 +83,11 @@ async function offline(version) {
   await pub.endAsync();
   const got = [];
   let ack;
-  [sub, ack] = await new Promise((res, rej) => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, protocolVersion: version, clientId: id, clean: false, ...v5 });
-    c.on('message', (t, m) => got.push(m.toString()));
-    c.once('connect', (a) => res([c, a]));
-    c.once('error', rej);
-  });
-  const deadline = Date.now() + 5000;
-  while (got.length < N && Date.now() < deadline) await sleep(20);
+  [sub, ack] = await connect({ protocolVersion: version, clientId: id, clean: false, ...v5 },
+    (t, m) => got.push(m.toString()));
+  await waitFor(got, N);
   const ok = ack.sessionPresent && got.length === N && got.every((m, i) => m === `o${i}`);
-  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js ${label(version)} offline queue: session present ${ack.sessionPresent}, ${got.length}/${N}`);
-  if (!ok) failures++;
+  report(ok, `${label(version)} offline queue: session present ${ack.sessionPresent}, ${got.length}/${N}`);
   await sub.endAsync();
 }
 async function v5Extras() {
@@ -102,12 +103,10 @@ async function v5Extras() {
     if (max > 0) props.topicAlias = 1;
     await pub.publishAsync(i === 0 || max === 0 ? topic : '', `a${i}`, { qos: 1, properties: props });
   }
-  const deadline = Date.now() + 5000;
-  while (got.length < 5 && Date.now() < deadline) await sleep(20);
+  await waitFor(got, 5);
   const ok = got.length === 5 && got.every(([t, m, up], i) => t === topic && m === `a${i}` && up && up.k === `v${i}`);
-  console.log(`${ok ? 'PASS' : 'FAIL'} mqtt.js v5 topic alias (server max ${max}) + user properties: ` +
+  report(ok, `v5 topic alias (server max ${max}) + user properties: ` +
     (ok ? `${got.length}/5 with their topic and user property` : JSON.stringify(got)));
-  if (!ok) failures++;
   await sub.endAsync(); await pub.endAsync();
 }
 (async () => {

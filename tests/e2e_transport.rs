@@ -95,6 +95,13 @@ fn pattern(publisher: usize, k: usize, size: usize) -> Vec<u8> {
 /// period and some slack.
 const LINGER_AND_SLACK: Duration = Duration::from_millis(2000 + 100 + 700);
 
+/// PUBREL 1, encoded: what the clients below keep sending after the broker's DISCONNECT.
+fn pubrel_1() -> BytesMut {
+    let mut out = BytesMut::new();
+    Packet::PubRel(Ack::new(1)).encode(V5, &mut out);
+    out
+}
+
 /// A client that sends two QoS 2 PUBLISHes against a Receive Maximum of 1 and keeps
 /// talking (PUBRELs) before it reads anything: the broker's answer is PUBREC 1, then
 /// DISCONNECT 0x93 [MQTT-3.3.4-7], and the connection ends.
@@ -106,8 +113,7 @@ fn exceed_receive_maximum_and_keep_sending(b: &TestBroker, client_id: &str) -> R
     }
     c.send_raw(&out);
     std::thread::sleep(Duration::from_millis(100));
-    let mut pubrel = BytesMut::new();
-    Packet::PubRel(Ack::new(1)).encode(V5, &mut pubrel);
+    let pubrel = pubrel_1();
     for i in 0..3 {
         // A socket closed with data unread answers with a reset, which fails the next
         // write here (and may discard the DISCONNECT at a client's end).
@@ -136,8 +142,7 @@ fn a_client_that_never_closes_is_closed_once_the_linger_is_over() {
     let mut c = exceed_receive_maximum_and_keep_sending(&b, "linger-ends");
     std::thread::sleep(LINGER_AND_SLACK);
     // The socket is gone now: the first write draws a reset, a later one fails.
-    let mut pubrel = BytesMut::new();
-    Packet::PubRel(Ack::new(1)).encode(V5, &mut pubrel);
+    let pubrel = pubrel_1();
     let failed = (0..10).any(|_| {
         let r = c.try_send_raw(&pubrel);
         std::thread::sleep(Duration::from_millis(50));

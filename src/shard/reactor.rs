@@ -454,8 +454,13 @@ impl Reactor {
             }
             _ => Held::End { why: "socket error, disconnecting" },
         };
-        // Behind a backed-up mesh, or behind events already held: keep the event (and
-        // its buffer, which keeps the kernel from filling more) until the backlog drains.
+        self.deliver_or_hold(slot, event)
+    }
+
+    /// Hands a receive event to the connection now, or, behind a backed-up mesh or behind
+    /// events already held, keeps it (and its buffer, which keeps the kernel from filling
+    /// more) until the backlog drains. True when a buffer went back to the ring.
+    fn deliver_or_hold(&mut self, slot: u32, event: Held) -> bool {
         if !self.held.is_empty() || self.state.is_backlogged() {
             self.held.push_back((slot, event));
             return false;
@@ -640,12 +645,7 @@ impl Reactor {
         if reader_open {
             // The end the receive brought when the socket was shut both ways, in order
             // behind any receive still held.
-            let end = Held::End { why: "closed by the broker" };
-            if !self.held.is_empty() || self.state.is_backlogged() {
-                self.held.push_back((slot, end));
-            } else {
-                self.deliver(slot, end);
-            }
+            self.deliver_or_hold(slot, Held::End { why: "closed by the broker" });
         }
         self.check_detached(slot);
     }
