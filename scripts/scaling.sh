@@ -7,7 +7,7 @@
 #       [--no-build]
 #
 # --no-build uses target/release/ringmq and ringmq-loadgen as they are (built elsewhere and
-# copied, on a machine without a Rust toolchain).
+# copied, on a machine without a Rust toolchain); RINGMQ_COMMIT then names their commit.
 # With N shards the broker runs on CPUs 0..N-1 (`--cores N --cpus 0-(N-1)`, also under
 # taskset) and the load generator on the CPUs left, one load thread per CPU. A shard count
 # that leaves fewer than 2 CPUs for the load generator (16 shards on a 16-CPU machine) runs
@@ -111,7 +111,8 @@ for n in $shards; do
     done
 done
 
-git_commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# RINGMQ_COMMIT names the commit where the tree was copied without its .git (a lent machine).
+git_commit="${RINGMQ_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || git_commit="$git_commit (with uncommitted changes)"
 python3 - "$out" "$git_commit" "${order[@]}" <<'EOF'
 import json, os, platform, sys
