@@ -356,7 +356,7 @@ impl Session {
                 self.pump(out);
             }
             Some(i) => {
-                self.outbound.inflight[i].state = OutState::AwaitingPubComp;
+                self.outbound.inflight.set_state(i, OutState::AwaitingPubComp);
                 self.ack(out, Packet::PubRel, packet_id, ReasonCode::SUCCESS);
             }
             None if self.outbound.find(packet_id, OutState::AwaitingPubComp).is_some() => {

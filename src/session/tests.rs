@@ -120,6 +120,35 @@ fn outbound_window_queues_then_pumps_on_ack() {
 }
 
 #[test]
+fn a_full_65535_window_hands_out_each_id_once_and_reuses_the_one_acknowledged() {
+    let mut s = Session::new(
+        ByteStr::from("c1"),
+        ProtocolVersion::V5,
+        u32::MAX,
+        Limits { max_inflight_messages: u16::MAX, max_queued_messages: 0, ..Limits::default() },
+    );
+    s.attach(ProtocolVersion::V5, u16::MAX, usize::MAX);
+    let mut out = BytesMut::new();
+    for _ in 0..u16::MAX as usize + 2 {
+        s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out);
+    }
+    let mut seen = vec![false; u16::MAX as usize + 1];
+    for p in packets(ProtocolVersion::V5, &mut out) {
+        let Packet::Publish(p) = p else { panic!("expected PUBLISH, got {p:?}") };
+        // Never 0 [MQTT-2.2.1-3], never one already in flight [MQTT-2.2.1-4].
+        assert!(p.packet_id != 0 && !seen[p.packet_id as usize], "id {} twice", p.packet_id);
+        seen[p.packet_id as usize] = true;
+    }
+    assert_eq!(seen.iter().filter(|&&x| x).count(), u16::MAX as usize, "the window is full");
+    // Acknowledging one from the middle frees exactly that id for the first queued message.
+    s.handle_puback(30_000, &mut out);
+    match packets(ProtocolVersion::V5, &mut out).as_slice() {
+        [Packet::Publish(p)] => assert_eq!(p.packet_id, 30_000),
+        other => panic!("expected one PUBLISH, got {other:?}"),
+    }
+}
+
+#[test]
 fn queue_bound_drops_and_counts() {
     let v = ProtocolVersion::V3_1_1;
     let mut s = session(v);
