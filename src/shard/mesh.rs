@@ -5,7 +5,15 @@
 //!
 //! A full queue hands the message back to the sender ([`Mesh::try_send`]); the sender
 //! keeps it in its own backlog and stops reading from publishing sockets until the
-//! backlog drains (TCP back-pressure), and never blocks its loop waiting.
+//! backlog drains (TCP back-pressure), and never blocks its loop waiting. The failed push
+//! marks the pair blocked, and the receiver, once it has taken messages off that queue,
+//! wakes the sender ([`Mesh::take_blocked`]) so the backlog moves on at once rather than
+//! at the sender's next timer. A sender that is only consuming (all its publishers on
+//! one shard, its subscribers on another) is otherwise woken by nothing.
+//!
+//! Parking and waking are a store, then a load, on each side (the flag, then the queues),
+//! so both use SeqCst: with weaker orderings each side could miss the other's store and
+//! sleep until its timer.
 
 use super::messages::MeshMsg;
 use atomic_waker::AtomicWaker;
@@ -24,6 +32,8 @@ pub struct Mesh {
     wakers: Vec<AtomicWaker>,
     /// Set while a shard's receive task is parked, so senders know a wake is needed.
     parked: Vec<AtomicBool>,
+    /// `blocked[to * shards + from]`: a push from `from` to `to` found the queue full.
+    blocked: Vec<AtomicBool>,
 }
 
 impl Mesh {
@@ -34,6 +44,7 @@ impl Mesh {
             queues: (0..shards * shards).map(|_| ArrayQueue::new(MESH_QUEUE_CAPACITY)).collect(),
             wakers: (0..shards).map(|_| AtomicWaker::new()).collect(),
             parked: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            blocked: (0..shards * shards).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
@@ -46,14 +57,28 @@ impl Mesh {
         &self.queues[to * self.shards + from]
     }
 
-    /// Pushes without blocking; a full queue gives the message back.
+    /// Pushes without blocking; a full queue gives the message back and marks the pair
+    /// blocked, for the receiver to wake this sender once it has made room.
     pub fn try_send(&self, from: usize, to: usize, msg: MeshMsg) -> Result<(), MeshMsg> {
-        self.queue(from, to).push(msg)
+        self.queue(from, to)
+            .push(msg)
+            .inspect_err(|_| self.blocked[to * self.shards + from].store(true, Ordering::SeqCst))
+    }
+
+    /// Whether the queue from `from` to `to` has room for a push.
+    pub fn has_room(&self, from: usize, to: usize) -> bool {
+        !self.queue(from, to).is_full()
+    }
+
+    /// Called by shard `to` after taking messages from `from`'s queue: true (once) when
+    /// `from` found that queue full since the last call, so `to` should wake it.
+    pub fn take_blocked(&self, from: usize, to: usize) -> bool {
+        self.blocked[to * self.shards + from].swap(false, Ordering::SeqCst)
     }
 
     /// Wakes shard `to` if it is parked. Call once per turn per destination, after pushing.
     pub fn wake(&self, to: usize) {
-        if self.parked[to].swap(false, Ordering::AcqRel) {
+        if self.parked[to].swap(false, Ordering::SeqCst) {
             self.wakers[to].wake();
         }
     }
@@ -75,15 +100,73 @@ impl Mesh {
     }
 
     /// Registers shard `to`'s receive task to be woken, then re-checks the queues so that
-    /// a message pushed between the last drain and the registration is not missed.
-    /// Returns true when the task may sleep.
-    pub fn park(&self, to: usize, cx: &mut Context<'_>) -> bool {
+    /// a message pushed between the last drain and the registration is not missed, and
+    /// asks `can_send` whether a queue it is backed up on has room now (its receiver may
+    /// have drained it before the registration). Returns true when the task may sleep.
+    pub fn park(&self, to: usize, cx: &mut Context<'_>, can_send: impl FnOnce() -> bool) -> bool {
         self.wakers[to].register(cx.waker());
-        self.parked[to].store(true, Ordering::Release);
-        if self.has_pending(to) {
-            self.parked[to].store(false, Ordering::Release);
+        self.parked[to].store(true, Ordering::SeqCst);
+        if self.has_pending(to) || can_send() {
+            self.parked[to].store(false, Ordering::SeqCst);
             return false;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn fill(mesh: &Mesh, from: usize, to: usize) {
+        for token in 0..MESH_QUEUE_CAPACITY as u64 {
+            assert!(mesh.try_send(from, to, MeshMsg::BarrierAck { token }).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_sender_backed_up_on_a_full_queue_is_woken_when_the_receiver_makes_room() {
+        let mesh = Mesh::new(2);
+        let count = Arc::new(CountingWaker::default());
+        let waker = Waker::from(count.clone());
+        fill(&mesh, 0, 1);
+        assert!(!mesh.take_blocked(0, 1), "a queue that took every push is not blocked");
+        assert!(mesh.try_send(0, 1, MeshMsg::BarrierAck { token: 0 }).is_err());
+        // Shard 0 has nothing to receive and no room to send: it may sleep.
+        assert!(mesh.park(0, &mut Context::from_waker(&waker), || mesh.has_room(0, 1)));
+        // Shard 1 takes a message; the pair was blocked, so it wakes shard 0, once.
+        assert!(mesh.try_recv(0, 1).is_some());
+        assert!(mesh.take_blocked(0, 1));
+        mesh.wake(0);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(!mesh.take_blocked(0, 1), "one wake per failed push");
+    }
+
+    #[test]
+    fn a_sender_does_not_sleep_when_its_queue_has_room_again() {
+        let mesh = Mesh::new(2);
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        fill(&mesh, 0, 1);
+        assert!(mesh.try_send(0, 1, MeshMsg::BarrierAck { token: 0 }).is_err());
+        // The receiver drained before the sender parked (and found it not yet parked).
+        assert!(mesh.try_recv(0, 1).is_some());
+        assert!(mesh.take_blocked(0, 1));
+        mesh.wake(0);
+        assert!(
+            !mesh.park(0, &mut Context::from_waker(&waker), || mesh.has_room(0, 1)),
+            "room to send: no sleep"
+        );
     }
 }

@@ -264,7 +264,7 @@ impl Reactor {
                 self.enter(0, None)?;
             } else {
                 let mut cx = Context::from_waker(&self.waker);
-                if self.state.shared.mesh.park(id, &mut cx) {
+                if self.state.shared.mesh.park(id, &mut cx, || self.state.backlog_has_room()) {
                     let wait = next_housekeeping.saturating_duration_since(Instant::now());
                     self.enter(1, Some(wait))?;
                     self.state.shared.mesh.unpark(id);
@@ -523,11 +523,17 @@ impl Reactor {
         let id = st.id as usize;
         let shared = st.shared.clone();
         for from in 0..shared.mesh.shards() {
+            let mut took = false;
             for _ in 0..MESH_BATCH {
                 let Some(m) = shared.mesh.try_recv(from, id) else { break };
+                took = true;
                 if !st.on_mesh(m) {
                     return (false, false);
                 }
+            }
+            // A sender backed up on this queue waits for the room just made.
+            if took && from != id && shared.mesh.take_blocked(from, id) {
+                shared.mesh.wake(from);
             }
         }
         (true, shared.mesh.has_pending(id))

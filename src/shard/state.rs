@@ -382,6 +382,12 @@ impl ShardState {
         (token, self.shared.mesh.shards() - 1)
     }
 
+    /// Whether a backed-up queue has room now, so the backlog can move without waiting.
+    pub fn backlog_has_room(&self) -> bool {
+        let from = self.id as usize;
+        (0..self.backlog.len()).any(|to| !self.backlog[to].is_empty() && self.shared.mesh.has_room(from, to))
+    }
+
     /// Whether any mesh queue toward another shard is backed up.
     pub fn is_backlogged(&self) -> bool {
         self.backlog.iter().any(|b| !b.is_empty())
