@@ -111,9 +111,14 @@ for n in $shards; do
     done
 done
 
-# RINGMQ_COMMIT names the commit where the tree was copied without its .git (a lent machine).
-git_commit="${RINGMQ_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
-[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || git_commit="$git_commit (with uncommitted changes)"
+# RINGMQ_COMMIT names the binaries' commit where the tree was copied without (or with a
+# partial) .git, on a lent machine; the caller vouches for it.
+if [ -n "${RINGMQ_COMMIT:-}" ]; then
+    git_commit="$RINGMQ_COMMIT"
+else
+    git_commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || git_commit="$git_commit (with uncommitted changes)"
+fi
 python3 - "$out" "$git_commit" "${order[@]}" <<'EOF'
 import json, os, platform, sys
 out, commit, cases = sys.argv[1], sys.argv[2], sys.argv[3:]
