@@ -1183,7 +1183,8 @@ def write_index(index_path):
         n for n in os.listdir(rdir)
         if os.path.isfile(os.path.join(rdir, n)) and n.endswith(".md") and n != "README.md"
     )
-    # Directories with a report but no bench.sh metadata: scripts/ab.sh comparisons.
+    # Directories with a report but no bench.sh metadata: scripts/ab.sh comparisons and
+    # scripts/scaling.sh sweeps (told apart by the report's title).
     ab_dirs = sorted(
         n for n in os.listdir(rdir)
         if os.path.isfile(os.path.join(rdir, n, "report.md")) and not os.path.exists(os.path.join(rdir, n, "meta.tsv"))
@@ -1196,7 +1197,8 @@ def write_index(index_path):
         for n in ab_dirs:
             with open(os.path.join(rdir, n, "report.md"), encoding="utf-8") as f:
                 title = f.readline().lstrip("# ").strip()
-            lines.append(f"- [{n}]({n}/report.md): {title} (`scripts/ab.sh`)")
+            script = "scaling.sh" if title.startswith("ringmq core scaling") else "ab.sh"
+            lines.append(f"- [{n}]({n}/report.md): {title} (`scripts/{script}`)")
     with open(index_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
