@@ -70,7 +70,16 @@ pub struct Config {
     /// Receive buffers per shard, shared by all its connections (a power of two, at most
     /// 32,768; each 16 KiB). When they run out, sockets wait until some come back.
     pub recv_buffers: u16,
+    /// Messages one shard may have queued toward another before it stops reading its
+    /// publishers' sockets until the queue drains (at most [`MESH_QUEUE_MAX`]).
+    pub mesh_queue: u32,
 }
+
+/// The default `mesh_queue`. On 16 CPUs, 2,048 cost QoS 0 pairs 13-14% of their rate at 2,
+/// 4 and 8 shards against 8,192 (results/2026-11-26-fc-16cpu-scaling/NOTES.md).
+pub const DEFAULT_MESH_QUEUE: u32 = 8192;
+/// The largest `mesh_queue`: each of the shards x shards queues allocates its slots at start.
+pub const MESH_QUEUE_MAX: u32 = 1 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -95,6 +104,7 @@ impl Default for Config {
             response_information: None,
             receive_maximum: u16::MAX,
             recv_buffers: 128,
+            mesh_queue: DEFAULT_MESH_QUEUE,
         }
     }
 }
@@ -361,6 +371,13 @@ impl Config {
                 }
                 self.recv_buffers = n;
             }
+            "mesh_queue" => {
+                let n: u32 = parse_num(one()?)?;
+                if n == 0 || n > MESH_QUEUE_MAX {
+                    return Err(format!("mesh_queue must be between 1 and {MESH_QUEUE_MAX}"));
+                }
+                self.mesh_queue = n;
+            }
             "connect_timeout" => self.connect_timeout_secs = parse_num(one()?)?,
             "cpus" => self.cpus = Some(parse_cpu_list(one()?)?),
             "shared_subscription_strategy" => {
@@ -399,6 +416,12 @@ mod tests {
     }
 
     #[test]
+    fn mesh_queue_sets_the_cross_shard_queue_length() {
+        assert_eq!(Config::default().mesh_queue, DEFAULT_MESH_QUEUE);
+        assert_eq!(load("mesh_queue 16\n").unwrap().mesh_queue, 16);
+    }
+
+    #[test]
     fn recv_buffers_sets_the_shard_receive_pool() {
         assert_eq!(Config::default().recv_buffers, 128);
         assert_eq!(load("recv_buffers 256\n").unwrap().recv_buffers, 256);
@@ -426,6 +449,8 @@ mod tests {
             "cores 0",
             "recv_buffers 1000",
             "recv_buffers 65536",
+            "mesh_queue 0",
+            "mesh_queue 1048577",
             "persistent_client_expiration 3x",
             "max_packet_size 5",
         ] {

@@ -1,7 +1,8 @@
 //! The socket path under stress: packets split across many receives, and more data in
 //! flight at once than a shard's provided-buffer pool holds (receives end with ENOBUFS
 //! and are re-armed; the data waits in the sockets meanwhile). The pool is shrunk with the
-//! `recv_buffers` option so that it must run dry. Nothing may be lost,
+//! `recv_buffers` option so that it must run dry; and a mesh between shards so short
+//! (`mesh_queue`) that publishers back it up all the time. Nothing may be lost,
 //! reordered or corrupted. And the end of a connection the broker closes: a half-close
 //! that still reads what the client sends, for a bounded time.
 
@@ -84,6 +85,52 @@ fn more_data_in_flight_than_the_buffer_pool_holds_arrives_intact() {
         t.join().expect("publisher thread");
     }
     assert!(next.iter().all(|&n| n == EACH), "{next:?}");
+}
+
+#[test]
+fn publishers_flooding_through_a_full_mesh_lose_and_reorder_nothing() {
+    const PUBLISHERS: usize = 8;
+    const EACH: usize = 2000;
+    // Queues of 2 messages between shards: every few publishes back up the mesh, so the
+    // senders hold their sockets' input, keep a backlog, and are woken by the receiver.
+    let b = TestBroker::start_with(|c| {
+        c.mesh_queue = 2;
+        c.max_queued_messages = 0;
+        c.max_inflight_messages = u16::MAX;
+    });
+    let mut fence = Fence::new(b.addr);
+    let mut sub = Raw::client(b.addr, "mesh-sub", V3_1_1);
+    sub.subscribe_ok(&[("mesh/#", Q1)]);
+    fence.wait(&mut sub);
+    // 8 publishers land on 4 shards as the kernel spreads them: most messages cross.
+    let threads: Vec<_> = (0..PUBLISHERS)
+        .map(|i| {
+            let mut p = Raw::client(b.addr, format!("mesh-pub-{i}"), V3_1_1);
+            std::thread::spawn(move || {
+                let ids: Vec<u16> = (0..EACH)
+                    .map(|k| p.send_publish(&format!("mesh/{i}"), &pattern(i, k, 32), Q1, false, None))
+                    .collect();
+                for id in ids {
+                    p.finish_publish(Q1, id);
+                }
+                p
+            })
+        })
+        .collect();
+    let mut next = vec![0usize; PUBLISHERS];
+    for _ in 0..PUBLISHERS * EACH {
+        let m = sub.expect_publish(Duration::from_secs(30));
+        let i: usize = m.topic.strip_prefix("mesh/").unwrap().parse().unwrap();
+        let k = next[i];
+        // Each publisher's messages in its order [MQTT-4.6.0-6].
+        assert!(m.payload[..] == pattern(i, k, 32)[..], "publisher {i} message {k} lost or out of order");
+        next[i] += 1;
+    }
+    for t in threads {
+        t.join().expect("publisher thread");
+    }
+    assert!(next.iter().all(|&n| n == EACH), "{next:?}");
+    sub.expect_no_packet(QUIET);
 }
 
 /// A payload that differs per publisher, per message and per byte.

@@ -21,9 +21,6 @@ use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Context;
 
-/// Messages one shard may have queued toward another before back-pressure starts.
-pub const MESH_QUEUE_CAPACITY: usize = 8192;
-
 /// The N x N queues and per-shard wakers, shared by every shard thread.
 pub struct Mesh {
     shards: usize,
@@ -37,11 +34,12 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// A mesh for `shards` shards.
-    pub fn new(shards: usize) -> Self {
+    /// A mesh for `shards` shards whose queues hold `capacity` messages each (the
+    /// `mesh_queue` option).
+    pub fn new(shards: usize, capacity: usize) -> Self {
         Mesh {
             shards,
-            queues: (0..shards * shards).map(|_| ArrayQueue::new(MESH_QUEUE_CAPACITY)).collect(),
+            queues: (0..shards * shards).map(|_| ArrayQueue::new(capacity)).collect(),
             wakers: (0..shards).map(|_| AtomicWaker::new()).collect(),
             parked: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             blocked: (0..shards * shards).map(|_| AtomicBool::new(false)).collect(),
@@ -130,15 +128,17 @@ mod tests {
         }
     }
 
+    const CAPACITY: usize = 16;
+
     fn fill(mesh: &Mesh, from: usize, to: usize) {
-        for token in 0..MESH_QUEUE_CAPACITY as u64 {
+        for token in 0..CAPACITY as u64 {
             assert!(mesh.try_send(from, to, MeshMsg::BarrierAck { token }).is_ok());
         }
     }
 
     #[test]
     fn a_sender_backed_up_on_a_full_queue_is_woken_when_the_receiver_makes_room() {
-        let mesh = Mesh::new(2);
+        let mesh = Mesh::new(2, CAPACITY);
         let count = Arc::new(CountingWaker::default());
         let waker = Waker::from(count.clone());
         fill(&mesh, 0, 1);
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_sender_does_not_sleep_when_its_queue_has_room_again() {
-        let mesh = Mesh::new(2);
+        let mesh = Mesh::new(2, CAPACITY);
         let waker = Waker::from(Arc::new(CountingWaker::default()));
         fill(&mesh, 0, 1);
         assert!(mesh.try_send(0, 1, MeshMsg::BarrierAck { token: 0 }).is_err());

@@ -130,7 +130,7 @@ impl Broker {
             None => None,
         };
         let shared = Arc::new(Shared {
-            mesh: Mesh::new(shards),
+            mesh: Mesh::new(shards, config.mesh_queue as usize),
             config,
             connections: Default::default(),
             retain_seq: Default::default(),

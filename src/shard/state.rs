@@ -499,11 +499,15 @@ impl ShardState {
     }
 }
 
+/// The mesh queue length of [`test_shards`]: the default's.
+#[cfg(test)]
+const MESH_QUEUE_CAPACITY: usize = crate::config::DEFAULT_MESH_QUEUE as usize;
+
 /// `n` shard states joined by one mesh, default configuration: for sans-IO tests.
 #[cfg(test)]
 pub(super) fn test_shards(n: usize) -> Vec<ShardState> {
     let shared = Arc::new(Shared {
-        mesh: Mesh::new(n),
+        mesh: Mesh::new(n, MESH_QUEUE_CAPACITY),
         config: Config::default(),
         connections: AtomicUsize::new(0),
         retain_seq: Default::default(),
@@ -514,7 +518,6 @@ pub(super) fn test_shards(n: usize) -> Vec<ShardState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::mesh::MESH_QUEUE_CAPACITY;
 
     fn two_shards() -> (ShardState, ShardState) {
         let mut s = test_shards(2);
