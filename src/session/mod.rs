@@ -14,7 +14,7 @@ mod message;
 mod outbound;
 
 pub use message::{Delivery, Message, PublisherKey, Routed, SharedGroupName};
-pub use outbound::{InflightOut, OutState, Outbound};
+pub use outbound::{Inflight, InflightOut, OutState, Outbound};
 
 use crate::protocol::{
     encode_publish, publish_len, wire::varint_len, Ack, ByteStr, Packet, ProtocolVersion, Publish,
