@@ -69,7 +69,7 @@ cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || tr
         echo "|---|---:|---:|---:|"
         for b in "${benches[@]}"; do
             old="$(median_ns "$before_target" "$b")"; new="$(median_ns "$target_dir" "$b")"
-            awk -v b="$b" -v o="$old" -v n="$new" 'BEGIN { printf "| %s | %.1f | %.1f | %.1fx |\n", b, o, n, o / n }'
+            awk -v b="$b" -v o="$old" -v n="$new" 'BEGIN { printf "| %s | %.1f | %.1f | %.2fx |\n", b, o, n, o / n }'
         done
     else
         echo "| bench | $after_commit: median ns |"
