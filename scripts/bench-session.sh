@@ -4,18 +4,21 @@
 # earlier commit too, and writes results/session-window-bench.md: criterion's median time
 # per message for each, and the machine.
 #
-# Usage: scripts/bench-session.sh [--before REV] [--out FILE]
+# Usage: scripts/bench-session.sh [--before REV] [--rounds 3] [--out FILE]
 # REV is checked out in a temporary git worktree with this tree's benches/session.rs copied
 # in (the session API it uses has not changed since 7620b7c), built in its own target
-# directory, and removed afterwards.
+# directory, and removed afterwards. The two builds run alternately, --rounds times, so
+# drift on the machine hits both alike (a few ns between runs of one build, here); the
+# report gives the median of the rounds and their range.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-before=""; out="$root/results/session-window-bench.md"
+before=""; rounds=3; out="$root/results/session-window-bench.md"
 while [ $# -gt 0 ]; do
     case "$1" in
         --before) before="$2"; shift 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         -h | --help) awk 'NR > 1 && /^set /{exit} NR > 1' "$0"; exit 0 ;;
         *) echo "bench-session.sh: unknown argument $1" >&2; exit 2 ;;
@@ -32,21 +35,44 @@ median_ns() {
 }
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-cargo bench --bench session -- "${criterion_args[@]}"
 after_commit="$(git rev-parse --short HEAD)"
 [ -z "$(git status --porcelain --untracked-files=no)" ] || after_commit="$after_commit (with uncommitted changes)"
 
 before_target="$target_dir/bench-session-before"
+worktree=""
+samples="$(mktemp)"
+cleanup() {
+    rm -f "$samples"
+    [ -z "$worktree" ] || git -C "$root" worktree remove --force "$worktree" 2>/dev/null || true
+}
+trap cleanup EXIT
 if [ -n "$before" ]; then
     worktree="$(mktemp -d /tmp/ringmq-before.XXXXXX)"
-    trap 'git -C "$root" worktree remove --force "$worktree" 2>/dev/null || true' EXIT
     git worktree add --detach "$worktree" "$before" >/dev/null
     cp benches/session.rs "$worktree/benches/session.rs"
     grep -q '^name = "session"' "$worktree/Cargo.toml" ||
         printf '\n[[bench]]\nname = "session"\nharness = false\n' >>"$worktree/Cargo.toml"
-    (cd "$worktree" && CARGO_TARGET_DIR="$before_target" cargo bench --bench session -- "${criterion_args[@]}")
     before="$(git rev-parse --short "$before")"
 fi
+
+# One round: each build's benches once; medians appended to TSV lines "build bench ns".
+for r in $(seq "$rounds"); do
+    echo "bench-session.sh: round $r of $rounds" >&2
+    cargo bench --bench session -- "${criterion_args[@]}"
+    for b in "${benches[@]}"; do printf 'after\t%s\t%s\n' "$b" "$(median_ns "$target_dir" "$b")" >>"$samples"; done
+    if [ -n "$worktree" ]; then
+        (cd "$worktree" && CARGO_TARGET_DIR="$before_target" cargo bench --bench session -- "${criterion_args[@]}")
+        for b in "${benches[@]}"; do printf 'before\t%s\t%s\n' "$b" "$(median_ns "$before_target" "$b")" >>"$samples"; done
+    fi
+done
+
+# summary BUILD BENCH: "median (min-max)" of the rounds, in ns.
+summary() {
+    awk -F'\t' -v build="$1" -v bench="$2" '$1 == build && $2 == bench { print $3 }' "$samples" | sort -g |
+        awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+              printf "%.1f (%.1f-%.1f)", m, v[1], v[NR] }'
+}
+median_of() { summary "$1" "$2" | cut -d' ' -f1; }
 
 mkdir -p "$(dirname "$out")"
 cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
@@ -64,18 +90,21 @@ cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || tr
     echo "- rustc: $(rustc --version)"
     echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo
+    echo "Median of $rounds rounds, range in brackets."
+    echo
     if [ -n "$before" ]; then
         echo "| bench | $before: median ns | $after_commit: median ns | before/after |"
         echo "|---|---:|---:|---:|"
         for b in "${benches[@]}"; do
-            old="$(median_ns "$before_target" "$b")"; new="$(median_ns "$target_dir" "$b")"
-            awk -v b="$b" -v o="$old" -v n="$new" 'BEGIN { printf "| %s | %.1f | %.1f | %.2fx |\n", b, o, n, o / n }'
+            awk -v b="$b" -v os="$(summary before "$b")" -v ns="$(summary after "$b")" \
+                -v o="$(median_of before "$b")" -v n="$(median_of after "$b")" \
+                'BEGIN { printf "| %s | %s | %s | %.2fx |\n", b, os, ns, o / n }'
         done
     else
         echo "| bench | $after_commit: median ns |"
         echo "|---|---:|"
         for b in "${benches[@]}"; do
-            printf '| %s | %.1f |\n' "$b" "$(median_ns "$target_dir" "$b")"
+            echo "| $b | $(summary after "$b") |"
         done
     fi
 } >"$out"

@@ -66,6 +66,7 @@ pub struct Inflight {
 }
 
 impl Inflight {
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -79,6 +80,7 @@ impl Inflight {
     }
 
     /// Whether a packet with this identifier is in flight.
+    #[inline]
     pub fn holds(&self, packet_id: u16) -> bool {
         match &self.ids {
             Some(set) => set.contains(packet_id),
@@ -86,28 +88,31 @@ impl Inflight {
         }
     }
 
+    #[inline]
     pub fn push_back(&mut self, f: InflightOut) {
         if let Some(set) = &mut self.ids {
             set.set(f.packet_id, true);
         }
         self.entries.push_back(f);
-        if self.ids.is_none() && self.entries.len() > SCAN_MAX {
+        if self.entries.len() > SCAN_MAX && self.ids.is_none() {
             self.ids = Some(IdSet::of(self.entries.iter()));
         }
     }
 
     /// Index of the entry with this id and state, searched from the oldest.
+    #[inline]
     pub fn position(&self, packet_id: u16, state: OutState) -> Option<usize> {
         self.entries.iter().position(|f| f.packet_id == packet_id && f.state == state)
     }
 
-    pub fn remove(&mut self, i: usize) -> Option<InflightOut> {
-        let f = self.entries.remove(i)?;
+    /// Removes the entry at `i` (a position from [`Inflight::position`]).
+    #[inline]
+    pub fn remove(&mut self, i: usize) {
         if let Some(set) = &mut self.ids {
-            set.set(f.packet_id, false);
+            set.set(self.entries[i].packet_id, false);
         }
+        self.entries.remove(i);
         self.forget_ids_when_empty();
-        Some(f)
     }
 
     pub fn set_state(&mut self, i: usize, state: OutState) {
@@ -233,7 +238,7 @@ mod tests {
         assert_agrees(&w);
         // Out of order, as QoS 2 exchanges and lost acknowledgements leave it.
         let i = w.position(1050, OutState::AwaitingPubAck).unwrap();
-        assert_eq!(w.remove(i).unwrap().packet_id, 1050);
+        w.remove(i);
         w.retain(|f| f.packet_id % 3 != 0);
         assert_agrees(&w);
         assert!(!w.holds(1050) && !w.holds(1002) && w.holds(1001));
