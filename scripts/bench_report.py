@@ -1192,7 +1192,10 @@ def write_index(index_path):
     if others or ab_dirs:
         lines += ["", "Other results:", ""]
         for n in others:
-            desc = "codec micro-benchmarks (`scripts/bench-codec.sh`)" if n == "codec-bench.md" else ""
+            desc = {
+                "codec-bench.md": "codec micro-benchmarks (`scripts/bench-codec.sh`)",
+                "session-window-bench.md": "a session's QoS 1 window, before and after (`scripts/bench-session.sh`)",
+            }.get(n, "")
             lines.append(f"- [{n}]({n})" + (f": {desc}" if desc else ""))
         for n in ab_dirs:
             with open(os.path.join(rdir, n, "report.md"), encoding="utf-8") as f:
