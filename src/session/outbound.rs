@@ -25,11 +25,13 @@ pub struct InflightOut {
     pub delivery: Delivery,
 }
 
-/// Beyond this many packets in flight, which identifiers are in use is kept in an
-/// [`IdSet`] rather than found by scanning the window. A scan of a short window is
-/// cheaper than the set's 8 KiB; a long one (an MQTT 5 client may allow 65,535 in
-/// flight, and `max_inflight_messages 0` lifts the broker's bound) made every send
-/// O(window): two thirds of a shard's CPU in a 4 x 100 QoS 1 fan-out across 2 shards.
+/// Beyond this many packets in flight, the identifiers in use are kept in an [`IdSet`]
+/// rather than found by scanning the window. Scanning a long window (an MQTT 5 client may
+/// allow 65,535 in flight, and `max_inflight_messages 0` lifts the broker's bound) made
+/// every send O(window): two thirds of a shard's CPU in a 4 x 100 QoS 1 fan-out across 2
+/// shards. The threshold is about memory, not time: the set answers faster than a scan of
+/// even 20 entries (`scripts/bench-session.sh`), but 8 KiB for every busy session at the
+/// default window of 20 would outweigh the window's own entries.
 const SCAN_MAX: usize = 32;
 
 /// One bit per packet identifier.
