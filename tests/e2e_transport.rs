@@ -43,54 +43,14 @@ fn a_packet_split_over_many_receives_is_reassembled() {
 
 #[test]
 fn more_data_in_flight_than_the_buffer_pool_holds_arrives_intact() {
-    const PUBLISHERS: usize = 32;
-    const EACH: usize = 4;
-    const SIZE: usize = 64 * 1024;
     // 2 receive buffers of 16 KiB per shard: a single 64 KiB message cannot fit.
     let b = TestBroker::start_with(|c| c.recv_buffers = 2);
-    let mut fence = Fence::new(b.addr);
-    let mut sub = Raw::client(b.addr, "pool-sub", V3_1_1);
-    sub.subscribe_ok(&[("pool/#", Q1)]);
-    fence.wait(&mut sub);
     // 32 x 4 x 64 KiB = 8 MiB sent at once, through 2 buffers per shard.
-    let mut publishers: Vec<Raw> =
-        (0..PUBLISHERS).map(|i| Raw::client(b.addr, format!("pool-pub-{i}"), V3_1_1)).collect();
-    let threads: Vec<_> = publishers
-        .drain(..)
-        .enumerate()
-        .map(|(i, mut p)| {
-            std::thread::spawn(move || {
-                let ids: Vec<u16> = (0..EACH)
-                    .map(|k| p.send_publish(&format!("pool/{i}"), &pattern(i, k, SIZE), Q1, false, None))
-                    .collect();
-                for id in ids {
-                    p.finish_publish(Q1, id);
-                }
-                p
-            })
-        })
-        .collect();
-    let mut next = vec![0usize; PUBLISHERS];
-    for _ in 0..PUBLISHERS * EACH {
-        let m = sub.expect_publish(Duration::from_secs(30));
-        let i: usize = m.topic.strip_prefix("pool/").unwrap().parse().unwrap();
-        let k = next[i];
-        assert!(
-            m.payload[..] == pattern(i, k, SIZE)[..],
-            "publisher {i} message {k} corrupted or out of order"
-        );
-        next[i] += 1;
-    }
-    for t in threads {
-        t.join().expect("publisher thread");
-    }
-    assert!(next.iter().all(|&n| n == EACH), "{next:?}");
+    flood_one_subscriber(&b, "pool", 32, 4, 64 * 1024);
 }
 
 #[test]
 fn publishers_flooding_through_a_full_mesh_lose_and_reorder_nothing() {
-    const PUBLISHERS: usize = 8;
-    const EACH: usize = 2000;
     // Queues of 2 messages between shards: every few publishes back up the mesh, so the
     // senders hold their sockets' input, keep a backlog, and are woken by the receiver.
     let b = TestBroker::start_with(|c| {
@@ -98,39 +58,49 @@ fn publishers_flooding_through_a_full_mesh_lose_and_reorder_nothing() {
         c.max_queued_messages = 0;
         c.max_inflight_messages = u16::MAX;
     });
-    let mut fence = Fence::new(b.addr);
-    let mut sub = Raw::client(b.addr, "mesh-sub", V3_1_1);
-    sub.subscribe_ok(&[("mesh/#", Q1)]);
-    fence.wait(&mut sub);
     // 8 publishers land on 4 shards as the kernel spreads them: most messages cross.
-    let threads: Vec<_> = (0..PUBLISHERS)
+    let mut sub = flood_one_subscriber(&b, "mesh", 8, 2000, 32);
+    sub.expect_no_packet(QUIET);
+}
+
+/// `publishers` clients each send `each` QoS 1 messages of `size` bytes on `NAME/<i>`,
+/// all at once before reading a PUBACK, to one subscriber of `NAME/#`, which must get every
+/// message intact and in each publisher's order [MQTT-4.6.0-6]. Returns the subscriber.
+fn flood_one_subscriber(b: &TestBroker, name: &str, publishers: usize, each: usize, size: usize) -> Raw {
+    let mut fence = Fence::new(b.addr);
+    let mut sub = Raw::client(b.addr, format!("{name}-sub"), V3_1_1);
+    sub.subscribe_ok(&[(format!("{name}/#").as_str(), Q1)]);
+    fence.wait(&mut sub);
+    let threads: Vec<_> = (0..publishers)
         .map(|i| {
-            let mut p = Raw::client(b.addr, format!("mesh-pub-{i}"), V3_1_1);
+            let mut p = Raw::client(b.addr, format!("{name}-pub-{i}"), V3_1_1);
+            let topic = format!("{name}/{i}");
             std::thread::spawn(move || {
-                let ids: Vec<u16> = (0..EACH)
-                    .map(|k| p.send_publish(&format!("mesh/{i}"), &pattern(i, k, 32), Q1, false, None))
+                let ids: Vec<u16> = (0..each)
+                    .map(|k| p.send_publish(&topic, &pattern(i, k, size), Q1, false, None))
                     .collect();
                 for id in ids {
                     p.finish_publish(Q1, id);
                 }
-                p
             })
         })
         .collect();
-    let mut next = vec![0usize; PUBLISHERS];
-    for _ in 0..PUBLISHERS * EACH {
+    let mut next = vec![0usize; publishers];
+    for _ in 0..publishers * each {
         let m = sub.expect_publish(Duration::from_secs(30));
-        let i: usize = m.topic.strip_prefix("mesh/").unwrap().parse().unwrap();
+        let i: usize = m.topic.strip_prefix(&format!("{name}/")).unwrap().parse().unwrap();
         let k = next[i];
-        // Each publisher's messages in its order [MQTT-4.6.0-6].
-        assert!(m.payload[..] == pattern(i, k, 32)[..], "publisher {i} message {k} lost or out of order");
+        assert!(
+            m.payload[..] == pattern(i, k, size)[..],
+            "publisher {i} message {k} lost, corrupted or out of order"
+        );
         next[i] += 1;
     }
     for t in threads {
         t.join().expect("publisher thread");
     }
-    assert!(next.iter().all(|&n| n == EACH), "{next:?}");
-    sub.expect_no_packet(QUIET);
+    assert!(next.iter().all(|&n| n == each), "{next:?}");
+    sub
 }
 
 /// A payload that differs per publisher, per message and per byte.

@@ -8,8 +8,8 @@
 //! backlog drains (TCP back-pressure), and never blocks its loop waiting. The failed push
 //! marks the pair blocked, and the receiver, once it has taken messages off that queue,
 //! wakes the sender ([`Mesh::take_blocked`]) so the backlog moves on at once rather than
-//! at the sender's next timer. A sender that is only consuming (all its publishers on
-//! one shard, its subscribers on another) is otherwise woken by nothing.
+//! at the sender's next timer. A sender whose receiver never sends back (the publishers on
+//! one shard, their subscribers on another) would otherwise be woken by nothing.
 //!
 //! Parking and waking are a store, then a load, on each side (the flag, then the queues),
 //! so both use SeqCst: with weaker orderings each side could miss the other's store and
@@ -24,12 +24,12 @@ use std::task::Context;
 /// The N x N queues and per-shard wakers, shared by every shard thread.
 pub struct Mesh {
     shards: usize,
-    /// `queues[to * shards + from]`.
+    /// Indexed by [`Mesh::pair`].
     queues: Vec<ArrayQueue<MeshMsg>>,
     wakers: Vec<AtomicWaker>,
     /// Set while a shard's receive task is parked, so senders know a wake is needed.
     parked: Vec<AtomicBool>,
-    /// `blocked[to * shards + from]`: a push from `from` to `to` found the queue full.
+    /// Per pair: a push from `from` to `to` found the queue full.
     blocked: Vec<AtomicBool>,
 }
 
@@ -51,8 +51,13 @@ impl Mesh {
         self.shards
     }
 
+    /// The index of the pair (from, to) in `queues` and `blocked`.
+    fn pair(&self, from: usize, to: usize) -> usize {
+        to * self.shards + from
+    }
+
     fn queue(&self, from: usize, to: usize) -> &ArrayQueue<MeshMsg> {
-        &self.queues[to * self.shards + from]
+        &self.queues[self.pair(from, to)]
     }
 
     /// Pushes without blocking; a full queue gives the message back and marks the pair
@@ -60,7 +65,7 @@ impl Mesh {
     pub fn try_send(&self, from: usize, to: usize, msg: MeshMsg) -> Result<(), MeshMsg> {
         self.queue(from, to)
             .push(msg)
-            .inspect_err(|_| self.blocked[to * self.shards + from].store(true, Ordering::SeqCst))
+            .inspect_err(|_| self.blocked[self.pair(from, to)].store(true, Ordering::SeqCst))
     }
 
     /// Whether the queue from `from` to `to` has room for a push.
@@ -71,7 +76,7 @@ impl Mesh {
     /// Called by shard `to` after taking messages from `from`'s queue: true (once) when
     /// `from` found that queue full since the last call, so `to` should wake it.
     pub fn take_blocked(&self, from: usize, to: usize) -> bool {
-        self.blocked[to * self.shards + from].swap(false, Ordering::SeqCst)
+        self.blocked[self.pair(from, to)].swap(false, Ordering::SeqCst)
     }
 
     /// Wakes shard `to` if it is parked. Call once per turn per destination, after pushing.
