@@ -8,6 +8,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=scripts/criterion_common.sh
+source scripts/criterion_common.sh
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 out="$root/results/codec-bench.md"
 
@@ -16,7 +18,6 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench --bench codec -- "$@"
 
 mkdir -p "$(dirname "$out")"
-cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
 {
     echo "# Codec benchmarks"
     echo
@@ -25,11 +26,7 @@ cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || tr
     echo "back-to-back frames (no payload copy); encoding writes into a reused buffer (payload"
     echo "copy included). See benches/codec.rs."
     echo
-    echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}"
-    echo "- load average (1, 5, 15 min) before the run: $load_before"
-    echo "- kernel: $(uname -sr)"
-    echo "- rustc: $(rustc --version)"
-    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    machine_lines "$load_before"
     echo
     echo "| bench | median ns |"
     echo "|---|---:|"
@@ -38,7 +35,7 @@ cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || tr
     for f in "$target_dir"/criterion/{decode,encode}_*/new/estimates.json; do
         [ -f "$f" ] || continue
         name="$(basename "$(dirname "$(dirname "$f")")")"
-        median="$(sed -E 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$f")"
+        median="$(criterion_median_ns "$f")"
         printf '| %s | %.1f |\n' "$name" "$median"
     done
 } > "$out"

@@ -14,6 +14,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=scripts/criterion_common.sh
+source scripts/criterion_common.sh
 before=""; rounds=3; out="$root/results/session-window-bench.md"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,11 +30,8 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 criterion_args=(--warm-up-time 1 --measurement-time 5)
 benches=(qos1_window_20_ack_and_send qos1_window_1000_ack_and_send qos1_window_65535_ack_and_send)
 
-# median_ns DIR NAME: criterion's median point estimate, in ns, from DIR/criterion.
-median_ns() {
-    sed -E 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' \
-        "$1/criterion/$2/new/estimates.json"
-}
+# median_ns DIR NAME: criterion's median, in ns, for bench NAME under target directory DIR.
+median_ns() { criterion_median_ns "$1/criterion/$2/new/estimates.json"; }
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 after_commit="$(git rev-parse --short HEAD)"
@@ -75,7 +74,6 @@ summary() {
 median_of() { summary "$1" "$2" | cut -d' ' -f1; }
 
 mkdir -p "$(dirname "$out")"
-cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
 {
     echo "# Session window benchmarks"
     echo
@@ -84,11 +82,7 @@ cpu="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || tr
     echo "next delivery (a free packet identifier, the PUBLISH encoded), with the window held"
     echo "full at W messages. See benches/session.rs."
     echo
-    echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}"
-    echo "- load average (1, 5, 15 min) before the run: $load_before"
-    echo "- kernel: $(uname -sr)"
-    echo "- rustc: $(rustc --version)"
-    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    machine_lines "$load_before"
     echo
     echo "Median of $rounds rounds, range in brackets."
     echo
