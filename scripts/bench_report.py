@@ -579,7 +579,10 @@ def reference_broker(brokers):
     return peers[0] if peers else None
 
 
-def headline(meta, brokers, runs, out_name):
+def headline(meta, brokers, runs, link, targets=False):
+    """The headline table. `link` is the run's report.md as seen from the file the headline
+    goes into (headline.md, the README); `targets` adds the target ratio column, which only
+    the report itself shows."""
     peer = reference_broker(brokers)
     if "ringmq" not in brokers or not peer:
         return None
@@ -591,7 +594,7 @@ def headline(meta, brokers, runs, out_name):
         if not rn and not pn:
             continue
         most = max(most, rn, pn)
-        rows.append([label, fmt_si(pv), fmt_si(rv), fmt_ratio(rv, pv), f"≥ {target:.0f}×"])
+        rows.append([label, fmt_si(pv), fmt_si(rv), fmt_ratio(rv, pv)] + ([f"≥ {target:.0f}×"] if targets else []))
     if not rows:
         return None
     rounds = f" Each figure is the median of {most} runs (the matrix run and its reruns in the rounds)." if most > 1 else ""
@@ -606,12 +609,12 @@ def headline(meta, brokers, runs, out_name):
         f"Delivered messages per broker CPU-second (higher is better), 64 B payloads, closed loop,"
         f" ringmq with {meta.get('ringmq_cores', '?')} shard(s). Measured {date} on "
         f"{meta.get('host', '?')}: {machine_line(meta, runs)};{mode} {pin}."
-        f"{rounds} Full report: [results/{out_name}/report.md](results/{out_name}/report.md).",
+        f"{rounds} Full report: [{link}]({link}).",
         "",
         table(
-            ["scenario", esc_name(peer), "ringmq", "ratio", "target ratio"],
+            ["scenario", esc_name(peer), "ringmq", "ratio"] + (["target ratio"] if targets else []),
             rows,
-            ["---", "---:", "---:", "---:", "---:"],
+            ["---", "---:", "---:", "---:"] + (["---:"] if targets else []),
         ),
     ]
     return "\n".join(lines)
@@ -634,7 +637,6 @@ def esc_name(b):
 
 
 def build_report(out, meta, brokers, runs, plots):
-    out_name = os.path.basename(os.path.normpath(out))
     quick = meta.get("mode") == "quick"
     L = []
     date = meta.get("date", "?")
@@ -750,11 +752,11 @@ def build_report(out, meta, brokers, runs, plots):
     L.append("")
 
     # Headline
-    hl = headline(meta, brokers, runs, out_name)
+    hl = headline(meta, brokers, runs, "report.md", targets=True)
     if hl:
         L.append("## Headline")
         L.append("")
-        L.append(hl.replace(f"(results/{out_name}/report.md)", "(report.md)").replace(f"[results/{out_name}/report.md]", "[report.md]"))
+        L.append(hl)
         L.append("")
         L.append("Target ratios from issue 5 (FlashMQ's measured figures plus 50%, read against Mosquitto).")
         L.append("")
@@ -1240,17 +1242,21 @@ def main():
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
         f.write(report)
     out_name = os.path.basename(out)
-    hl = headline(meta, brokers, runs, out_name)
+    # Each copy of the headline links the report relative to the file it is written into.
+    hl = headline(meta, brokers, runs, "report.md")
     if hl:
         with open(os.path.join(out, "headline.md"), "w", encoding="utf-8") as f:
             f.write(hl + "\n")
         print()
         print("Headline (for the README):")
         print()
-        print(hl)
+        print(headline(meta, brokers, runs, f"results/{out_name}/report.md"))
         print()
-        if args.update_readme and update_readme(args.update_readme, hl):
-            print(f"updated {args.update_readme}")
+        if args.update_readme:
+            readme_dir = os.path.dirname(os.path.abspath(args.update_readme))
+            link = os.path.relpath(os.path.join(out, "report.md"), readme_dir)
+            if update_readme(args.update_readme, headline(meta, brokers, runs, link)):
+                print(f"updated {args.update_readme}")
     else:
         print("no headline: it needs ringmq and a peer on pairs-10 / fanout-50 at 64 B", file=sys.stderr)
     if args.index:
