@@ -1174,8 +1174,8 @@ def write_index(index_path):
     lines = [
         "# Results",
         "",
-        "Broker comparisons produced by `scripts/bench.sh` (see the README's Benchmarks section), newest",
-        "first. Each directory holds every raw `summary.json` and `.hgrm` from ringmq-loadgen, the",
+        "Broker comparisons produced by `scripts/bench.sh` (the method: [docs/performance.md](../docs/performance.md)),",
+        "newest first. Each directory holds every raw `summary.json` and `.hgrm` from ringmq-loadgen, the",
         "generated configurations, `bench.log`, and `report.md` with the tables and plots. This index is",
         "rewritten by `scripts/bench_report.py`.",
         "",
