@@ -1,15 +1,15 @@
 //! One MQTT client connection: connect and CONNECT/CONNACK, then a reader task that
-//! decodes every packet in each read and dispatches it to the client's role, and a writer
-//! task that sends whatever the role and the reader queued since its last write (one
-//! write per turn, double-buffered). Roles live in `publisher.rs` and `subscriber.rs`.
+//! decodes every packet in each read and hands it to the client's role (an [`Inbox`]), and
+//! a writer task that sends whatever the role and the reader queued since its last write
+//! (one write per turn, double-buffered). The roles, `publisher.rs` and `subscriber.rs`,
+//! build on this module; it knows them only as an [`Inbox`].
 
 use crate::clock::now_ns;
+use crate::config::RunConfig;
 use crate::net::tcp_connect;
-use crate::publisher::{self, PubState};
-use crate::stats::{Counters, Hist};
-use crate::subscriber::{self, SubState};
+use crate::role_ctx::RoleCtx;
+use crate::stats::{Counters, Hist, ThreadStats};
 use crate::sync::{Event, Notify};
-use crate::worker::ThreadCtx;
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
@@ -56,8 +56,6 @@ pub struct ClientState {
     /// Wakes the role task: an ack arrived, the writer made room, the connection closed.
     pub notify: Rc<Notify>,
     pub writer_exited: Rc<Event>,
-    pub publisher: Option<PubState>,
-    pub subscriber: Option<SubState>,
     /// From CONNACK (MQTT 5): how many QoS 1/2 publishes the broker accepts unacknowledged.
     pub server_receive_maximum: u16,
 }
@@ -75,8 +73,6 @@ impl ClientState {
             ping_outstanding: false,
             notify: Rc::new(Notify::default()),
             writer_exited: Rc::new(Event::default()),
-            publisher: None,
-            subscriber: None,
             server_receive_maximum: u16::MAX,
         }
     }
@@ -141,8 +137,7 @@ pub struct Connected {
 }
 
 /// The CONNECT this run sends.
-pub fn connect_packet(ctx: &ThreadCtx, client_id: &str) -> Connect {
-    let cfg = &ctx.cfg;
+pub fn connect_packet(cfg: &RunConfig, client_id: &str) -> Connect {
     let properties = cfg.version.is_v5().then(|| {
         Box::new(Properties {
             session_expiry_interval_secs: (!cfg.clean_session).then_some(PERSISTENT_SESSION_EXPIRY_SECS),
@@ -165,7 +160,7 @@ pub fn connect_packet(ctx: &ThreadCtx, client_id: &str) -> Connect {
 /// TCP connect, CONNECT, CONNACK, all within the connect timeout. Records the connect
 /// latency (and, with `scheduled_ns`, the latency from the scheduled start) and counts.
 pub async fn connect(
-    ctx: &ThreadCtx,
+    ctx: &RoleCtx,
     client_id: &str,
     source: Option<IpAddr>,
     scheduled_ns: Option<u64>,
@@ -176,7 +171,7 @@ pub async fn connect(
     let attempt = async {
         let mut stream = tcp_connect(ctx.cfg.broker, source).await.map_err(ConnectError::Tcp)?;
         let mut out = BytesMut::with_capacity(128);
-        Packet::Connect(Box::new(connect_packet(ctx, client_id))).encode(ctx.cfg.version, &mut out);
+        Packet::Connect(Box::new(connect_packet(&ctx.cfg, client_id))).encode(ctx.cfg.version, &mut out);
         let (res, _) = stream.write_all(out).await;
         res.map_err(ConnectError::Tcp)?;
         let mut decoder = Decoder::with_version(ctx.cfg.version, PACKET_BYTES_MAX);
@@ -236,7 +231,7 @@ pub async fn connect(
 }
 
 /// Starts the writer of a connected client; returns the client and its read half.
-pub fn start(ctx: &Rc<ThreadCtx>, c: Connected) -> (Client, OwnedReadHalf<TcpStream>, BytesMut, Decoder) {
+pub fn start(ctx: &RoleCtx, c: Connected) -> (Client, OwnedReadHalf<TcpStream>, BytesMut, Decoder) {
     let fd = c.stream.as_raw_fd();
     let mut state = ClientState::new(ctx.cfg.version, fd);
     if let Some(p) = &c.connack.properties {
@@ -245,7 +240,6 @@ pub fn start(ctx: &Rc<ThreadCtx>, c: Connected) -> (Client, OwnedReadHalf<TcpStr
         }
     }
     let client = Rc::new(RefCell::new(state));
-    ctx.clients.borrow_mut().push(client.clone());
     let (rd, wr) = c.stream.into_split();
     crate::turn::spawn(writer(client.clone(), wr));
     (client, rd, c.leftover, c.decoder)
@@ -304,10 +298,41 @@ pub enum ReadEnd {
     Protocol(String),
 }
 
-/// Reads and dispatches until end of file or an error.
-pub async fn reader(
-    ctx: &ThreadCtx,
+/// What a role does with the packets the reader decodes.
+pub trait Inbox {
+    /// Handles `p` if it is for this role (acknowledging through `s`, counting in
+    /// `stats`); gives it back otherwise.
+    fn on_packet(
+        &mut self,
+        ctx: &RoleCtx,
+        s: &mut ClientState,
+        stats: &mut ThreadStats,
+        p: Packet,
+        now: u64,
+    ) -> Option<Packet>;
+}
+
+/// The role of a client that only holds its connection (`conn`): takes no packet.
+pub struct NoRole;
+
+impl Inbox for NoRole {
+    fn on_packet(
+        &mut self,
+        _: &RoleCtx,
+        _: &mut ClientState,
+        _: &mut ThreadStats,
+        p: Packet,
+        _: u64,
+    ) -> Option<Packet> {
+        Some(p)
+    }
+}
+
+/// Reads and dispatches to `role` until end of file or an error.
+pub async fn reader<R: Inbox>(
+    ctx: &RoleCtx,
     client: &Client,
+    role: &RefCell<R>,
     rd: &mut OwnedReadHalf<TcpStream>,
     mut buf: BytesMut,
     mut decoder: Decoder,
@@ -317,11 +342,12 @@ pub async fn reader(
     let end = loop {
         {
             let mut s = client.borrow_mut();
+            let mut role = role.borrow_mut();
             let mut stats = ctx.stats.borrow_mut();
             let mut failed = None;
             loop {
                 match decoder.decode(&mut buf) {
-                    Ok(Decoded::Packet(p)) => dispatch(ctx, &mut s, &mut stats, p, now),
+                    Ok(Decoded::Packet(p)) => dispatch(ctx, &mut *role, &mut s, &mut stats, p, now),
                     Ok(Decoded::Incomplete { .. }) => break,
                     Err(e) => {
                         stats.counters.protocol_errors += 1;
@@ -357,32 +383,41 @@ pub async fn reader(
     end
 }
 
-fn dispatch(
-    ctx: &ThreadCtx,
+/// One packet: the connection's own (PINGRESP, DISCONNECT), else the role's. A role's
+/// packet that reaches another role (a PUBLISH at a publisher) is a protocol error.
+fn dispatch<R: Inbox>(
+    ctx: &RoleCtx,
+    role: &mut R,
     s: &mut ClientState,
-    stats: &mut crate::worker::ThreadStats,
+    stats: &mut ThreadStats,
     p: Packet,
     now: u64,
 ) {
-    match p {
-        Packet::Publish(p) => subscriber::on_publish(ctx, s, stats, p, now),
-        Packet::PubRel(a) => subscriber::on_pubrel(s, stats, a),
-        Packet::SubAck(a) => subscriber::on_suback(ctx, s, stats, a, now),
-        Packet::PubAck(a) => publisher::on_puback(s, stats, a, now),
-        Packet::PubRec(a) => publisher::on_pubrec(s, stats, a, now),
-        Packet::PubComp(a) => publisher::on_pubcomp(s, stats, a, now),
+    let unhandled = match p {
         Packet::PingResp => {
             s.ping_outstanding = false;
             s.notify.notify();
+            return;
         }
         Packet::Disconnect(d) => {
             stats.counters.disconnects_received += 1;
             stats.note_error(format!("broker sent DISCONNECT (reason 0x{:02x})", d.reason.0));
+            return;
         }
-        other => {
-            stats.counters.protocol_errors += 1;
-            stats.note_error(format!("unexpected {} from the broker", other.name()));
-        }
+        p => match role.on_packet(ctx, s, stats, p, now) {
+            Some(p) => p,
+            None => return,
+        },
+    };
+    stats.counters.protocol_errors += 1;
+    match unhandled {
+        Packet::Publish(_)
+        | Packet::PubRel(_)
+        | Packet::SubAck(_)
+        | Packet::PubAck(_)
+        | Packet::PubRec(_)
+        | Packet::PubComp(_) => {}
+        other => stats.note_error(format!("unexpected {} from the broker", other.name())),
     }
 }
 

@@ -11,11 +11,13 @@
 //! - [`schedule`]: open-loop send times and coordinated-omission correction.
 //! - [`checker`]: per-publisher sequence checks: loss, duplicates, reordering.
 //! - [`stats`]: the counters and histograms each thread keeps.
+//! - [`shared`]: what the runner and the load threads share: phases, timetable, progress.
 //! - [`clock`], [`pacer`], [`sync`]: the shared clock, precise sleeps for the schedule
 //!   (a timerfd read through io_uring), and single-thread wake-up primitives.
+//! - [`role_ctx`]: what a client and its role see of their load thread ([`role_ctx::RoleCtx`]).
 //! - [`net`], [`client`]: the socket seam (connect from a source address, read and
-//!   write tasks), CONNECT/CONNACK, and packet dispatch.
-//! - [`publisher`], [`subscriber`]: the two roles.
+//!   write tasks), CONNECT/CONNACK, and packet dispatch to the role's [`client::Inbox`].
+//! - [`publisher`], [`subscriber`]: the two roles, built on [`client`] and [`role_ctx`].
 //! - [`turn`]: open-loop runs in turns: one wake-up per turn reaps every completion.
 //! - [`worker`]: a load thread (one monoio io_uring runtime per core) and the phases.
 //! - [`runner`]: steers the threads, watches the broker and itself in /proc, and merges.
@@ -38,8 +40,10 @@ pub mod procfs;
 pub mod progress;
 pub mod publisher;
 pub mod report;
+pub mod role_ctx;
 pub mod runner;
 pub mod schedule;
+pub mod shared;
 pub mod stats;
 pub mod subscriber;
 pub mod sync;

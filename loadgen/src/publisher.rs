@@ -2,13 +2,14 @@
 //! with `--rate max`), keeps the QoS 1/2 inflight table, and measures PUBACK / PUBCOMP
 //! round trips.
 
-use crate::client::{Client, ClientState};
+use crate::client::{Client, ClientState, Inbox};
 use crate::clock::now_ns;
 use crate::payload::Stamp;
+use crate::role_ctx::RoleCtx;
 use crate::schedule::Schedule;
-use crate::stats::Hist;
-use crate::worker::{ThreadCtx, ThreadStats};
+use crate::stats::{Hist, ThreadStats};
 use ringmq::protocol::{encode_publish, Ack, Packet, PublishHeader, QoS};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,7 +22,7 @@ struct Slot {
     sent_ns: u64,
 }
 
-/// A publisher's state, kept in its [`ClientState`].
+/// A publisher's state, shared by its task and its connection's reader.
 pub struct PubState {
     pub id: u32,
     topic: String,
@@ -117,23 +118,20 @@ async fn wait_for(client: &Client, deadline_ns: u64, decide: impl Fn(&ClientStat
 
 /// Waits until another message may be queued; false if the client closed or `deadline_ns`
 /// passed first.
-async fn wait_room(client: &Client, deadline_ns: u64) -> bool {
+async fn wait_room(client: &Client, p: &RefCell<PubState>, deadline_ns: u64) -> bool {
     wait_for(client, deadline_ns, |s| {
         if s.closing {
             Some(false)
         } else {
-            s.publisher.as_ref().expect("publisher").has_room(s.out.len()).then_some(true)
+            p.borrow().has_room(s.out.len()).then_some(true)
         }
     })
     .await
 }
 
 /// Waits until every QoS 1/2 publish is acknowledged (or the client closed, or the deadline).
-async fn wait_acked(client: &Client, deadline_ns: u64) {
-    wait_for(client, deadline_ns, |s| {
-        (s.publisher.as_ref().expect("publisher").inflight == 0).then_some(true)
-    })
-    .await;
+async fn wait_acked(client: &Client, p: &RefCell<PubState>, deadline_ns: u64) {
+    wait_for(client, deadline_ns, |_| (p.borrow().inflight == 0).then_some(true)).await;
 }
 
 /// PINGREQ, then waits for PINGRESP: the broker has handled everything sent before.
@@ -151,13 +149,13 @@ async fn ping_round_trip(client: &Client, deadline_ns: u64) {
 }
 
 /// The publish/subscribe scenarios' publisher: from the start to the end of the run.
-pub async fn run_stream(ctx: Rc<ThreadCtx>, client: Client) {
+pub async fn run_stream(ctx: Rc<RoleCtx>, client: Client, state: Rc<RefCell<PubState>>) {
     ctx.run.wait().await;
     if ctx.stop.is_set() {
         return;
     }
     let t = ctx.times.get();
-    let id = client.borrow().publisher.as_ref().expect("publisher").id;
+    let id = state.borrow().id;
     let mut seq = 0u64;
     // The go signal comes a little before the start, so every thread has seen it.
     ctx.pacer.sleep_until(t.start_ns).await;
@@ -167,7 +165,7 @@ pub async fn run_stream(ctx: Rc<ThreadCtx>, client: Client) {
             let total = sched.count_before(t.end_ns);
             while seq < total {
                 ctx.pacer.sleep_until(sched.send_time_ns(seq)).await;
-                if !wait_room(&client, t.drain_deadline_ns).await {
+                if !wait_room(&client, &state, t.drain_deadline_ns).await {
                     break;
                 }
                 let now = now_ns();
@@ -175,7 +173,7 @@ pub async fn run_stream(ctx: Rc<ThreadCtx>, client: Client) {
                 let mut s = client.borrow_mut();
                 let s = &mut *s;
                 let mut stats = ctx.stats.borrow_mut();
-                let p = s.publisher.as_mut().expect("publisher");
+                let mut p = state.borrow_mut();
                 while seq < due && p.has_room(s.out.len()) {
                     let scheduled = sched.send_time_ns(seq);
                     p.send(s.version, &mut s.out, seq, now);
@@ -191,14 +189,14 @@ pub async fn run_stream(ctx: Rc<ThreadCtx>, client: Client) {
             }
         }
         None => loop {
-            if now_ns() >= t.end_ns || !wait_room(&client, t.end_ns).await {
+            if now_ns() >= t.end_ns || !wait_room(&client, &state, t.end_ns).await {
                 break;
             }
             let now = now_ns();
             let mut s = client.borrow_mut();
             let s = &mut *s;
             let mut stats = ctx.stats.borrow_mut();
-            let p = s.publisher.as_mut().expect("publisher");
+            let mut p = state.borrow_mut();
             while p.has_room(s.out.len()) {
                 p.send(s.version, &mut s.out, seq, now);
                 seq += 1;
@@ -212,51 +210,55 @@ pub async fn run_stream(ctx: Rc<ThreadCtx>, client: Client) {
         },
     }
     ctx.shared.sent[id as usize].store(seq, Ordering::Relaxed);
-    wait_acked(&client, t.drain_deadline_ns).await;
+    wait_acked(&client, &state, t.drain_deadline_ns).await;
     ctx.shared.pubs_done.fetch_add(1, Ordering::AcqRel);
 }
 
 /// The retained scenario's publisher: stores N retained messages when told, and clears
 /// them (empty retained payloads) at the end.
-pub async fn run_retained(ctx: Rc<ThreadCtx>, client: Client) {
+pub async fn run_retained(ctx: Rc<RoleCtx>, client: Client, state: Rc<RefCell<PubState>>) {
     ctx.store.wait().await;
     if ctx.stop.is_set() {
         return;
     }
     let n = ctx.cfg.retained_n as u64;
     let deadline = now_ns() + crate::clock::secs_to_ns(ctx.cfg.duration_s + ctx.cfg.drain_s);
-    {
-        let mut s = client.borrow_mut();
-        s.publisher.as_mut().expect("publisher").retain = true;
-    }
-    let sent = publish_all(&ctx, &client, n, deadline, true).await;
+    state.borrow_mut().retain = true;
+    let sent = publish_all(&ctx, &client, &state, n, deadline, true).await;
     ctx.shared.sent[0].store(sent, Ordering::Relaxed);
-    wait_acked(&client, deadline).await;
+    wait_acked(&client, &state, deadline).await;
     ping_round_trip(&client, deadline).await;
     ctx.shared.pubs_done.fetch_add(1, Ordering::AcqRel);
 
     ctx.cleanup.wait().await;
     if !ctx.stop.is_set() {
         let deadline = now_ns() + crate::clock::secs_to_ns(ctx.cfg.drain_s.max(1.0));
-        client.borrow_mut().publisher.as_mut().expect("publisher").counting = false;
-        publish_all(&ctx, &client, n, deadline, false).await;
-        wait_acked(&client, deadline).await;
+        state.borrow_mut().counting = false;
+        publish_all(&ctx, &client, &state, n, deadline, false).await;
+        wait_acked(&client, &state, deadline).await;
         ping_round_trip(&client, deadline).await;
     }
     ctx.shared.cleanups_done.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Sends sequence numbers 0..n as fast as the window allows; returns how many were sent.
-async fn publish_all(ctx: &ThreadCtx, client: &Client, n: u64, deadline: u64, counting: bool) -> u64 {
+async fn publish_all(
+    ctx: &RoleCtx,
+    client: &Client,
+    state: &RefCell<PubState>,
+    n: u64,
+    deadline: u64,
+    counting: bool,
+) -> u64 {
     let mut seq = 0;
     while seq < n {
-        if !wait_room(client, deadline).await {
+        if !wait_room(client, state, deadline).await {
             break;
         }
         let now = now_ns();
         let mut s = client.borrow_mut();
         let s = &mut *s;
-        let p = s.publisher.as_mut().expect("publisher");
+        let mut p = state.borrow_mut();
         let before = seq;
         while seq < n && p.has_room(s.out.len()) {
             p.send(s.version, &mut s.out, seq, now);
@@ -270,48 +272,54 @@ async fn publish_all(ctx: &ThreadCtx, client: &Client, n: u64, deadline: u64, co
     seq
 }
 
-fn completed(s: &mut ClientState, stats: &mut ThreadStats, a: &Ack, now: u64) {
-    let Some(p) = s.publisher.as_mut() else {
-        stats.counters.protocol_errors += 1;
-        return;
-    };
-    match p.complete(a.packet_id) {
-        Some(sent_ns) if p.counting => {
-            stats.counters.acked += 1;
-            if a.reason.is_error() {
-                stats.counters.rejected += 1;
+impl PubState {
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the flow of `a.packet_id` is complete.
+    fn completed(&mut self, s: &mut ClientState, stats: &mut ThreadStats, a: &Ack, now: u64) {
+        match self.complete(a.packet_id) {
+            Some(sent_ns) if self.counting => {
+                stats.counters.acked += 1;
+                if a.reason.is_error() {
+                    stats.counters.rejected += 1;
+                }
+                stats.hists.record(Hist::AckRtt, now.saturating_sub(sent_ns));
             }
-            stats.hists.record(Hist::AckRtt, now.saturating_sub(sent_ns));
+            Some(_) => {}
+            None => stats.counters.protocol_errors += 1,
         }
-        Some(_) => {}
-        None => stats.counters.protocol_errors += 1,
+        s.notify.notify();
     }
-    s.notify.notify();
-}
 
-/// PUBACK: QoS 1 complete.
-pub fn on_puback(s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
-    completed(s, stats, &a, now);
-}
-
-/// PUBREC: answer PUBREL, unless the broker refused the message (MQTT 5 reason >= 0x80),
-/// which ends the flow.
-pub fn on_pubrec(s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
-    if a.reason.is_error() {
-        completed(s, stats, &a, now);
-        return;
-    }
-    let known = s.publisher.as_ref().is_some_and(|p| {
-        p.slots.get((a.packet_id as usize).wrapping_sub(1)).is_some_and(|slot| slot.is_some())
-    });
-    if known {
-        s.queue(&Packet::PubRel(Ack::new(a.packet_id)));
-    } else {
-        stats.counters.protocol_errors += 1;
+    /// PUBREC: answer PUBREL, unless the broker refused the message (MQTT 5 reason >= 0x80),
+    /// which ends the flow.
+    fn on_pubrec(&mut self, s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
+        if a.reason.is_error() {
+            self.completed(s, stats, &a, now);
+            return;
+        }
+        let known = self.slots.get((a.packet_id as usize).wrapping_sub(1)).is_some_and(|slot| slot.is_some());
+        if known {
+            s.queue(&Packet::PubRel(Ack::new(a.packet_id)));
+        } else {
+            stats.counters.protocol_errors += 1;
+        }
     }
 }
 
-/// PUBCOMP: QoS 2 complete.
-pub fn on_pubcomp(s: &mut ClientState, stats: &mut ThreadStats, a: Ack, now: u64) {
-    completed(s, stats, &a, now);
+/// The acknowledgements of the publisher's QoS 1/2 flows.
+impl Inbox for PubState {
+    fn on_packet(
+        &mut self,
+        _ctx: &RoleCtx,
+        s: &mut ClientState,
+        stats: &mut ThreadStats,
+        p: Packet,
+        now: u64,
+    ) -> Option<Packet> {
+        match p {
+            Packet::PubAck(a) | Packet::PubComp(a) => self.completed(s, stats, &a, now),
+            Packet::PubRec(a) => self.on_pubrec(s, stats, a, now),
+            other => return Some(other),
+        }
+        None
+    }
 }

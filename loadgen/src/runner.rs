@@ -12,8 +12,9 @@ use crate::report::{
     TimelineRow, EXIT_DELIVERY_FAILED, EXIT_OK, EXIT_RUN_FAILED,
 };
 use crate::schedule::new_histogram;
+use crate::shared::{phase, Shared, Snapshot, Times};
 use crate::stats::{Counters, Hist, Histograms, PubDelivery};
-use crate::worker::{self, phase, Shared, Snapshot, ThreadResult, Times};
+use crate::worker::{self, ThreadResult};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

@@ -206,6 +206,54 @@ impl PubDelivery {
     }
 }
 
+/// Error messages kept per thread (the counters count all of them).
+pub const ERRORS_KEPT: usize = 20;
+
+/// What a thread measured.
+pub struct ThreadStats {
+    pub counters: Counters,
+    pub hists: Histograms,
+    /// End-to-end latency since the last snapshot, for the progress line.
+    pub interval: Histogram<u64>,
+    /// Deliveries per publisher, summed over this thread's subscribers.
+    pub per_pub: Vec<PubDelivery>,
+    pub errors: Vec<String>,
+}
+
+impl ThreadStats {
+    pub fn new(pubs: usize) -> Self {
+        ThreadStats {
+            counters: Counters::default(),
+            hists: Histograms::default(),
+            interval: new_histogram(),
+            per_pub: vec![PubDelivery::default(); pubs],
+            errors: Vec::new(),
+        }
+    }
+
+    /// Keeps the first [`ERRORS_KEPT`] error messages.
+    pub fn note_error(&mut self, e: String) {
+        if self.errors.len() < ERRORS_KEPT {
+            self.errors.push(e);
+        }
+    }
+
+    /// Records one measured delivery.
+    pub fn latency(&mut self, recv_ns: u64, sent_ns: u64, scheduled_ns: Option<u64>) {
+        let measured = recv_ns.saturating_sub(sent_ns);
+        self.hists.record(Hist::E2e, measured);
+        let shown = match scheduled_ns {
+            Some(s) => {
+                let corrected = recv_ns.saturating_sub(s.min(sent_ns));
+                self.hists.record(Hist::E2eCorrected, corrected);
+                corrected
+            }
+            None => measured,
+        };
+        self.interval.saturating_record(shown.max(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

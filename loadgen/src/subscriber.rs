@@ -2,14 +2,15 @@
 //! every payload's publisher and sequence number, and records end-to-end latency.
 
 use crate::checker::{Arrival, Mark, OrderCheck, SeqChecker};
-use crate::client::{Client, ClientState};
+use crate::client::{Client, ClientState, Inbox};
 use crate::clock::now_ns;
 use crate::config::Kind;
 use crate::payload::Stamp;
 use crate::plan::Group;
-use crate::stats::{Hist, PubDelivery};
-use crate::worker::{ThreadCtx, ThreadStats};
+use crate::role_ctx::RoleCtx;
+use crate::stats::{Hist, PubDelivery, ThreadStats};
 use ringmq::protocol::{Ack, ByteStr, Packet, Publish, QoS, SubAck, Subscribe, SubscriptionOptions};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::rc::Rc;
@@ -19,7 +20,7 @@ use std::time::Duration;
 /// Packet id of our one SUBSCRIBE.
 const SUBSCRIBE_PACKET_ID: u16 = 1;
 
-/// A subscriber's state, kept in its [`ClientState`].
+/// A subscriber's state, shared by its task and its connection's reader.
 pub struct SubState {
     filter: String,
     expects: Range<u32>,
@@ -71,7 +72,7 @@ impl SubState {
 
 /// The subscriber's task: SUBSCRIBE at set-up (retained: when the run starts), then the
 /// reader does the rest.
-pub async fn run(ctx: Rc<ThreadCtx>, client: Client) {
+pub async fn run(ctx: Rc<RoleCtx>, client: Client, state: Rc<RefCell<SubState>>) {
     if ctx.cfg.scenario == Kind::Retained {
         ctx.setup_result(true);
         ctx.run.wait().await;
@@ -79,12 +80,12 @@ pub async fn run(ctx: Rc<ThreadCtx>, client: Client) {
         if ctx.stop.is_set() {
             return;
         }
-        if let Err(e) = subscribe(&ctx, &client).await {
+        if let Err(e) = subscribe(&ctx, &client, &state).await {
             ctx.stats.borrow_mut().counters.subscribe_failed += 1;
             ctx.note_error(e);
         }
     } else {
-        match subscribe(&ctx, &client).await {
+        match subscribe(&ctx, &client, &state).await {
             Ok(()) => ctx.setup_result(true),
             Err(e) => {
                 ctx.stats.borrow_mut().counters.subscribe_failed += 1;
@@ -96,10 +97,10 @@ pub async fn run(ctx: Rc<ThreadCtx>, client: Client) {
 }
 
 /// Sends the SUBSCRIBE and waits for its SUBACK (within the connect timeout).
-async fn subscribe(ctx: &ThreadCtx, client: &Client) -> Result<(), String> {
+async fn subscribe(ctx: &RoleCtx, client: &Client, state: &RefCell<SubState>) -> Result<(), String> {
     let notify = {
         let mut s = client.borrow_mut();
-        let sub = s.subscriber.as_mut().expect("subscriber");
+        let mut sub = state.borrow_mut();
         let filter = sub.filter.clone();
         sub.subscribe_sent_ns = now_ns();
         let p = Packet::Subscribe(Subscribe {
@@ -115,7 +116,7 @@ async fn subscribe(ctx: &ThreadCtx, client: &Client) -> Result<(), String> {
     loop {
         {
             let s = client.borrow();
-            if let Some(r) = &s.subscriber.as_ref().expect("subscriber").suback {
+            if let Some(r) = &state.borrow().suback {
                 return r.clone();
             }
             if s.closed {
@@ -130,129 +131,153 @@ async fn subscribe(ctx: &ThreadCtx, client: &Client) -> Result<(), String> {
     }
 }
 
-/// SUBACK: success, downgraded, or refused.
-pub fn on_suback(ctx: &ThreadCtx, s: &mut ClientState, stats: &mut ThreadStats, a: SubAck, now: u64) {
-    let Some(sub) = s.subscriber.as_mut() else {
-        stats.counters.protocol_errors += 1;
-        return;
-    };
-    if a.packet_id != SUBSCRIBE_PACKET_ID || sub.suback.is_some() {
-        stats.counters.protocol_errors += 1;
-        return;
-    }
-    stats.hists.record(Hist::Subscribe, now.saturating_sub(sub.subscribe_sent_ns));
-    sub.suback = Some(match a.reasons.first() {
-        Some(r) if r.is_error() => Err(format!("SUBACK refused {} (reason 0x{:02x})", sub.filter, r.0)),
-        Some(r) => {
-            if r.0 < ctx.cfg.qos {
-                stats.counters.subscribe_downgraded += 1;
-            }
-            Ok(())
+impl SubState {
+    /// SUBACK: success, downgraded, or refused.
+    fn on_suback(
+        &mut self,
+        ctx: &RoleCtx,
+        s: &mut ClientState,
+        stats: &mut ThreadStats,
+        a: SubAck,
+        now: u64,
+    ) {
+        if a.packet_id != SUBSCRIBE_PACKET_ID || self.suback.is_some() {
+            stats.counters.protocol_errors += 1;
+            return;
         }
-        None => Err("SUBACK without a reason code".into()),
-    });
-    s.notify.notify();
+        stats.hists.record(Hist::Subscribe, now.saturating_sub(self.subscribe_sent_ns));
+        self.suback = Some(match a.reasons.first() {
+            Some(r) if r.is_error() => Err(format!("SUBACK refused {} (reason 0x{:02x})", self.filter, r.0)),
+            Some(r) => {
+                if r.0 < ctx.cfg.qos {
+                    stats.counters.subscribe_downgraded += 1;
+                }
+                Ok(())
+            }
+            None => Err("SUBACK without a reason code".into()),
+        });
+        s.notify.notify();
+    }
+
+    /// PUBLISH from the broker: acknowledge, check, measure.
+    fn on_publish(
+        &mut self,
+        ctx: &RoleCtx,
+        s: &mut ClientState,
+        stats: &mut ThreadStats,
+        p: Publish,
+        now: u64,
+    ) {
+        stats.counters.delivered += 1;
+        let t = ctx.times.get();
+        if now >= t.warm_end_ns && now < t.end_ns {
+            stats.counters.delivered_in_window += 1;
+        }
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => Packet::PubAck(Ack::new(p.packet_id)).encode(s.version, &mut s.out),
+            QoS::ExactlyOnce => {
+                Packet::PubRec(Ack::new(p.packet_id)).encode(s.version, &mut s.out);
+                // A PUBLISH whose id awaits PUBREL is the same message again: answer, do not
+                // deliver it twice [MQTT-4.3.3-9].
+                if !self.qos2_pending.insert(p.packet_id) {
+                    stats.counters.qos2_redelivered += 1;
+                    return;
+                }
+            }
+        }
+        // The retained scenario's clean-up (empty retained payloads) reaches the subscribers
+        // too; the checks are over by then.
+        if p.payload.is_empty() && ctx.cleanup.is_set() {
+            return;
+        }
+        let Some(stamp) = Stamp::read(&p.payload) else {
+            stats.counters.malformed += 1;
+            return;
+        };
+        if !self.expects.contains(&stamp.publisher) {
+            stats.counters.unexpected += 1;
+            return;
+        }
+        let idx = (stamp.publisher - self.expects.start) as usize;
+        let first = match &self.group {
+            None => {
+                let arrival = self.streams[idx].on_seq(stamp.seq);
+                match arrival {
+                    Arrival::Gap { skipped } => stats.counters.gaps += skipped,
+                    Arrival::Late => {
+                        stats.counters.gaps = stats.counters.gaps.saturating_sub(1);
+                        stats.counters.out_of_order += 1;
+                    }
+                    _ => {}
+                }
+                arrival.is_first()
+            }
+            Some(g) => {
+                let before = self.order[idx].out_of_order;
+                self.order[idx].on_seq(stamp.seq);
+                stats.counters.out_of_order += self.order[idx].out_of_order - before;
+                match g.seen[stamp.publisher as usize].mark(stamp.seq) {
+                    Mark::First => {
+                        self.group_deliveries[idx].unique += 1;
+                        true
+                    }
+                    Mark::Duplicate => {
+                        self.group_deliveries[idx].duplicates += 1;
+                        false
+                    }
+                    Mark::Unverified => {
+                        stats.counters.unverified += 1;
+                        false
+                    }
+                }
+            }
+        };
+        if !first {
+            stats.counters.duplicates += 1;
+            return;
+        }
+        stats.counters.unique += 1;
+        if ctx.cfg.scenario == Kind::Retained {
+            stats.hists.record(Hist::RetainedDelivery, now.saturating_sub(self.subscribe_sent_ns));
+            self.retained_got += 1;
+            if self.retained_got == ctx.cfg.retained_n as u64 {
+                stats.hists.record(Hist::RetainedComplete, now.saturating_sub(self.subscribe_sent_ns));
+            }
+            return;
+        }
+        let scheduled =
+            ctx.schedules.borrow().get(stamp.publisher as usize).map(|s| s.send_time_ns(stamp.seq));
+        let reference = scheduled.unwrap_or(stamp.sent_ns);
+        if reference >= t.warm_end_ns && reference < t.end_ns {
+            stats.latency(now, stamp.sent_ns, scheduled);
+        }
+    }
+
+    /// PUBREL: the QoS 2 exchange ends with PUBCOMP.
+    fn on_pubrel(&mut self, s: &mut ClientState, a: Ack) {
+        // PUBCOMP even for an unknown id: the broker may be retrying after a reconnect.
+        self.qos2_pending.remove(&a.packet_id);
+        s.queue(&Packet::PubComp(Ack::new(a.packet_id)));
+    }
 }
 
-/// PUBLISH from the broker: acknowledge, check, measure.
-pub fn on_publish(ctx: &ThreadCtx, s: &mut ClientState, stats: &mut ThreadStats, p: Publish, now: u64) {
-    let ClientState { subscriber, out, version, .. } = s;
-    let Some(sub) = subscriber.as_mut() else {
-        stats.counters.protocol_errors += 1;
-        return;
-    };
-    stats.counters.delivered += 1;
-    let t = ctx.times.get();
-    if now >= t.warm_end_ns && now < t.end_ns {
-        stats.counters.delivered_in_window += 1;
-    }
-    match p.qos {
-        QoS::AtMostOnce => {}
-        QoS::AtLeastOnce => Packet::PubAck(Ack::new(p.packet_id)).encode(*version, out),
-        QoS::ExactlyOnce => {
-            Packet::PubRec(Ack::new(p.packet_id)).encode(*version, out);
-            // A PUBLISH whose id awaits PUBREL is the same message again: answer, do not
-            // deliver it twice [MQTT-4.3.3-9].
-            if !sub.qos2_pending.insert(p.packet_id) {
-                stats.counters.qos2_redelivered += 1;
-                return;
-            }
+/// The subscriber's packets: its SUBACK, the messages, and the QoS 2 releases.
+impl Inbox for SubState {
+    fn on_packet(
+        &mut self,
+        ctx: &RoleCtx,
+        s: &mut ClientState,
+        stats: &mut ThreadStats,
+        p: Packet,
+        now: u64,
+    ) -> Option<Packet> {
+        match p {
+            Packet::Publish(p) => self.on_publish(ctx, s, stats, p, now),
+            Packet::PubRel(a) => self.on_pubrel(s, a),
+            Packet::SubAck(a) => self.on_suback(ctx, s, stats, a, now),
+            other => return Some(other),
         }
+        None
     }
-    // The retained scenario's clean-up (empty retained payloads) reaches the subscribers
-    // too; the checks are over by then.
-    if p.payload.is_empty() && ctx.cleanup.is_set() {
-        return;
-    }
-    let Some(stamp) = Stamp::read(&p.payload) else {
-        stats.counters.malformed += 1;
-        return;
-    };
-    if !sub.expects.contains(&stamp.publisher) {
-        stats.counters.unexpected += 1;
-        return;
-    }
-    let idx = (stamp.publisher - sub.expects.start) as usize;
-    let first = match &sub.group {
-        None => {
-            let arrival = sub.streams[idx].on_seq(stamp.seq);
-            match arrival {
-                Arrival::Gap { skipped } => stats.counters.gaps += skipped,
-                Arrival::Late => {
-                    stats.counters.gaps = stats.counters.gaps.saturating_sub(1);
-                    stats.counters.out_of_order += 1;
-                }
-                _ => {}
-            }
-            arrival.is_first()
-        }
-        Some(g) => {
-            let before = sub.order[idx].out_of_order;
-            sub.order[idx].on_seq(stamp.seq);
-            stats.counters.out_of_order += sub.order[idx].out_of_order - before;
-            match g.seen[stamp.publisher as usize].mark(stamp.seq) {
-                Mark::First => {
-                    sub.group_deliveries[idx].unique += 1;
-                    true
-                }
-                Mark::Duplicate => {
-                    sub.group_deliveries[idx].duplicates += 1;
-                    false
-                }
-                Mark::Unverified => {
-                    stats.counters.unverified += 1;
-                    false
-                }
-            }
-        }
-    };
-    if !first {
-        stats.counters.duplicates += 1;
-        return;
-    }
-    stats.counters.unique += 1;
-    if ctx.cfg.scenario == Kind::Retained {
-        stats.hists.record(Hist::RetainedDelivery, now.saturating_sub(sub.subscribe_sent_ns));
-        sub.retained_got += 1;
-        if sub.retained_got == ctx.cfg.retained_n as u64 {
-            stats.hists.record(Hist::RetainedComplete, now.saturating_sub(sub.subscribe_sent_ns));
-        }
-        return;
-    }
-    let scheduled = ctx.schedules.borrow().get(stamp.publisher as usize).map(|s| s.send_time_ns(stamp.seq));
-    let reference = scheduled.unwrap_or(stamp.sent_ns);
-    if reference >= t.warm_end_ns && reference < t.end_ns {
-        stats.latency(now, stamp.sent_ns, scheduled);
-    }
-}
-
-/// PUBREL: the QoS 2 exchange ends with PUBCOMP.
-pub fn on_pubrel(s: &mut ClientState, stats: &mut ThreadStats, a: Ack) {
-    let Some(sub) = s.subscriber.as_mut() else {
-        stats.counters.protocol_errors += 1;
-        return;
-    };
-    // PUBCOMP even for an unknown id: the broker may be retrying after a reconnect.
-    sub.qos2_pending.remove(&a.packet_id);
-    s.queue(&Packet::PubComp(Ack::new(a.packet_id)));
 }

@@ -2,188 +2,38 @@
 //! run's clients (thread-per-core, as the broker). The runner steers all threads through
 //! the run's phases with a few atomics in [`Shared`]; each thread's control task polls
 //! them, wakes its clients, keeps their connections alive, and reports its counters.
+//! The thread builds the [`RoleCtx`] its clients and their roles work in, connects each
+//! client, and gives it its role (publisher, subscriber, or none in `conn`).
 
-use crate::client::{self, ReadEnd, IDLE_READ_CHUNK_BYTES, READ_CHUNK_BYTES};
+use crate::client::{self, Client, Inbox, NoRole, ReadEnd, IDLE_READ_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::clock::{now_ns, secs_to_ns};
-use crate::config::RunConfig;
+use crate::config::Kind;
 use crate::pacer::Pacer;
 use crate::plan::{ClientSpec, Role};
 use crate::publisher::{self, PubState};
+use crate::role_ctx::RoleCtx;
 use crate::schedule::{new_histogram, Schedule};
-use crate::stats::{Counters, Hist, Histograms, PubDelivery};
+use crate::shared::{phase, Shared, Snapshot};
+use crate::stats::{Counters, Histograms, PubDelivery, ThreadStats};
 use crate::subscriber::{self, SubState};
-use crate::sync::{Event, Semaphore};
-use hdrhistogram::Histogram;
-use std::cell::{Cell, RefCell};
+use crate::sync::Semaphore;
+use bytes::BytesMut;
+use monoio::io::OwnedReadHalf;
+use monoio::net::TcpStream;
+use ringmq::protocol::Decoder;
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// The run's phases, in order; threads only move forward.
-pub mod phase {
-    /// Connect (and subscribe, except `retained`).
-    pub const SETUP: u8 = 0;
-    /// `retained`: store the retained messages.
-    pub const STORE: u8 = 1;
-    /// Publish (or, `retained`: subscribe; `conn`: connect).
-    pub const RUN: u8 = 2;
-    /// `retained`: clear the retained messages.
-    pub const CLEANUP: u8 = 3;
-    /// Disconnect everything and report.
-    pub const STOP: u8 = 4;
-}
 
 /// How often a thread's control task looks at the phase and flushes its counters.
 pub const CONTROL_TICK: Duration = Duration::from_millis(5);
 /// Connection attempts in flight per thread (set-up of publish/subscribe scenarios, and
 /// the cap on `conn`'s open loop).
 pub const CONNECTS_IN_FLIGHT_MAX: usize = 512;
-/// Error messages kept per thread (the counters count all of them).
-pub const ERRORS_KEPT: usize = 20;
 /// io_uring submission queue entries per load thread.
 const RING_ENTRIES: u32 = 4096;
-
-/// The run's timetable, in ns since the epoch; set when the run phase begins.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Times {
-    pub start_ns: u64,
-    pub warm_end_ns: u64,
-    pub end_ns: u64,
-    pub drain_deadline_ns: u64,
-}
-
-/// A u64 on a cache line of its own (one per thread, written by that thread only).
-#[repr(align(128))]
-#[derive(Default)]
-pub struct Padded(pub AtomicU64);
-
-/// What the runner and all load threads share.
-pub struct Shared {
-    pub cfg: Arc<RunConfig>,
-    pub phase: AtomicU8,
-    pub start_ns: AtomicU64,
-    pub warm_end_ns: AtomicU64,
-    pub end_ns: AtomicU64,
-    pub drain_deadline_ns: AtomicU64,
-    /// Messages sent so far, per publisher (final once the publisher is done).
-    pub sent: Box<[AtomicU64]>,
-    pub pubs_done: AtomicU32,
-    pub cleanups_done: AtomicU32,
-    /// Threads whose clients have all finished set-up (ready or failed).
-    pub threads_set_up: AtomicUsize,
-    pub setup_failures: AtomicU64,
-    /// First arrivals so far, per thread.
-    pub unique: Box<[Padded]>,
-    /// `conn`: connection attempts finished (connected or failed), per thread.
-    pub conn_done: Box<[Padded]>,
-    /// (thread index, kernel thread id) of each load thread.
-    pub tids: Mutex<Vec<(usize, i32)>>,
-    pub progress: crossbeam_channel::Sender<Snapshot>,
-    pub pacing: Mutex<String>,
-    pub aborted: AtomicBool,
-}
-
-impl Shared {
-    pub fn new(cfg: Arc<RunConfig>, progress: crossbeam_channel::Sender<Snapshot>) -> Shared {
-        let pubs = cfg.pubs as usize;
-        let threads = cfg.threads;
-        Shared {
-            cfg,
-            phase: AtomicU8::new(phase::SETUP),
-            start_ns: AtomicU64::new(0),
-            warm_end_ns: AtomicU64::new(0),
-            end_ns: AtomicU64::new(0),
-            drain_deadline_ns: AtomicU64::new(0),
-            sent: (0..pubs).map(|_| AtomicU64::new(0)).collect(),
-            pubs_done: AtomicU32::new(0),
-            cleanups_done: AtomicU32::new(0),
-            threads_set_up: AtomicUsize::new(0),
-            setup_failures: AtomicU64::new(0),
-            unique: (0..threads).map(|_| Padded::default()).collect(),
-            conn_done: (0..threads).map(|_| Padded::default()).collect(),
-            tids: Mutex::new(Vec::new()),
-            progress,
-            pacing: Mutex::new("none".to_string()),
-            aborted: AtomicBool::new(false),
-        }
-    }
-
-    /// Sets the timetable, then the phase (threads read the times after seeing the phase).
-    pub fn begin_run(&self, t: Times) {
-        self.start_ns.store(t.start_ns, Ordering::Relaxed);
-        self.warm_end_ns.store(t.warm_end_ns, Ordering::Relaxed);
-        self.end_ns.store(t.end_ns, Ordering::Relaxed);
-        self.drain_deadline_ns.store(t.drain_deadline_ns, Ordering::Relaxed);
-        self.phase.store(phase::RUN, Ordering::Release);
-    }
-
-    pub fn times(&self) -> Times {
-        Times {
-            start_ns: self.start_ns.load(Ordering::Relaxed),
-            warm_end_ns: self.warm_end_ns.load(Ordering::Relaxed),
-            end_ns: self.end_ns.load(Ordering::Relaxed),
-            drain_deadline_ns: self.drain_deadline_ns.load(Ordering::Relaxed),
-        }
-    }
-
-    pub fn set_phase(&self, p: u8) {
-        self.phase.fetch_max(p, Ordering::AcqRel);
-    }
-}
-
-/// A thread's progress report, once a second during the run.
-pub struct Snapshot {
-    pub thread: usize,
-    pub counters: Counters,
-    /// End-to-end latency (corrected in open loop) since the previous snapshot.
-    pub interval: Histogram<u64>,
-}
-
-/// What a thread measured.
-pub struct ThreadStats {
-    pub counters: Counters,
-    pub hists: Histograms,
-    /// End-to-end latency since the last snapshot, for the progress line.
-    pub interval: Histogram<u64>,
-    /// Deliveries per publisher, summed over this thread's subscribers.
-    pub per_pub: Vec<PubDelivery>,
-    pub errors: Vec<String>,
-}
-
-impl ThreadStats {
-    fn new(pubs: usize) -> Self {
-        ThreadStats {
-            counters: Counters::default(),
-            hists: Histograms::default(),
-            interval: new_histogram(),
-            per_pub: vec![PubDelivery::default(); pubs],
-            errors: Vec::new(),
-        }
-    }
-
-    /// Keeps the first [`ERRORS_KEPT`] error messages.
-    pub fn note_error(&mut self, e: String) {
-        if self.errors.len() < ERRORS_KEPT {
-            self.errors.push(e);
-        }
-    }
-
-    /// Records one measured delivery.
-    pub fn latency(&mut self, recv_ns: u64, sent_ns: u64, scheduled_ns: Option<u64>) {
-        let measured = recv_ns.saturating_sub(sent_ns);
-        self.hists.record(Hist::E2e, measured);
-        let shown = match scheduled_ns {
-            Some(s) => {
-                let corrected = recv_ns.saturating_sub(s.min(sent_ns));
-                self.hists.record(Hist::E2eCorrected, corrected);
-                corrected
-            }
-            None => measured,
-        };
-        self.interval.saturating_record(shown.max(1));
-    }
-}
 
 /// What a thread hands back when it ends.
 pub struct ThreadResult {
@@ -194,41 +44,13 @@ pub struct ThreadResult {
     pub errors: Vec<String>,
 }
 
-/// A load thread's context, shared by all its tasks.
-pub struct ThreadCtx {
-    pub index: usize,
-    pub cfg: Arc<RunConfig>,
-    pub shared: Arc<Shared>,
-    pub stats: RefCell<ThreadStats>,
-    pub pacer: Rc<Pacer>,
-    pub store: Event,
-    pub run: Event,
-    pub cleanup: Event,
-    pub stop: Event,
-    pub times: Cell<Times>,
-    /// Every publisher's schedule (open loop), indexed by publisher id.
-    pub schedules: RefCell<Vec<Schedule>>,
-    pub connect_slots: Semaphore,
-    pub clients: RefCell<Vec<client::Client>>,
-    setup_pending: Cell<usize>,
-}
-
-impl ThreadCtx {
-    pub fn note_error(&self, e: String) {
-        self.stats.borrow_mut().note_error(e);
-    }
-
-    /// One client finished set-up; the thread reports when all have.
-    pub fn setup_result(&self, ok: bool) {
-        if !ok {
-            self.shared.setup_failures.fetch_add(1, Ordering::Relaxed);
-        }
-        let left = self.setup_pending.get() - 1;
-        self.setup_pending.set(left);
-        if left == 0 {
-            self.shared.threads_set_up.fetch_add(1, Ordering::AcqRel);
-        }
-    }
+/// A load thread's own state around the [`RoleCtx`] its clients see.
+struct ThreadCtx {
+    index: usize,
+    ctx: Rc<RoleCtx>,
+    connect_slots: Semaphore,
+    /// Every connected client, for keepalive and the final shutdown.
+    clients: RefCell<Vec<Client>>,
 }
 
 /// Starts load thread `index` with its clients.
@@ -274,7 +96,7 @@ fn pin_to_cpu(cpu: usize) {
 
 async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) -> ThreadResult {
     let cfg = shared.cfg.clone();
-    let precise = cfg.rate_per_pub.is_some() || cfg.scenario == crate::config::Kind::Conn;
+    let precise = cfg.rate_per_pub.is_some() || cfg.scenario == Kind::Conn;
     let pacer = Pacer::new(precise);
     // Turns release the pacer's sleepers themselves, which needs its precise mode.
     let turn_ns = cfg.turn_ns.filter(|_| pacer.kind() == "timerfd");
@@ -282,22 +104,14 @@ async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) 
         Some(ns) => format!("turns of {} us", ns as f64 / 1000.0),
         None => pacer.kind().to_string(),
     };
-    let is_conn = cfg.scenario == crate::config::Kind::Conn;
-    let ctx = Rc::new(ThreadCtx {
+    let is_conn = cfg.scenario == Kind::Conn;
+    let setup_pending = if is_conn { 0 } else { specs.len() };
+    let ctx = Rc::new(RoleCtx::new(cfg, shared.clone(), pacer.clone(), setup_pending));
+    let t = Rc::new(ThreadCtx {
         index,
-        stats: RefCell::new(ThreadStats::new(cfg.pubs as usize)),
-        pacer: pacer.clone(),
-        store: Event::default(),
-        run: Event::default(),
-        cleanup: Event::default(),
-        stop: Event::default(),
-        times: Cell::new(Times::default()),
-        schedules: RefCell::new(Vec::new()),
+        ctx: ctx.clone(),
         connect_slots: Semaphore::new(CONNECTS_IN_FLIGHT_MAX),
         clients: RefCell::new(Vec::new()),
-        setup_pending: Cell::new(if is_conn { 0 } else { specs.len() }),
-        cfg,
-        shared: shared.clone(),
     });
     if is_conn || specs.is_empty() {
         shared.threads_set_up.fetch_add(1, Ordering::AcqRel);
@@ -314,9 +128,8 @@ async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) 
             ctx.pacer.set_external(false);
         });
     }
-    let control = crate::turn::spawn(control(ctx.clone()));
-    let handles: Vec<_> =
-        specs.into_iter().map(|s| crate::turn::spawn(client_main(ctx.clone(), s))).collect();
+    let control = crate::turn::spawn(control(t.clone()));
+    let handles: Vec<_> = specs.into_iter().map(|s| crate::turn::spawn(client_main(t.clone(), s))).collect();
     for h in handles {
         h.await;
     }
@@ -332,7 +145,8 @@ async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) 
 }
 
 /// Follows the runner's phases, flushes counters, sends snapshots, keeps connections alive.
-async fn control(ctx: Rc<ThreadCtx>) {
+async fn control(t: Rc<ThreadCtx>) {
+    let ctx = &t.ctx;
     let shared = ctx.shared.clone();
     let mut next_snapshot = u64::MAX;
     let mut next_keepalive = now_ns() + 1_000_000_000;
@@ -344,15 +158,15 @@ async fn control(ctx: Rc<ThreadCtx>) {
             ctx.store.set();
         }
         if ph >= phase::RUN && !ctx.run.is_set() {
-            let t = shared.times();
-            ctx.times.set(t);
+            let times = shared.times();
+            ctx.times.set(times);
             if let Some(rate) = ctx.cfg.rate_per_pub {
                 let pubs = ctx.cfg.pubs;
                 *ctx.schedules.borrow_mut() =
-                    (0..pubs).map(|p| Schedule::new(t.start_ns, rate, p, pubs)).collect();
+                    (0..pubs).map(|p| Schedule::new(times.start_ns, rate, p, pubs)).collect();
             }
             ctx.run.set();
-            next_snapshot = t.start_ns + 1_000_000_000;
+            next_snapshot = times.start_ns + 1_000_000_000;
         }
         if ph >= phase::CLEANUP {
             ctx.cleanup.set();
@@ -360,20 +174,20 @@ async fn control(ctx: Rc<ThreadCtx>) {
         let now = now_ns();
         {
             let stats = ctx.stats.borrow();
-            shared.unique[ctx.index].0.store(stats.counters.unique, Ordering::Relaxed);
-            shared.conn_done[ctx.index]
+            shared.unique[t.index].0.store(stats.counters.unique, Ordering::Relaxed);
+            shared.conn_done[t.index]
                 .0
                 .store(stats.counters.conn_ok + stats.counters.conn_failed, Ordering::Relaxed);
         }
         if now >= next_snapshot {
             let mut stats = ctx.stats.borrow_mut();
             let interval = std::mem::replace(&mut stats.interval, new_histogram());
-            let _ = shared.progress.send(Snapshot { thread: ctx.index, counters: stats.counters, interval });
+            let _ = shared.progress.send(Snapshot { thread: t.index, counters: stats.counters, interval });
             next_snapshot += 1_000_000_000;
         }
         if keepalive_idle_ns > 0 && now >= next_keepalive {
             let mut stats = ctx.stats.borrow_mut();
-            for c in ctx.clients.borrow().iter() {
+            for c in t.clients.borrow().iter() {
                 c.borrow_mut().keepalive(now, keepalive_idle_ns, &mut stats.counters);
             }
             next_keepalive = now + 1_000_000_000;
@@ -384,7 +198,7 @@ async fn control(ctx: Rc<ThreadCtx>) {
             ctx.run.set();
             ctx.cleanup.set();
             ctx.stop.set();
-            for c in ctx.clients.borrow().iter() {
+            for c in t.clients.borrow().iter() {
                 if let Some(fd) = c.borrow().fd {
                     crate::net::shutdown_read(fd);
                 }
@@ -394,53 +208,54 @@ async fn control(ctx: Rc<ThreadCtx>) {
     }
 }
 
-async fn client_main(ctx: Rc<ThreadCtx>, spec: ClientSpec) {
+async fn client_main(t: Rc<ThreadCtx>, spec: ClientSpec) {
     match spec.role.clone() {
-        Role::Idle { start_offset_ns } => idle_client(ctx, spec, start_offset_ns).await,
-        role => pubsub_client(ctx, spec, role).await,
+        Role::Idle { start_offset_ns } => idle_client(t, spec, start_offset_ns).await,
+        role => pubsub_client(t, spec, role).await,
     }
 }
 
-async fn pubsub_client(ctx: Rc<ThreadCtx>, spec: ClientSpec, role: Role) {
+async fn pubsub_client(t: Rc<ThreadCtx>, spec: ClientSpec, role: Role) {
+    let ctx = &t.ctx;
     let connected = {
-        let _permit = ctx.connect_slots.acquire().await;
-        client::connect(&ctx, &spec.client_id, spec.source_ip, None).await
+        let _permit = t.connect_slots.acquire().await;
+        client::connect(ctx, &spec.client_id, spec.source_ip, None).await
     };
     let Ok(connected) = connected else {
         ctx.setup_result(false);
         return;
     };
-    let (client, mut rd, leftover, decoder) = client::start(&ctx, connected);
-    let role_task = {
-        let mut s = client.borrow_mut();
-        match role {
-            Role::Publisher { id, topic } => {
-                let window = ctx.cfg.inflight.min(s.server_receive_maximum);
-                s.publisher = Some(PubState::new(id, topic, ctx.cfg.qos(), window, ctx.cfg.size_bytes));
-                ctx.setup_result(true);
-                if ctx.cfg.scenario == crate::config::Kind::Retained {
-                    crate::turn::spawn(publisher::run_retained(ctx.clone(), client.clone()))
-                } else {
-                    crate::turn::spawn(publisher::run_stream(ctx.clone(), client.clone()))
-                }
-            }
-            Role::Subscriber { filter, expects, group } => {
-                s.subscriber = Some(SubState::new(filter, expects, group));
-                crate::turn::spawn(subscriber::run(ctx.clone(), client.clone()))
-            }
-            Role::Idle { .. } => unreachable!("idle clients take the other path"),
+    let (client, rd, leftover, decoder) = client::start(ctx, connected);
+    t.clients.borrow_mut().push(client.clone());
+    let conn = Conn { client, rd, leftover, decoder };
+    match role {
+        Role::Publisher { id, topic } => {
+            let window = ctx.cfg.inflight.min(conn.client.borrow().server_receive_maximum);
+            let state =
+                Rc::new(RefCell::new(PubState::new(id, topic, ctx.cfg.qos(), window, ctx.cfg.size_bytes)));
+            ctx.setup_result(true);
+            let role_task = if ctx.cfg.scenario == Kind::Retained {
+                crate::turn::spawn(publisher::run_retained(ctx.clone(), conn.client.clone(), state.clone()))
+            } else {
+                crate::turn::spawn(publisher::run_stream(ctx.clone(), conn.client.clone(), state.clone()))
+            };
+            serve(&t, &spec, conn, &state, READ_CHUNK_BYTES).await;
+            drop(role_task);
         }
-    };
-    let end = client::reader(&ctx, &client, &mut rd, leftover, decoder, READ_CHUNK_BYTES).await;
-    finish(&ctx, &client, &spec, end).await;
-    drop(role_task);
-    let c = client.borrow();
-    if let Some(sub) = &c.subscriber {
-        sub.fold_into(&mut ctx.stats.borrow_mut());
+        Role::Subscriber { filter, expects, group } => {
+            let state = Rc::new(RefCell::new(SubState::new(filter, expects, group)));
+            let role_task =
+                crate::turn::spawn(subscriber::run(ctx.clone(), conn.client.clone(), state.clone()));
+            serve(&t, &spec, conn, &state, READ_CHUNK_BYTES).await;
+            drop(role_task);
+            state.borrow().fold_into(&mut ctx.stats.borrow_mut());
+        }
+        Role::Idle { .. } => unreachable!("idle clients take the other path"),
     }
 }
 
-async fn idle_client(ctx: Rc<ThreadCtx>, spec: ClientSpec, start_offset_ns: u64) {
+async fn idle_client(t: Rc<ThreadCtx>, spec: ClientSpec, start_offset_ns: u64) {
+    let ctx = &t.ctx;
     ctx.run.wait().await;
     if ctx.stop.is_set() {
         return;
@@ -448,17 +263,29 @@ async fn idle_client(ctx: Rc<ThreadCtx>, spec: ClientSpec, start_offset_ns: u64)
     let scheduled = ctx.times.get().start_ns + start_offset_ns;
     ctx.pacer.sleep_until(scheduled).await;
     let connected = {
-        let _permit = ctx.connect_slots.acquire().await;
-        client::connect(&ctx, &spec.client_id, spec.source_ip, Some(scheduled)).await
+        let _permit = t.connect_slots.acquire().await;
+        client::connect(ctx, &spec.client_id, spec.source_ip, Some(scheduled)).await
     };
     let Ok(connected) = connected else { return };
-    let (client, mut rd, leftover, decoder) = client::start(&ctx, connected);
-    let end = client::reader(&ctx, &client, &mut rd, leftover, decoder, IDLE_READ_CHUNK_BYTES).await;
-    finish(&ctx, &client, &spec, end).await;
+    let (client, rd, leftover, decoder) = client::start(ctx, connected);
+    t.clients.borrow_mut().push(client.clone());
+    let conn = Conn { client, rd, leftover, decoder };
+    serve(&t, &spec, conn, &RefCell::new(NoRole), IDLE_READ_CHUNK_BYTES).await;
 }
 
-/// After the reader ended: count an unplanned close, then say goodbye.
-async fn finish(ctx: &ThreadCtx, client: &client::Client, spec: &ClientSpec, end: ReadEnd) {
+/// A started connection: the client, its read half, and what the CONNACK read left over.
+struct Conn {
+    client: Client,
+    rd: OwnedReadHalf<TcpStream>,
+    leftover: BytesMut,
+    decoder: Decoder,
+}
+
+/// Reads for `role` until the connection ends, counts an unplanned close, then says goodbye.
+async fn serve<R: Inbox>(t: &ThreadCtx, spec: &ClientSpec, conn: Conn, role: &RefCell<R>, chunk: usize) {
+    let Conn { client, mut rd, leftover, decoder } = conn;
+    let ctx = &t.ctx;
+    let end = client::reader(ctx, &client, role, &mut rd, leftover, decoder, chunk).await;
     let planned = matches!(end, ReadEnd::Eof) && ctx.stop.is_set();
     if !planned {
         let mut stats = ctx.stats.borrow_mut();
@@ -470,5 +297,5 @@ async fn finish(ctx: &ThreadCtx, client: &client::Client, spec: &ClientSpec, end
         };
         stats.note_error(format!("{}: {why}", spec.client_id));
     }
-    client::goodbye(client).await;
+    client::goodbye(&client).await;
 }
