@@ -205,6 +205,15 @@ impl MqttVersion {
             MqttVersion::V5 => ringmq::protocol::ProtocolVersion::V5,
         }
     }
+
+    /// The version as users write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MqttVersion::V3_1 => "3.1",
+            MqttVersion::V3_1_1 => "3.1.1",
+            MqttVersion::V5 => "5",
+        }
+    }
 }
 
 /// Messages per second per publisher, or as fast as the window allows.

@@ -1,7 +1,7 @@
 //! latency.svg: latency against percentile on the usual HdrHistogram axis, where the x
 //! axis is 1/(1-percentile) on a log scale so that 90%, 99%, 99.9% ... sit evenly apart.
 
-use crate::report::Summary;
+use crate::config::RunConfig;
 use crate::stats::{Hist, Histograms};
 use plotters::prelude::*;
 use std::path::Path;
@@ -36,8 +36,8 @@ pub fn percentile_label(x: f64) -> String {
     format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
 }
 
-/// Draws the percentile curves of the run's latency histograms.
-pub fn latency_svg(path: &Path, summary: &Summary, hists: &Histograms) -> anyhow::Result<()> {
+/// Draws the percentile curves of the run's latency histograms, titled with its settings.
+pub fn latency_svg(path: &Path, c: &RunConfig, hists: &Histograms) -> anyhow::Result<()> {
     let curves: Vec<Curve> = CURVES
         .iter()
         .filter(|(h, _)| !hists.get(*h).is_empty())
@@ -48,7 +48,6 @@ pub fn latency_svg(path: &Path, summary: &Summary, hists: &Histograms) -> anyhow
     let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| anyhow::anyhow!("plotting latency.svg: {e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let c = &summary.config;
     let title = format!(
         "{} qos {} {}x{} rate {} (MQTT {})",
         c.scenario.name(),
@@ -56,7 +55,7 @@ pub fn latency_svg(path: &Path, summary: &Summary, hists: &Histograms) -> anyhow
         c.pubs,
         c.subs,
         c.rate_per_pub.map_or("max".to_string(), |r| format!("{r}/s")),
-        crate::report::mqtt_name(c)
+        c.mqtt.name()
     );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))

@@ -18,6 +18,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_RUN_FAILED: i32 = 1;
 /// Exit status of a run that lost QoS 1/2 messages or duplicated QoS 2 messages.
 pub const EXIT_DELIVERY_FAILED: i32 = 3;
+/// Above this share of one core, a load thread may have been the bottleneck.
+pub const BUSY_WARN_PCT: f64 = 90.0;
 
 /// How the build was made.
 #[derive(Clone, Debug, Serialize)]
@@ -154,7 +156,7 @@ pub struct LoadThread {
 pub struct Loadgen {
     pub threads: Vec<LoadThread>,
     pub busy_max_pct: f64,
-    /// A load thread above [`crate::runner::BUSY_WARN_PCT`]: the load generator, not the
+    /// A load thread above [`BUSY_WARN_PCT`]: the load generator, not the
     /// broker, may have been the limit.
     pub saturated: bool,
     /// How open-loop sends are timed: "timerfd" (µs precision) or "monoio-timer-1ms".
@@ -240,7 +242,7 @@ impl Summary {
     /// The line printed on stdout.
     pub fn one_line(&self) -> String {
         let c = &self.config;
-        let mut s = format!("ringmq-loadgen {} mqtt {}", c.scenario.name(), mqtt_name(c));
+        let mut s = format!("ringmq-loadgen {} mqtt {}", c.scenario.name(), c.mqtt.name());
         match c.scenario {
             Kind::Conn => {
                 let k = &self.connections;
@@ -333,7 +335,7 @@ impl Summary {
             s,
             "- broker: {} (MQTT {}), loadgen {} (commit {}, {})",
             c.broker,
-            mqtt_name(c),
+            c.mqtt.name(),
             self.build.loadgen_version,
             self.build.git_commit,
             self.build.rustc
@@ -426,15 +428,6 @@ impl Summary {
     }
 }
 
-/// The MQTT version as users write it.
-pub fn mqtt_name(c: &RunConfig) -> &'static str {
-    match c.mqtt {
-        crate::cli::MqttVersion::V3_1 => "3.1",
-        crate::cli::MqttVersion::V3_1_1 => "3.1.1",
-        crate::cli::MqttVersion::V5 => "5",
-    }
-}
-
 /// Microseconds, shown in the unit that keeps 3-4 digits.
 pub fn fmt_us(us: f64) -> String {
     if us >= 1_000_000.0 {
@@ -462,7 +455,7 @@ pub fn write_files(dir: &Path, summary: &Summary, hists: &Histograms) -> anyhow:
         }
     }
     std::fs::write(dir.join("report.md"), summary.markdown())?;
-    crate::plot::latency_svg(&dir.join("latency.svg"), summary, hists)?;
+    crate::plot::latency_svg(&dir.join("latency.svg"), &summary.config, hists)?;
     Ok(())
 }
 

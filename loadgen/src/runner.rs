@@ -9,7 +9,7 @@ use crate::procfs::{self, Machine};
 use crate::progress::Progress;
 use crate::report::{
     self, Broker, Connections, LatencySummary, LoadThread, Loadgen, Messages, PublisherRow, Status, Summary,
-    TimelineRow, EXIT_DELIVERY_FAILED, EXIT_OK, EXIT_RUN_FAILED,
+    TimelineRow, BUSY_WARN_PCT, EXIT_DELIVERY_FAILED, EXIT_OK, EXIT_RUN_FAILED,
 };
 use crate::schedule::new_histogram;
 use crate::shared::{phase, Shared, Snapshot, Times};
@@ -21,8 +21,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Above this share of one core, a load thread may have been the bottleneck.
-pub const BUSY_WARN_PCT: f64 = 90.0;
 /// Time between the go signal and the first scheduled send, so every thread has seen it.
 const START_DELAY_NS: u64 = 100_000_000;
 /// Broker memory sampling period.
