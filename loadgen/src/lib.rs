@@ -20,7 +20,9 @@
 //! - [`publisher`], [`subscriber`]: the two roles, built on [`client`] and [`role_ctx`].
 //! - [`turn`]: open-loop runs in turns: one wake-up per turn reaps every completion.
 //! - [`worker`]: a load thread (one monoio io_uring runtime per core) and the phases.
-//! - [`runner`]: steers the threads, watches the broker and itself in /proc, and merges.
+//! - [`runner`]: runs a scenario: starts the threads, then [`phases`] steps them through
+//!   the run while the [`monitor`] watches the broker and the threads in /proc and prints
+//!   the progress line, and [`summarize`] merges what they measured into the summary.
 //! - [`procfs`]: CPU time and memory from /proc, and the machine's description.
 //! - [`report`], [`hgrm`], [`plot`], [`progress`]: summary.json, `.hgrm` files,
 //!   report.md, latency.svg, the one-line summary and the live progress line.
@@ -31,9 +33,11 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod hgrm;
+pub mod monitor;
 pub mod net;
 pub mod pacer;
 pub mod payload;
+pub mod phases;
 pub mod plan;
 pub mod plot;
 pub mod procfs;
@@ -46,6 +50,7 @@ pub mod schedule;
 pub mod shared;
 pub mod stats;
 pub mod subscriber;
+pub mod summarize;
 pub mod sync;
 pub mod turn;
 pub mod worker;
