@@ -30,8 +30,10 @@
 //! [`crate::protocol::topic`]) and shared filters are already split into group and filter.
 
 mod children;
+pub mod matches;
 mod node;
 pub mod retained;
+pub mod retained_order;
 pub mod route_cache;
 pub mod shard_set;
 pub mod shared;
@@ -41,8 +43,10 @@ pub mod trie;
 #[cfg(test)]
 mod proptests;
 
+pub use matches::{merge_overlapping, pick, Match, Pick};
 pub use node::SharedGroupRef;
 pub use retained::RetainedStore;
+pub use retained_order::OrderedRetained;
 pub use route_cache::RouteCache;
 pub use shard_set::{ShardCounts, ShardSet, SHARDS_MAX};
 pub use shared::{ShareStrategy, SharedSelector, Target, UnknownShareStrategy};

@@ -1,7 +1,9 @@
-//! The cross-shard mesh: one bounded queue per ordered pair of shards (N x N, each with a
-//! single producer and a single consumer) and one waker per shard. A sender pushes, then
-//! wakes the receiver if it is parked; the waker writes the eventfd the receiving
-//! shard's io_uring loop has a read armed on.
+//! The cross-shard mesh: one bounded queue per ordered pair of shards (N x N) and one
+//! waker per shard. Each queue has exactly one producer, the shard thread `from`, and one
+//! consumer, the shard thread `to`; the broker's main thread never pushes (shutdown is a
+//! flag and a wake, [`Mesh::shut_down`]). A sender pushes, then wakes the receiver if it
+//! is parked; the waker writes the eventfd the receiving shard's io_uring loop has a read
+//! armed on.
 //!
 //! A full queue hands the message back to the sender ([`Mesh::try_send`]); the sender
 //! keeps it in its own backlog and stops reading from publishing sockets until the
@@ -11,9 +13,17 @@
 //! at the sender's next timer. A sender whose receiver never sends back (the publishers on
 //! one shard, their subscribers on another) would otherwise be woken by nothing.
 //!
-//! Parking and waking are a store, then a load, on each side (the flag, then the queues),
-//! so both use SeqCst: with weaker orderings each side could miss the other's store and
-//! sleep until its timer.
+//! # Orderings
+//!
+//! Parking is a store of the shard's `parked` flag, then a load of its queues (and of the
+//! shutdown flag); sending is a push, then a swap of the receiver's `parked` flag. Each
+//! side stores, then loads what the other stores: with anything weaker than SeqCst on
+//! both the store and the load, each side could miss the other's store (a store-buffer
+//! litmus), and the receiver would sleep with a message waiting until its timer. So
+//! `park`, `wake`, `try_send`'s blocked mark, `take_blocked` and the shutdown flag are
+//! SeqCst. [`Mesh::unpark`] is a plain Release store: it only clears a flag the shard set
+//! itself, so at worst a sender wakes a shard that is already awake (one spare eventfd
+//! write).
 
 use super::messages::MeshMsg;
 use atomic_waker::AtomicWaker;
@@ -31,6 +41,8 @@ pub struct Mesh {
     parked: Vec<AtomicBool>,
     /// Per pair: a push from `from` to `to` found the queue full.
     blocked: Vec<AtomicBool>,
+    /// Set once, by [`Mesh::shut_down`]: every shard leaves its loop.
+    shutting_down: AtomicBool,
 }
 
 impl Mesh {
@@ -43,6 +55,7 @@ impl Mesh {
             wakers: (0..shards).map(|_| AtomicWaker::new()).collect(),
             parked: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             blocked: (0..shards * shards).map(|_| AtomicBool::new(false)).collect(),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -96,20 +109,35 @@ impl Mesh {
         (0..self.shards).any(|from| !self.queue(from, to).is_empty())
     }
 
+    /// Tells every shard to stop, from any thread: a flag each loop checks every turn
+    /// (and `park` before sleeping), then a wake for each parked shard.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for to in 0..self.shards {
+            self.wake(to);
+        }
+    }
+
+    /// Whether [`Mesh::shut_down`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
     /// Shard `to` is awake again (it woke for another reason than the mesh): senders need
     /// not wake it.
     pub fn unpark(&self, to: usize) {
         self.parked[to].store(false, Ordering::Release);
     }
 
-    /// Registers shard `to`'s receive task to be woken, then re-checks the queues so that
-    /// a message pushed between the last drain and the registration is not missed, and
+    /// Registers shard `to`'s receive task to be woken, then re-checks the queues (and the
+    /// shutdown flag) so that a message pushed between the last drain and the
+    /// registration is not missed, and
     /// asks `can_send` whether a queue it is backed up on has room now (its receiver may
     /// have drained it before the registration). Returns true when the task may sleep.
     pub fn park(&self, to: usize, cx: &mut Context<'_>, can_send: impl FnOnce() -> bool) -> bool {
         self.wakers[to].register(cx.waker());
         self.parked[to].store(true, Ordering::SeqCst);
-        if self.has_pending(to) || can_send() {
+        if self.has_pending(to) || self.is_shutting_down() || can_send() {
             self.parked[to].store(false, Ordering::SeqCst);
             return false;
         }
@@ -157,6 +185,18 @@ mod tests {
         mesh.wake(0);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(!mesh.take_blocked(0, 1), "one wake per failed push");
+    }
+
+    #[test]
+    fn shutting_down_wakes_a_parked_shard_and_keeps_an_awake_one_from_sleeping() {
+        let mesh = Mesh::new(2, CAPACITY);
+        let count = Arc::new(CountingWaker::default());
+        let waker = Waker::from(count.clone());
+        assert!(mesh.park(0, &mut Context::from_waker(&waker), || false));
+        mesh.shut_down();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the parked shard was woken");
+        assert!(mesh.is_shutting_down());
+        assert!(!mesh.park(1, &mut Context::from_waker(&waker), || false), "no sleep after shutdown");
     }
 
     #[test]

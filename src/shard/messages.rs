@@ -43,6 +43,4 @@ pub enum MeshMsg {
     Released { token: ConnectToken },
     /// To the home shard: the session registered under `token` has ended.
     Unregister { client_id: ByteStr, token: ConnectToken },
-    /// Stop: disconnect clients, publish wills, exit the loop.
-    Shutdown,
 }

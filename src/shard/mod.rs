@@ -1,27 +1,87 @@
 //! The only module that touches the kernel. One shard thread per core, each running its
-//! own io_uring event loop (`reactor.rs`; COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN),
-//! each with its own SO_REUSEPORT socket on every listener so the kernel spreads
-//! connections over the shards. Shards share nothing but the [`mesh::Mesh`].
+//! own io_uring event loop (`reactor/`; COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN), each
+//! with its own SO_REUSEPORT socket on every listener so the kernel spreads connections
+//! over the shards. Shards share nothing but the [`mesh::Mesh`], the configuration, the
+//! clock and two counters.
+//!
+//! # Layout
+//!
+//! A shard ([`state::Shard`]) is a data plane and a control plane:
+//! - `plane.rs`: the data plane, the path of a message from PUBLISH to subscribers,
+//!   composed of the parts below;
+//!   - `routes.rs`: the trie, per-filter counts, route cache and retained copy;
+//!   - `sessions.rs`: the session table and the one place a delivery reaches a session;
+//!   - `connections.rs`: connections, their output, and their life ([`connections::Life`]);
+//!   - `outbox.rs`: this shard's sending end of the mesh, with its backlog;
+//!   - `drops.rs`: drop counters, logged once per episode;
+//! - `state.rs`: the shard itself, and what waits for other shards: CONNECTs
+//!   (`registry.rs`), SUBACK barriers (`barriers.rs`), sessions moving between shards
+//!   (`takeover.rs`, `handover.rs`); `connack.rs` decides a CONNECT's answer;
+//! - `input.rs`: a connection's reading side (CONNECT phase, then decoding);
+//! - `reactor/`: the event loop (`mod.rs`), the ring (`ring.rs`), sockets (`socket.rs`);
+//! - `mesh.rs`, `messages.rs`: the queues between shards and what travels on them;
+//! - `clock.rs`, `slab.rs`, `bufring.rs`: the clock, stable ids, the receive buffers.
+//!
+//! Everything but `reactor/` is synchronous and free of sockets and clocks, which is what
+//! lets `harness.rs` drive several shards in one test, deterministically.
 
+mod barriers;
 mod bufring;
-mod connect;
-mod handle;
+mod clock;
+mod connack;
+mod connections;
+mod drops;
+mod handover;
 mod input;
 mod mesh;
 mod messages;
+mod outbox;
+mod plane;
 mod reactor;
-mod routing;
+mod registry;
+mod routes;
+mod sessions;
 mod slab;
 mod state;
+mod takeover;
+
+#[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod harness_tests;
 
 use crate::config::Config;
+use clock::Clock;
 use mesh::Mesh;
-use messages::MeshMsg;
-use state::{ShardState, Shared};
+use state::Shard;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+
+/// What every shard shares.
+pub struct Shared {
+    pub mesh: Arc<Mesh>,
+    pub config: Config,
+    pub clock: Clock,
+    /// Connections open in the process, for `max_connections`.
+    pub connections: AtomicUsize,
+    /// Orders retained updates across shards (one increment per retained PUBLISH).
+    pub retain_seq: AtomicU64,
+}
+
+impl Shared {
+    /// What `shards` shards share, their mesh queues as long as the configuration says.
+    pub fn new(config: Config, shards: usize) -> Self {
+        Shared {
+            mesh: Arc::new(Mesh::new(shards, config.mesh_queue as usize)),
+            config,
+            clock: Clock::start(),
+            connections: AtomicUsize::new(0),
+            retain_seq: AtomicU64::new(0),
+        }
+    }
+}
 
 /// The oldest kernel ringmq runs on: DEFER_TASKRUN arrived in Linux 6.1 (multishot
 /// receive in 6.0, provided-buffer rings in 5.19).
@@ -129,12 +189,7 @@ impl Broker {
             None if shards <= online => Some((0..shards).collect()),
             None => None,
         };
-        let shared = Arc::new(Shared {
-            mesh: Mesh::new(shards, config.mesh_queue as usize),
-            config,
-            connections: Default::default(),
-            retain_seq: Default::default(),
-        });
+        let shared = Arc::new(Shared::new(config, shards));
         let mut threads = Vec::with_capacity(shards);
         for (id, listeners) in per_shard.into_iter().enumerate() {
             let shared = shared.clone();
@@ -165,16 +220,7 @@ impl Broker {
     /// Stops every shard (clients get DISCONNECT 0x8B in MQTT 5, wills are published)
     /// and waits for the threads.
     pub fn shutdown(self) {
-        let n = self.shared.mesh.shards();
-        for to in 0..n {
-            // The control message goes behind whatever is queued; retry while full.
-            let mut msg = MeshMsg::Shutdown;
-            while let Err(m) = self.shared.mesh.try_send(to, to, msg) {
-                msg = m;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            self.shared.mesh.wake(to);
-        }
+        self.shared.mesh.shut_down();
         for t in self.threads {
             let _ = t.join();
         }
@@ -182,7 +228,7 @@ impl Broker {
 }
 
 fn run_shard(id: u16, shared: Arc<Shared>, listeners: Vec<(TcpListener, u16)>) -> anyhow::Result<()> {
-    let reactor = reactor::Reactor::new(ShardState::new(id, shared), listeners)?;
-    reactor.run()?;
+    let shard = Shard::new(id, shared.clone(), shared.clock.now_ms());
+    reactor::Reactor::new(shard, shared, listeners)?.run()?;
     Ok(())
 }

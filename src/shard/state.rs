@@ -1,256 +1,49 @@
-//! One shard's state: its connections, sessions, trie and retained store, and its end of
-//! the mesh. Everything here runs on the shard's thread, synchronously: the event loop in
-//! `reactor.rs` calls in with each batch of completions, and reads back which
-//! connections have output to send (`to_flush`) and which CONNECTs were answered
-//! (`connects_ready`).
+//! One shard: the data plane (`plane.rs`) and the control plane around it, which is what
+//! waits for other shards: CONNECTs waiting for their client id's home shard, SUBACKs
+//! waiting for a barrier, sessions moving in and out (`takeover.rs`). Everything here
+//! runs on the shard's thread, synchronously, with time passed in: the event loop
+//! (`reactor/`) calls in with each turn's input and reads back what to send.
 
-use super::mesh::Mesh;
+use super::barriers::{AfterBarrier, Barriers, PendingSubAck};
+use super::connack::{self, ConnectDecision};
+use super::connections::{ConnId, Connections, Side};
+use super::drops::DropStats;
+use super::handover::Handovers;
 use super::messages::{ConnectToken, MeshMsg};
-use super::routing::Retained;
-pub use super::slab::Slab;
+use super::outbox::Outbox;
+use super::plane::{Close, DataPlane};
+use super::registry::{home_shard, PendingConnects, Registry};
+use super::routes::Routes;
+use super::sessions::{SessionId, Sessions};
+use super::takeover::Takeover;
+use super::Shared;
 use crate::config::Config;
-use crate::protocol::{ByteStr, ProtocolVersion, ReasonCode};
-use crate::router::{RetainedStore, RouteCache, Trie};
-use crate::session::{Limits, Message, Session, Subscription};
-use bytes::BytesMut;
-use std::collections::{HashMap, VecDeque};
+use crate::protocol::{
+    ByteStr, ConnAck, Connect, Packet, ProtocolVersion, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::session::{Limits, Session, Subscription};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
-/// Milliseconds since the broker started: the clock for message expiry and keepalive.
-/// The hot path reads [`ShardState::clock_ms`], refreshed once per batch, instead.
-pub fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-/// What every shard shares: the mesh and the configuration, plus a connection count for
-/// `max_connections`.
-pub struct Shared {
-    pub mesh: Mesh,
-    pub config: Config,
-    pub connections: AtomicUsize,
-    /// Orders retained updates across shards (one increment per retained PUBLISH).
-    pub retain_seq: std::sync::atomic::AtomicU64,
-}
-
-/// A session's slot in this shard's table; the trie stores these.
-pub type SessionId = u32;
-/// A connection's slot in this shard's table.
-pub type ConnId = u32;
-
-/// Output bytes a connection may have waiting before QoS 0 messages to it are dropped.
-pub const OUTPUT_HIGH_WATER_BYTES: usize = 4 << 20;
-
-/// A session and where it stands on this shard.
-pub struct SessionEntry {
-    pub session: Session,
-    pub conn: Option<ConnId>,
-    /// The registration this session holds at its client id's home shard.
+/// A CONNECT registered at its client id's home shard, waiting for the answer.
+pub struct Registration {
+    pub client_id: ByteStr,
+    pub assigned: bool,
     pub token: ConnectToken,
-    /// When the connection went away (for session expiry).
-    pub offline_since: Option<Instant>,
-    /// A will waiting out its Will Delay Interval (MQTT 5), with its due time.
-    /// Boxed, as are the other rarely-set fields here: sessions are many, wills few.
-    pub delayed_will: Option<Box<(Instant, Message)>>,
-    /// Set on the stub left behind when the session moved to another shard: deliveries
-    /// go on to (shard, handoff token) until the new holder releases the stub.
-    pub moved_to: Option<Box<(u16, ConnectToken)>>,
-    /// Set on a session that just arrived from another shard, until the old holder's
-    /// stub is gone: a message can then come both ways, so deliveries are deduplicated
-    /// by the identity of the shared message.
-    // Boxed on purpose: an empty HashMap is 48 bytes inline in every session entry, the
-    // box 8, and a session arrives from another shard rarely.
-    #[allow(clippy::box_collection)]
-    pub arriving: Option<Box<HashMap<usize, Arc<Message>>>>,
 }
-
-/// Why a connection is being closed by the broker.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum CloseKind {
-    /// The client sent DISCONNECT: no will (unless 5.0 asked for it).
-    Clean,
-    /// A protocol error, keepalive expiry, socket error or takeover: the will is published.
-    Abnormal,
-}
-
-/// A connection: its output buffer and where it stands.
-pub struct ConnEntry {
-    pub peer: SocketAddr,
-    pub out: BytesMut,
-    /// Set while the connection is in [`ShardState::to_flush`].
-    pub flush_queued: bool,
-    /// Set when the broker decided to close; the writer flushes, then shuts the socket.
-    pub closing: bool,
-    pub session: Option<SessionId>,
-    pub client_id: Option<ByteStr>,
-    pub version: ProtocolVersion,
-    pub will: Option<Box<Message>>,
-    /// Will Delay Interval (MQTT 5), seconds.
-    pub will_delay_secs: u32,
-    /// Set when this connection lost its session to a newer connection.
-    pub taken_over: bool,
-    /// Close after this much silence (1.5 x keepalive [MQTT-3.1.2-24]); 0 is never.
-    pub keepalive_ms: u64,
-    /// When the client last sent something, on the shard clock.
-    pub last_heard_ms: u64,
-    /// Set when the keepalive sweep closed the connection.
-    pub keepalive_expired: bool,
-    /// Whether the client wants Reason Strings (MQTT 5 Request Problem Information).
-    pub problem_information: bool,
-    /// The reading and the writing side each set theirs when they end; the last one
-    /// removes the entry, so the writing side can still flush a final DISCONNECT.
-    pub reader_done: bool,
-    pub writer_done: bool,
-}
-
-impl ConnEntry {
-    /// A connection that has not sent CONNECT yet.
-    pub fn new(peer: SocketAddr) -> Self {
-        ConnEntry {
-            peer,
-            out: BytesMut::new(),
-            flush_queued: false,
-            closing: false,
-            session: None,
-            client_id: None,
-            version: ProtocolVersion::V3_1_1,
-            will: None,
-            will_delay_secs: 0,
-            taken_over: false,
-            keepalive_ms: 0,
-            last_heard_ms: 0,
-            keepalive_expired: false,
-            problem_information: true,
-            reader_done: false,
-            writer_done: false,
-        }
-    }
-}
-
-/// A CONNECT waiting for its client id's home shard to answer.
-pub struct PendingConnect {
-    /// The answer: `Some(None)` for a fresh session, `Some(Some(sid))` for a resumed
-    /// one, already installed here (offline) when its handoff arrived.
-    pub result: Option<Option<SessionId>>,
-    /// The connection that sent the CONNECT.
-    pub conn: ConnId,
-}
-
-/// A SUBSCRIBE whose SUBACK waits for a barrier round trip to every other shard, so
-/// that a message any client publishes after seeing the SUBACK reaches the new
-/// subscription, and the retained messages it gets are the newest.
-pub struct PendingSubAck {
-    pub conn: ConnId,
-    pub sid: SessionId,
-    pub suback: crate::protocol::SubAck,
-    /// Subscriptions that get retained messages once the barrier completes.
-    pub retained_for: Vec<(ByteStr, Subscription)>,
-    /// Shards that have not answered yet.
-    pub waiting: usize,
-}
-
-/// A drop counter logged once per episode: what was added since the last report.
-#[derive(Default, Debug)]
-pub struct DropCounter {
-    count: u64,
-    logged: u64,
-}
-
-impl DropCounter {
-    pub fn add(&mut self) {
-        self.count += 1;
-    }
-
-    /// Drops since the last call, if any.
-    fn unreported(&mut self) -> Option<u64> {
-        let new = self.count - self.logged;
-        self.logged = self.count;
-        (new > 0).then_some(new)
-    }
-}
-
-/// Counters reported in the log, once per episode.
-#[derive(Default, Debug)]
-pub struct DropStats {
-    /// QoS 0 messages to a subscriber whose output was above [`OUTPUT_HIGH_WATER_BYTES`].
-    pub qos0_slow_subscriber: DropCounter,
-    /// QoS 1/2 messages beyond `max_queued_messages`.
-    pub queue_full: DropCounter,
-    /// Shared-subscription messages whose group had no member left on any shard.
-    pub shared_no_member: DropCounter,
-}
-
-/// What a session handover does once every other shard has answered a barrier.
-pub enum HandoverStep {
-    /// New holder: every shard now routes to the moved-in session; tell the old holder
-    /// (`holder`) its stub for handoff `token` may go.
-    ReleaseOldStub { holder: u16, token: ConnectToken },
-    /// Old holder: everything sent to the stub for handoff `token` has been forwarded;
-    /// drop it and tell `new_holder`.
-    DropStub { token: ConnectToken, new_holder: u16 },
-}
-
-/// The value stored per subscription in the trie.
-pub type SubValue = Subscription;
 
 /// One shard.
-pub struct ShardState {
-    pub id: u16,
-    pub shared: Arc<Shared>,
-    pub limits: Limits,
-    pub trie: Trie<SessionId, SubValue>,
-    /// Subscriptions per filter on this shard, to send interest changes on 0 <-> 1.
-    pub filter_refs: HashMap<Arc<str>, u32>,
-    pub retained: RetainedStore<Retained>,
-    /// Cleared retained topics, oldest first, to forget after a while.
-    pub tombstones: VecDeque<(Instant, ByteStr, u64)>,
-    /// SUBACKs waiting for every other shard to have seen the subscription's interest.
-    pub pending_subacks: HashMap<u64, PendingSubAck>,
-    /// Session-handover steps waiting for a barrier round trip: barrier token ->
-    /// (answers awaited, the step to take when all have come).
-    pub handover_barriers: HashMap<u64, (usize, HandoverStep)>,
-    /// Sessions that arrived and whose old stub still exists: handoff token -> slot.
-    pub arrivals: HashMap<ConnectToken, SessionId>,
-    /// Stubs of sessions that moved away: handoff token -> slot.
-    pub stubs: HashMap<ConnectToken, SessionId>,
-    /// Stubs whose new holder has released them while an older holder's stub still
-    /// forwards into them (the session moved twice in quick succession): stub slot ->
-    /// (its handoff token, the new holder). They go when the older stub is gone.
-    pub deferred_releases: HashMap<SessionId, (ConnectToken, u16)>,
-    next_barrier: u64,
-    pub sessions: Slab<SessionEntry>,
-    pub by_client: HashMap<ByteStr, SessionId>,
-    /// The home-shard registry: client id -> the registration that owns it.
-    pub registry: HashMap<ByteStr, ConnectToken>,
-    pub conns: Slab<ConnEntry>,
-    pub pending: HashMap<ConnectToken, PendingConnect>,
-    /// Messages for a shard whose queue was full, kept in order.
-    pub backlog: Vec<VecDeque<MeshMsg>>,
-    /// Shards sent to since the last wake-up round.
-    pub to_wake: Vec<bool>,
-    next_token: u64,
-    pub drops: DropStats,
-    /// Connections with output appended since the event loop last sent.
-    pub to_flush: Vec<ConnId>,
-    /// CONNECTs whose home shard has answered, for the event loop to complete.
-    pub connects_ready: Vec<ConnectToken>,
-    pub rng: u64,
-    /// [`now_ms`] as of the current batch: one clock read per batch, not per message.
-    pub clock_ms: u64,
-    /// Bytes of messages written to connections' output this turn (the event loop bounds it).
-    pub turn_output_bytes: usize,
-    /// The publish path's match list, kept to reuse its allocation.
-    pub scratch_matches: Vec<super::routing::Match>,
-    /// Recent topics' routes (see [`RouteCache`]): most publishes skip the trie walk.
-    pub route_cache: RouteCache<super::routing::Match>,
-    pub scratch_shards: Vec<u16>,
+pub struct Shard {
+    plane: DataPlane,
+    registry: Registry,
+    connects: PendingConnects,
+    handovers: Handovers,
+    barriers: Barriers,
 }
 
-impl ShardState {
-    pub fn new(id: u16, shared: Arc<Shared>) -> Self {
+impl Shard {
+    pub fn new(id: u16, shared: Arc<Shared>, now_ms: u64) -> Self {
         let c = &shared.config;
         let limits = Limits {
             max_inflight_messages: c.max_inflight_messages,
@@ -259,328 +52,459 @@ impl ShardState {
             receive_maximum: c.receive_maximum,
             ..Limits::default()
         };
-        let shards = shared.mesh.shards();
-        ShardState {
+        // A per-process random seed: which topics share a route-cache slot is not predictable.
+        let cache_seed =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), id);
+        let plane = DataPlane {
             id,
-            limits,
-            trie: Trie::new(id),
-            filter_refs: HashMap::new(),
-            retained: RetainedStore::new(),
-            tombstones: VecDeque::new(),
-            pending_subacks: HashMap::new(),
-            handover_barriers: HashMap::new(),
-            arrivals: HashMap::new(),
-            stubs: HashMap::new(),
-            deferred_releases: HashMap::new(),
-            next_barrier: 0,
-            sessions: Slab::default(),
-            by_client: HashMap::new(),
-            registry: HashMap::new(),
-            conns: Slab::default(),
-            pending: HashMap::new(),
-            backlog: (0..shards).map(|_| VecDeque::new()).collect(),
-            to_wake: vec![false; shards],
-            next_token: 0,
+            routes: Routes::new(id, c.share_strategy, cache_seed),
+            sessions: Sessions::new(limits),
+            conns: Connections::default(),
+            outbox: Outbox::new(id, shared.mesh.clone()),
             drops: DropStats::default(),
-            to_flush: Vec::new(),
-            connects_ready: Vec::new(),
-            rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
-            clock_ms: now_ms(),
+            now_ms,
             turn_output_bytes: 0,
-            scratch_matches: Vec::new(),
-            // A per-process random seed: which topics share a cache slot is not predictable.
-            route_cache: RouteCache::new(std::hash::BuildHasher::hash_one(
-                &std::collections::hash_map::RandomState::new(),
-                id,
-            )),
-            scratch_shards: Vec::new(),
             shared,
+        };
+        Shard {
+            plane,
+            registry: Registry::default(),
+            connects: PendingConnects::new(id),
+            handovers: Handovers::default(),
+            barriers: Barriers::default(),
         }
+    }
+
+    pub fn id(&self) -> u16 {
+        self.plane.id
     }
 
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.plane.shared.config
     }
 
-    /// A fresh token for a CONNECT on this shard.
-    pub fn new_token(&mut self) -> ConnectToken {
-        self.next_token += 1;
-        ((self.id as u64) << 48) | self.next_token
+    /// Starts a turn of the event loop at `now_ms` on the shard clock.
+    pub fn begin_turn(&mut self, now_ms: u64) {
+        self.plane.now_ms = now_ms;
+        self.plane.turn_output_bytes = 0;
     }
 
-    /// The shard a token's CONNECT arrived on.
-    pub fn token_shard(token: ConnectToken) -> usize {
-        (token >> 48) as usize
+    pub fn now_ms(&self) -> u64 {
+        self.plane.now_ms
     }
 
-    /// A client id's home shard, where its registry entry lives.
-    pub fn home_shard(&self, client_id: &str) -> usize {
-        // FNV-1a: stable across shards and runs, cheap for short ids.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in client_id.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-        (h % self.shared.mesh.shards() as u64) as usize
+    /// Bytes of messages written to connections' output this turn.
+    pub fn turn_output_bytes(&self) -> usize {
+        self.plane.turn_output_bytes
     }
 
-    /// A cheap pseudo-random number (xorshift) for shared-subscription selection.
-    pub fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+    /// The connections, for the event loop to send their output.
+    pub fn conns(&mut self) -> &mut Connections {
+        &mut self.plane.conns
     }
 
-    /// Sends to a shard (this one included) in order: behind any backlog, or into the
-    /// backlog when the queue is full.
-    pub fn send(&mut self, to: usize, msg: MeshMsg) {
-        self.to_wake[to] = true;
-        if !self.backlog[to].is_empty() {
-            self.backlog[to].push_back(msg);
-            return;
-        }
-        if let Err(msg) = self.shared.mesh.try_send(self.id as usize, to, msg) {
-            self.backlog[to].push_back(msg);
+    /// The mesh as this shard sends into it.
+    pub fn outbox(&mut self) -> &mut Outbox {
+        &mut self.plane.outbox
+    }
+
+    fn takeover(&mut self) -> Takeover<'_> {
+        Takeover {
+            plane: &mut self.plane,
+            registry: &mut self.registry,
+            connects: &mut self.connects,
+            handovers: &mut self.handovers,
+            barriers: &mut self.barriers,
         }
     }
 
-    /// Sends to every other shard.
-    pub fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) {
-        for to in 0..self.shared.mesh.shards() {
-            if to != self.id as usize {
-                let m = make();
-                self.send(to, m);
-            }
+    /// A new connection, which has yet to send CONNECT.
+    pub fn open_connection(&mut self, peer: SocketAddr) -> ConnId {
+        self.plane.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.plane.conns.insert(peer)
+    }
+
+    /// One side of a connection ended; the second removes it.
+    pub fn side_ended(&mut self, conn: ConnId, side: Side) {
+        if self.plane.conns.side_ended(conn, side) {
+            self.plane.shared.connections.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Moves backlog into the queues as space allows; returns true when all is sent.
-    pub fn flush_backlog(&mut self) -> bool {
-        let mut drained = true;
-        for to in 0..self.backlog.len() {
-            while let Some(msg) = self.backlog[to].pop_front() {
-                if let Err(msg) = self.shared.mesh.try_send(self.id as usize, to, msg) {
-                    self.backlog[to].push_front(msg);
-                    drained = false;
-                    break;
-                }
-                self.to_wake[to] = true;
-            }
-        }
-        drained
+    /// Marks a connection for closing; `goodbye` is the MQTT 5 DISCONNECT reason to send
+    /// first, `why` its Reason String.
+    pub fn close(&mut self, conn: ConnId, goodbye: Option<ReasonCode>, why: &str) {
+        self.plane.conns.close(conn, goodbye, why);
     }
 
-    /// Sends a barrier to every other shard; returns its token and how many answers to
-    /// wait for (0 with a single shard).
-    pub fn barrier(&mut self) -> (u64, usize) {
-        self.next_barrier += 1;
-        let token = self.next_barrier;
-        let from = self.id;
-        self.broadcast(|| MeshMsg::Barrier { from, token });
-        (token, self.shared.mesh.shards() - 1)
-    }
-
-    /// Whether a backed-up queue has room now, so the backlog can move without waiting.
-    pub fn backlog_has_room(&self) -> bool {
-        let from = self.id as usize;
-        (0..self.backlog.len()).any(|to| !self.backlog[to].is_empty() && self.shared.mesh.has_room(from, to))
-    }
-
-    /// Whether any mesh queue toward another shard is backed up.
-    pub fn is_backlogged(&self) -> bool {
-        self.backlog.iter().any(|b| !b.is_empty())
-    }
-
-    /// Wakes the shards sent to since the last call.
-    pub fn wake_peers(&mut self) {
-        for to in 0..self.to_wake.len() {
-            if std::mem::take(&mut self.to_wake[to]) {
-                self.shared.mesh.wake(to);
-            }
+    /// The client sent bytes: it is alive (keepalive).
+    pub fn heard_from(&mut self, conn: ConnId) {
+        let now = self.plane.now_ms;
+        if let Some(c) = self.plane.conns.get_mut(conn) {
+            c.last_heard_ms = now;
         }
     }
 
-    /// Reads the clock for the batch about to be handled.
-    pub fn tick(&mut self) -> u64 {
-        self.clock_ms = now_ms();
-        self.clock_ms
-    }
-
-    /// Closes connections whose client has been silent for 1.5 times its keepalive
-    /// [MQTT-3.1.2-24]; MQTT 5 clients get DISCONNECT 0x8D first.
-    pub fn sweep_keepalive(&mut self) {
-        let now = self.tick();
-        let expired: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                !c.closing && c.keepalive_ms > 0 && now.saturating_sub(c.last_heard_ms) > c.keepalive_ms
+    /// Checks a CONNECT and registers its client id at the home shard. `None` when it
+    /// was refused (the CONNACK saying why is queued and the connection closing).
+    pub fn register_connect(&mut self, conn: ConnId, connect: &Connect) -> Option<Registration> {
+        let cfg = &self.plane.shared.config;
+        let count = self.plane.shared.connections.load(Ordering::Relaxed);
+        let decision = if cfg.max_connections.is_some_and(|m| count > m) {
+            ConnectDecision::Refuse(ReasonCode::SERVER_UNAVAILABLE)
+        } else {
+            let (shard, token) = (self.plane.id, &mut self.connects);
+            connack::check_connect(cfg, connect, || {
+                format!("auto-{:04x}-{:012x}", shard, token.new_token() & 0xFFFF_FFFF_FFFF)
             })
-            .map(|(id, _)| id)
+        };
+        let (client_id, assigned) = match decision {
+            ConnectDecision::Refuse(reason) => {
+                self.refuse_connect(conn, connect.version, reason);
+                return None;
+            }
+            ConnectDecision::Register { client_id, assigned } => (client_id, assigned),
+        };
+        let token = self.connects.new_token();
+        self.connects.wait(token, conn);
+        let home = home_shard(&client_id, self.plane.outbox.shards());
+        let (from, clean_start) = (self.plane.id, connect.clean_start);
+        self.plane
+            .outbox
+            .send(home, MeshMsg::Register { client_id: client_id.clone(), from, token, clean_start });
+        Some(Registration { client_id, assigned, token })
+    }
+
+    /// Writes a refusing CONNACK and marks the connection for closing.
+    pub fn refuse_connect(&mut self, conn: ConnId, version: ProtocolVersion, reason: ReasonCode) {
+        if let Some(c) = self.plane.conns.get_mut(conn) {
+            Packet::ConnAck(ConnAck { session_present: false, code: reason, properties: None })
+                .encode(version, &mut c.out);
+            crate::log!(Information, "Client connection from {} refused: {:?}.", c.peer, reason);
+        }
+        self.plane.conns.close(conn, None, "");
+    }
+
+    /// Whether CONNECTs have been answered by their home shard.
+    pub fn has_answered_connects(&self) -> bool {
+        self.connects.has_answers()
+    }
+
+    /// The next CONNECT whose home shard answered: (connection, resumed session).
+    pub fn next_answered_connect(&mut self) -> Option<(ConnId, Option<SessionId>)> {
+        self.connects.next_answered()
+    }
+
+    /// The registry answered: install the session (resumed or new), send CONNACK, re-send
+    /// what the resumed session had in flight, and start the keepalive.
+    pub fn complete_connect(
+        &mut self,
+        conn: ConnId,
+        connect: &Connect,
+        r: Registration,
+        resumed: Option<SessionId>,
+    ) {
+        let Registration { client_id, assigned, token } = r;
+        let (v, now) = (connect.version, self.plane.now_ms);
+        let props = connect.properties.as_deref();
+        let expiry = connack::session_expiry_secs(connect);
+        let sessions = &mut self.plane.sessions;
+        // The resumed session was installed (offline) when its handoff arrived.
+        let resumed = resumed.filter(|sid| sessions.get(*sid).is_some_and(|e| e.conn.is_none()));
+        let sid = resumed.unwrap_or_else(|| {
+            let session = Session::new(client_id.clone(), v, expiry, sessions.limits());
+            sessions.install(session, None, token, now)
+        });
+        if let Some(e) = sessions.get_mut(sid) {
+            e.conn = Some(conn);
+            e.offline_since_ms = None;
+            e.token = token;
+            let session = &mut e.session;
+            session.expiry_interval_secs = expiry;
+            let receive_max = props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX);
+            let max_packet = props.and_then(|p| p.maximum_packet_size).map_or(usize::MAX, |m| m as usize);
+            session.attach(v, receive_max, max_packet);
+            session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
+            session.set_now_ms(now);
+        }
+        let cfg = &self.plane.shared.config;
+        let limits = self.plane.sessions.limits();
+        let properties = connack::connack_properties(cfg, &limits, connect, assigned.then_some(&client_id));
+        let keep_alive = connack::enforced_keep_alive_secs(connect, cfg.max_keepalive_secs);
+        let (will, will_delay_secs) = connack::will_of(connect);
+        let Some(c) = self.plane.conns.get_mut(conn) else { return };
+        c.session = Some(sid);
+        c.client_id = Some(client_id.clone());
+        c.version = v;
+        c.will = will.map(Box::new);
+        c.will_delay_secs = will_delay_secs;
+        c.problem_information = props.and_then(|p| p.request_problem_information) != Some(0);
+        // Keepalive: the sweep closes the connection after one and a half keepalive
+        // periods of silence [MQTT-3.1.2-24]; receives carry no timer.
+        c.keepalive_ms = keep_alive as u64 * 1500;
+        c.last_heard_ms = now;
+        // Session present is 0 whenever clean start is set [MQTT-3.2.2-1] [MQTT-3.2.2-2].
+        let session_present = resumed.is_some();
+        Packet::ConnAck(ConnAck { session_present, code: ReasonCode::SUCCESS, properties })
+            .encode(v, &mut c.out);
+        crate::log!(
+            Information,
+            "New client connected from {} as {} (p{}, c{}, k{}).",
+            c.peer,
+            client_id,
+            connack::mosquitto_protocol_number(v),
+            connect.clean_start as u8,
+            connect.keep_alive_secs
+        );
+        crate::log!(Debug, "Sending CONNACK to {} ({}, 0)", client_id, session_present as u8);
+        if let Some(e) = self.plane.sessions.get_mut(sid) {
+            e.session.resume(&mut c.out);
+        }
+        self.plane.conns.wake_writer(conn);
+    }
+
+    /// One packet from a connected client.
+    pub fn handle_packet(&mut self, conn: ConnId, packet: Packet) -> Result<(), Close> {
+        let lost = || Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR, "connection state lost");
+        let plane = &mut self.plane;
+        let c = plane.conns.get_mut(conn).ok_or_else(lost)?;
+        let sid =
+            c.session.ok_or(Close::protocol_error(ReasonCode::SESSION_TAKEN_OVER, "session taken over"))?;
+        // The client id is only needed for per-packet log lines: skip the refcount
+        // traffic of cloning it when those are off.
+        let cid = if crate::log::enabled(crate::log::Level::Debug) {
+            c.client_id.clone().unwrap_or_default()
+        } else {
+            ByteStr::default()
+        };
+        let entry = plane.sessions.get_mut(sid).ok_or_else(lost)?;
+        // An acknowledgement may let queued messages out: their expiry is checked now.
+        entry.session.set_now_ms(plane.now_ms);
+        let out = &mut c.out;
+        match packet {
+            Packet::Publish(p) => return plane.handle_publish(conn, sid, p, &cid),
+            Packet::PubAck(a) => entry.session.handle_puback(a.packet_id, out),
+            Packet::PubRec(a) => entry.session.handle_pubrec(a.packet_id, a.reason, out),
+            Packet::PubRel(a) => entry.session.handle_pubrel(a.packet_id, out),
+            Packet::PubComp(a) => entry.session.handle_pubcomp(a.packet_id, out),
+            Packet::Subscribe(s) => self.handle_subscribe(conn, sid, s, &cid),
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(conn, sid, u, &cid),
+            Packet::PingReq => {
+                crate::log!(Debug, "Received PINGREQ from {}", cid);
+                Packet::PingResp.encode(c.version, out);
+                crate::log!(Debug, "Sending PINGRESP to {}", cid);
+            }
+            Packet::Disconnect(d) => {
+                crate::log!(Debug, "Received DISCONNECT from {}", cid);
+                if let Some(expiry) = d.properties.as_ref().and_then(|p| p.session_expiry_interval_secs) {
+                    // A non-zero expiry at DISCONNECT after 0 at CONNECT is a protocol
+                    // error (MQTT 5 [MQTT-3.14.2-2]).
+                    if entry.session.expiry_interval_secs == 0 && expiry != 0 {
+                        return Err(Close::protocol_error(
+                            ReasonCode::PROTOCOL_ERROR,
+                            "session expiry set at DISCONNECT after 0 at CONNECT [MQTT-3.14.2-2]",
+                        ));
+                    }
+                    entry.session.expiry_interval_secs = expiry;
+                }
+                // DISCONNECT deletes the will (3.1.1 [MQTT-3.1.2-10]), unless a 5.0
+                // client asked for it with 0x04.
+                if d.reason != ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
+                    c.will = None;
+                }
+                return Err(Close { reason: ReasonCode::SUCCESS, clean: true, detail: "" });
+            }
+            Packet::Connect(_) => {
+                // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "second CONNECT [MQTT-3.1.0-2]",
+                ));
+            }
+            Packet::Auth(_) => {
+                // No enhanced authentication method was agreed at CONNECT (MQTT 5 section 4.12).
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH without an authentication method",
+                ));
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "server-to-client packet sent by a client",
+                ));
+            }
+        }
+        self.plane.conns.wake_writer(conn);
+        Ok(())
+    }
+
+    fn handle_subscribe(&mut self, conn: ConnId, sid: SessionId, s: Subscribe, cid: &str) {
+        crate::log!(Debug, "Received SUBSCRIBE from {}", cid);
+        let subscription_id = s.properties.as_ref().and_then(|p| p.subscription_identifiers.first().copied());
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained_for = Vec::new();
+        // The subscriptions take effect now (the server may send matching PUBLISH packets
+        // before the SUBACK, MQTT 5 section 3.8.4); the SUBACK and the retained messages
+        // wait for a barrier round trip, after which every shard routes here and every
+        // retained update published before the SUBSCRIBE has arrived.
+        for (filter, options) in s.filters {
+            crate::log!(Debug, "\t{} (QoS {})", filter, options.qos as u8);
+            reasons.push(ReasonCode(options.qos as u8));
+            let sub = Subscription { options, subscription_id };
+            if self.plane.subscribe(sid, &filter, sub) {
+                retained_for.push((filter, sub));
+            }
+        }
+        let suback = SubAck { packet_id: s.packet_id, reasons, properties: None };
+        let pending = AfterBarrier::SubAck(PendingSubAck { conn, sid, suback, retained_for });
+        if let Some(now) = self.barriers.open(&mut self.plane.outbox, pending) {
+            self.after_barrier(now);
+        }
+    }
+
+    /// Takes what waited for a barrier once every shard has answered it.
+    fn after_barrier(&mut self, then: AfterBarrier) {
+        match then {
+            AfterBarrier::SubAck(p) => self.complete_suback(p),
+            AfterBarrier::Handover(step) => self.takeover().take_step(step),
+        }
+    }
+
+    /// Writes the SUBACK, then the retained messages of the new subscriptions.
+    fn complete_suback(&mut self, p: PendingSubAck) {
+        let plane = &mut self.plane;
+        let Some(c) = plane.conns.get_mut(p.conn).filter(|c| c.session == Some(p.sid)) else { return };
+        Packet::SubAck(p.suback).encode(c.version, &mut c.out);
+        crate::log!(Debug, "Sending SUBACK to {}", c.client_id.as_deref().unwrap_or(""));
+        for (filter, sub) in &p.retained_for {
+            plane.deliver_retained(p.sid, filter, sub);
+        }
+        plane.conns.wake_writer(p.conn);
+    }
+
+    fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, u: Unsubscribe, cid: &str) {
+        crate::log!(Debug, "Received UNSUBSCRIBE from {}", cid);
+        let plane = &mut self.plane;
+        let reasons: Vec<ReasonCode> = u
+            .filters
+            .iter()
+            .map(|f| {
+                if plane.unsubscribe(sid, f) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
             .collect();
-        for conn in expired {
-            if let Some(c) = self.conns.get_mut(conn) {
-                c.keepalive_expired = true;
+        if let Some(c) = plane.conns.get_mut(conn) {
+            let reasons = if c.version.is_v5() { reasons } else { Vec::new() };
+            Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, properties: None })
+                .encode(c.version, &mut c.out);
+            crate::log!(Debug, "Sending UNSUBACK to {}", cid);
+        }
+        plane.conns.wake_writer(conn);
+    }
+
+    /// The connection is gone (or about to be): its will, and its session's detach or end.
+    pub fn connection_closed(&mut self, conn: ConnId, why: &str) {
+        let plane = &mut self.plane;
+        let Some(c) = plane.conns.get_mut(conn) else { return };
+        // A will with a Will Delay Interval on a session that outlives the connection
+        // waits: it is cancelled if the client comes back in time, and published at the
+        // earlier of the delay and the session's end (MQTT 5 section 3.1.3.2.2).
+        let session = c.session.and_then(|sid| plane.sessions.get_mut(sid));
+        let delayed = match (c.will_delay_secs, session) {
+            (delay, Some(e)) if delay > 0 && e.session.is_persistent() && e.conn == Some(conn) => {
+                let delay_ms = delay.min(e.session.expiry_interval_secs) as u64 * 1000;
+                e.delayed_will = c.will.take().map(|w| Box::new((plane.now_ms + delay_ms, *w)));
+                true
             }
-            self.close_conn(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
+            _ => false,
+        };
+        // A clean DISCONNECT has already deleted the will, unless it was 0x04 (Disconnect
+        // with Will Message), so whatever will is left goes out now.
+        if !delayed {
+            plane.fire_will(conn);
         }
-    }
-
-    /// Queues a connection for the event loop to send its output (or finish closing).
-    pub fn wake_writer(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get_mut(conn) {
-            if !c.flush_queued {
-                c.flush_queued = true;
-                self.to_flush.push(conn);
+        plane.conns.close(conn, None, "");
+        let Some(c) = plane.conns.get_mut(conn) else { return };
+        if let Some(cid) = &c.client_id {
+            crate::log!(Information, "Client {} {}.", cid, why);
+        }
+        let Some(sid) = c.session.take() else { return };
+        let now = plane.now_ms;
+        let persistent = match plane.sessions.get_mut(sid) {
+            Some(e) if e.conn == Some(conn) => {
+                e.conn = None;
+                e.session.detach();
+                e.offline_since_ms = Some(now);
+                e.session.is_persistent()
             }
+            _ => return,
+        };
+        if !persistent {
+            self.takeover().end_session(sid);
         }
     }
 
-    /// Called as the reading and the writing side each end; the second removes the entry.
-    pub fn task_done(&mut self, conn: ConnId, reader: bool) {
-        let Some(c) = self.conns.get_mut(conn) else { return };
-        if reader {
-            c.reader_done = true;
-        } else {
-            c.writer_done = true;
-        }
-        c.closing = true;
-        if c.reader_done && c.writer_done {
-            self.conns.remove(conn);
-            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            self.wake_writer(conn);
+    /// Handles one message from the mesh.
+    pub fn on_mesh(&mut self, msg: MeshMsg) {
+        let Some(control) = self.plane.on_mesh(msg) else { return };
+        match control {
+            MeshMsg::Barrier { from, token } => {
+                self.plane.outbox.send(from as usize, MeshMsg::BarrierAck { token })
+            }
+            MeshMsg::BarrierAck { token } => {
+                if let Some(then) = self.barriers.answered(token) {
+                    self.after_barrier(then);
+                }
+            }
+            MeshMsg::Register { client_id, from, token, clean_start } => {
+                self.takeover().on_register(client_id, from, token, clean_start)
+            }
+            MeshMsg::Takeover { client_id, to, token, clean_start } => {
+                self.takeover().on_takeover(&client_id, to, token, clean_start)
+            }
+            MeshMsg::Handoff { token, session, from } => self.takeover().on_handoff(token, session, from),
+            MeshMsg::MovedDelivery { token, delivery } => self.takeover().on_moved_delivery(token, delivery),
+            MeshMsg::Release { token, from } => self.takeover().on_release(token, from),
+            MeshMsg::Released { token } => self.takeover().on_released(token),
+            MeshMsg::Unregister { client_id, token } => self.registry.unregister(&client_id, token),
+            _ => unreachable!("the data plane handled every other message"),
         }
     }
 
-    /// Marks a connection for closing; `goodbye` is the MQTT 5 DISCONNECT reason to send.
-    pub fn close_conn(&mut self, conn: ConnId, goodbye: Option<ReasonCode>) {
-        self.close_conn_explained(conn, goodbye, "");
+    /// Closes connections whose keepalive has run out.
+    pub fn sweep_keepalive(&mut self) {
+        self.plane.conns.close_silent(self.plane.now_ms);
     }
 
-    /// [`ShardState::close_conn`] with a Reason String in the DISCONNECT.
-    pub fn close_conn_explained(&mut self, conn: ConnId, goodbye: Option<ReasonCode>, why: &str) {
-        use crate::protocol::{Disconnect, Packet, Properties};
-        let Some(c) = self.conns.get_mut(conn) else { return };
-        if c.closing {
-            return;
+    /// The once-a-second timers: delayed wills, retained tombstones, session expiry, and
+    /// the drop counters' log lines.
+    pub fn every_second(&mut self) {
+        let now = self.plane.now_ms;
+        for will in self.plane.sessions.take_due_wills(now) {
+            self.plane.publish_will(will);
         }
-        if let Some(reason) = goodbye.filter(|_| c.version.is_v5() && c.client_id.is_some()) {
-            // Sent only to a client that did not turn problem information off, although
-            // the spec would allow it in a DISCONNECT [MQTT-3.1.2-29].
-            let properties = (!why.is_empty() && c.problem_information).then(|| {
-                Box::new(Properties { reason_string: Some(ByteStr::from(why)), ..Default::default() })
-            });
-            Packet::Disconnect(Disconnect { reason, properties }).encode(c.version, &mut c.out);
-        }
-        c.closing = true;
-        self.wake_writer(conn);
+        self.plane.routes.prune_retained(now);
+        self.takeover().expire_sessions();
+        self.plane.drops.log();
     }
-}
 
-impl ShardState {
-    /// Logs drop counters once per episode: when they moved since the last report.
-    pub fn log_drops(&mut self) {
-        let d = &mut self.drops;
-        if let Some(n) = d.qos0_slow_subscriber.unreported() {
-            crate::log!(
-                Warning,
-                "Warning: dropped {n} QoS 0 messages to slow subscribers (output buffer above {OUTPUT_HIGH_WATER_BYTES} bytes)."
-            );
-        }
-        if let Some(n) = d.shared_no_member.unreported() {
-            crate::log!(Warning, "Warning: dropped {n} shared-subscription messages: no group member left.");
-        }
-        if let Some(n) = d.queue_full.unreported() {
-            crate::log!(Warning, "Warning: dropped {n} QoS 1/2 messages: max_queued_messages reached.");
+    /// Closes every connection for shutdown (MQTT 5: DISCONNECT 0x8B) and publishes wills.
+    pub fn close_all(&mut self) {
+        for conn in self.plane.conns.ids() {
+            self.plane.conns.close(conn, Some(ReasonCode::SERVER_SHUTTING_DOWN), "");
+            self.plane.fire_will(conn);
         }
     }
 }
 
-/// The mesh queue length of [`test_shards`]: the default's.
+/// Test access to the data plane, for the sans-IO tests beside it.
 #[cfg(test)]
-const MESH_QUEUE_CAPACITY: usize = crate::config::DEFAULT_MESH_QUEUE as usize;
-
-/// `n` shard states joined by one mesh, default configuration: for sans-IO tests.
-#[cfg(test)]
-pub(super) fn test_shards(n: usize) -> Vec<ShardState> {
-    let shared = Arc::new(Shared {
-        mesh: Mesh::new(n, MESH_QUEUE_CAPACITY),
-        config: Config::default(),
-        connections: AtomicUsize::new(0),
-        retain_seq: Default::default(),
-    });
-    (0..n).map(|id| ShardState::new(id as u16, shared.clone())).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn two_shards() -> (ShardState, ShardState) {
-        let mut s = test_shards(2);
-        let b = s.pop().expect("two");
-        (s.pop().expect("two"), b)
-    }
-
-    fn forward() -> MeshMsg {
-        MeshMsg::BarrierAck { token: 0 }
-    }
-
-    #[test]
-    fn full_mesh_queue_keeps_messages_in_order_in_a_backlog_and_drains_it() {
-        let (mut a, b) = two_shards();
-        for token in 0..MESH_QUEUE_CAPACITY as u64 + 10 {
-            a.send(1, MeshMsg::BarrierAck { token });
-        }
-        assert!(a.is_backlogged(), "the queue holds {MESH_QUEUE_CAPACITY}; the rest waits");
-        assert!(!a.flush_backlog(), "nothing drained yet");
-        // Shard 1 takes everything queued, in order; then the backlog fits.
-        let mesh = &b.shared.mesh;
-        let mut next = 0;
-        while let Some(MeshMsg::BarrierAck { token }) = mesh.try_recv(0, 1) {
-            assert_eq!(token, next);
-            next += 1;
-        }
-        assert!(a.flush_backlog());
-        assert!(!a.is_backlogged());
-        while let Some(MeshMsg::BarrierAck { token }) = mesh.try_recv(0, 1) {
-            assert_eq!(token, next);
-            next += 1;
-        }
-        assert_eq!(next, MESH_QUEUE_CAPACITY as u64 + 10, "nothing lost, nothing reordered");
-    }
-
-    #[test]
-    fn sends_behind_a_backlog_wait_their_turn_even_when_the_queue_has_room() {
-        let (mut a, b) = two_shards();
-        for _ in 0..MESH_QUEUE_CAPACITY {
-            a.send(1, forward());
-        }
-        a.send(1, MeshMsg::BarrierAck { token: 7 });
-        let _ = b.shared.mesh.try_recv(0, 1); // one slot frees up
-        a.send(1, MeshMsg::BarrierAck { token: 8 });
-        // 8 must not overtake 7, which is still in the backlog.
-        assert_eq!(a.backlog[1].len(), 2);
-    }
-
-    #[test]
-    fn both_directions_full_does_not_block_either_shard() {
-        let (mut a, mut b) = two_shards();
-        for _ in 0..MESH_QUEUE_CAPACITY + 1 {
-            a.send(1, forward());
-            b.send(0, forward());
-        }
-        // Neither send blocked; each shard can still drain what it receives.
-        assert!(a.is_backlogged() && b.is_backlogged());
-        let mut received = 0;
-        while let Some(m) = a.shared.mesh.try_recv(1, 0) {
-            a.on_mesh(m);
-            received += 1;
-        }
-        assert_eq!(received, MESH_QUEUE_CAPACITY);
-        assert!(b.flush_backlog(), "room again toward shard 0");
+impl Shard {
+    pub(super) fn plane(&mut self) -> &mut DataPlane {
+        &mut self.plane
     }
 }

@@ -1,5 +1,5 @@
 //! One shard's event loop, on the io-uring crate directly. Every socket of the shard is
-//! driven from one ring:
+//! driven from one ring (`ring.rs`):
 //! - each listener has a multishot accept armed;
 //! - each connection has one multishot receive armed, taking buffers from the shard's
 //!   provided-buffer ring (`bufring.rs`), so an idle connection holds no read buffer and
@@ -9,39 +9,41 @@
 //!   the next completions;
 //! - the mesh wakes a parked shard through an eventfd with a read armed on the ring.
 //!
-//! A turn: handle the completions, drain the mesh, complete answered CONNECTs, submit
-//! sends, then wait (or just collect, when work is left). Nothing here knows MQTT: bytes
-//! go to `input.rs`, output comes from the shard state's per-connection buffers.
+//! A turn: read the clock once, handle the completions, drain the mesh, complete answered
+//! CONNECTs, submit sends, then wait (or just collect, when work is left). Nothing here
+//! knows MQTT: bytes go to the connection's [`Input`], output comes from the shard's
+//! per-connection buffers.
 //!
 //! Why not monoio, which the shards ran on first: its per-operation futures and buffers
 //! cost a re-armed read and an allocation per receive, and a read buffer per idle
-//! connection; README.md ("Runtime") has the before/after figures.
+//! connection; docs/performance.md has the before/after figures.
+
+mod ring;
+mod socket;
+
+pub use ring::probe;
 
 use super::bufring::BufRing;
+use super::connections::{ConnId, Side};
 use super::input::{Input, Phase};
-use super::state::{ConnEntry, ConnId, ShardState};
+use super::state::Shard;
+use super::Shared;
 use bytes::BytesMut;
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types};
+use ring::{decode_user_data, user_data, Completion, Op, Ring, RECV_BUFFER_GROUP};
+use socket::{peer_addr, set_nodelay, DisplayPeer, Held, Listener, Socket};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
-/// Submission queue entries; the completion queue is twice that (the kernel's default
-/// ratio). More completions than fit wait in the kernel's overflow list (IORING_FEAT_NODROP)
-/// and are collected on the next enter; a larger queue only cost memory (each entry is
-/// touched as the queue wraps: 32,768 entries were 52 bytes per connection at 10,000).
-const SQ_ENTRIES: u32 = 4096;
-const CQ_ENTRIES: u32 = 8192;
 /// Size of each of the shard's receive buffers; how many there are is the
 /// `recv_buffers` option (default 128: 2 MiB per shard, touched as used). A pipelining
 /// publisher's bytes cost one receive per buffer: 4 KiB buffers made QoS 0 pairs about 7%
 /// dearer than 16 KiB; 32 KiB and 64 KiB measured no better than 16 (scripts/ab.sh).
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
-const RECV_BUFFER_GROUP: u16 = 0;
 /// Received bytes are staged in chunks of this size (decoded packets are slices of them).
 const RECV_CHUNK_BYTES: usize = 64 * 1024;
 /// A connection's output buffers are reused from send to send whatever their size (regrowing
@@ -62,53 +64,14 @@ const MESH_BATCH: usize = 1024;
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 const BACKLOG_RETRY: Duration = Duration::from_micros(200);
 /// Keepalive deadlines are checked this often: 1.5 x keepalive is met within it.
-const KEEPALIVE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+const KEEPALIVE_SWEEP_MS: u64 = 250;
+/// The shard's once-a-second timers (wills, expiry, drop logs).
+const SLOW_TIMERS_MS: u64 = 1000;
 /// How long a shutting-down shard lets connections flush their last packets.
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
 /// How long a connection the broker has finished writing to is still read (and what
 /// arrives discarded) before its socket is closed: see [`Reactor::finish_writer`].
 const LINGER_MS: u64 = 2000;
-
-/// `io_uring_enter` flag: process completions (and, with DEFER_TASKRUN, run the
-/// deferred work that produces them).
-const IORING_ENTER_GETEVENTS: u32 = 1;
-
-/// What a completion is for: the low 3 bits of its user data; the rest is a slot.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Op {
-    Accept = 0,
-    Recv = 1,
-    Send = 2,
-    Wake = 3,
-}
-
-fn user_data(op: Op, slot: u32) -> u64 {
-    (slot as u64) << 3 | op as u64
-}
-
-fn decode_user_data(u: u64) -> (Op, u32) {
-    let op = match u & 7 {
-        0 => Op::Accept,
-        1 => Op::Recv,
-        2 => Op::Send,
-        _ => Op::Wake,
-    };
-    (op, (u >> 3) as u32)
-}
-
-/// The io_uring set-up every shard uses (and the start-up check probes).
-pub fn uring_builder() -> io_uring::Builder {
-    let mut b = IoUring::builder();
-    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun().setup_cqsize(CQ_ENTRIES);
-    b
-}
-
-/// Builds a ring the way the shards do and registers a buffer ring on it: the features
-/// ringmq needs, checked once at start-up.
-pub fn probe() -> std::io::Result<()> {
-    let ring = uring_builder().build(8)?;
-    BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, 1, 64).map(drop)
-}
 
 /// Wakes a parked shard: the mesh calls it after pushing; it writes the shard's eventfd.
 struct EventFdWake(OwnedFd);
@@ -125,44 +88,13 @@ impl Wake for EventFdWake {
     }
 }
 
-/// A receive completion kept for later: bytes in a provided buffer, or the end.
-#[derive(Clone, Copy)]
-enum Held {
-    Data { bid: u16, len: usize },
-    End { why: &'static str },
-}
-
-/// One connection's socket and the operations in flight on it.
-struct Socket {
-    fd: OwnedFd,
-    input: Input,
-    /// The state's entry for this connection still exists (it goes when both sides end).
-    attached: bool,
-    recv_armed: bool,
-    /// While a send is in flight, the bytes being sent; between sends, the spare buffer
-    /// that becomes the connection's next output buffer (one field for both, since each
-    /// byte here is paid per connection).
-    buf: BytesMut,
-    /// How much of `buf` has gone, while a send is in flight.
-    sending: Option<u32>,
-    /// The writing side has ended (flushed and shut the socket, or failed).
-    writer_finished: bool,
-    /// Listed in [`Reactor::big_buffers`].
-    has_big_buffers: bool,
-}
-
-struct Listener {
-    socket: TcpListener,
-    port: u16,
-    armed: bool,
-}
-
 /// One shard's ring, sockets and loop.
 pub struct Reactor {
     // Field order is drop order: the ring goes before the buffers the kernel writes into.
-    ring: IoUring,
+    ring: Ring,
     bufs: BufRing,
-    state: ShardState,
+    shard: Shard,
+    shared: Arc<Shared>,
     listeners: Vec<Listener>,
     sockets: super::slab::Slab<Socket>,
     /// Socket slot of each connection id (`u32::MAX`: none).
@@ -178,7 +110,9 @@ pub struct Reactor {
     wake_fd: Arc<EventFdWake>,
     wake_buf: Box<u64>,
     waker: Waker,
-    completions: Vec<(u64, i32, u32)>,
+    /// The flush list handed back and forth with the shard, to reuse its allocation.
+    spare_flush: Vec<ConnId>,
+    spare_completions: Vec<Completion>,
     accept_retry_at: Option<Instant>,
     /// Sockets holding output buffers above [`IDLE_BUFFER_KEEP_BYTES`], to shrink when quiet.
     big_buffers: Vec<u32>,
@@ -187,12 +121,18 @@ pub struct Reactor {
     /// slot apart). Kept here rather than in [`Socket`], whose every byte is paid per
     /// connection.
     lingering: VecDeque<(u64, u32, i32)>,
+    next_keepalive_sweep_ms: u64,
+    next_slow_timers_ms: u64,
 }
 
 impl Reactor {
-    pub fn new(state: ShardState, listeners: Vec<(TcpListener, u16)>) -> std::io::Result<Reactor> {
-        let ring = uring_builder().build(SQ_ENTRIES)?;
-        let count = state.config().recv_buffers;
+    pub fn new(
+        shard: Shard,
+        shared: Arc<Shared>,
+        listeners: Vec<(TcpListener, u16)>,
+    ) -> std::io::Result<Reactor> {
+        let ring = Ring::new()?;
+        let count = shard.config().recv_buffers;
         let bufs = BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, count, RECV_BUFFER_BYTES)?;
         // SAFETY: eventfd(2) returns a new descriptor or -1, checked.
         // Blocking, on purpose: io_uring answers a read on a non-blocking descriptor with
@@ -206,10 +146,12 @@ impl Reactor {
         let waker = Waker::from(wake_fd.clone());
         let listeners =
             listeners.into_iter().map(|(socket, port)| Listener { socket, port, armed: false }).collect();
+        let now = shard.now_ms();
         Ok(Reactor {
             ring,
             bufs,
-            state,
+            shard,
+            shared,
             listeners,
             sockets: Default::default(),
             by_conn: Vec::new(),
@@ -220,98 +162,66 @@ impl Reactor {
             wake_fd,
             wake_buf: Box::new(0),
             waker,
-            completions: Vec::with_capacity(1024),
+            spare_flush: Vec::new(),
+            spare_completions: Vec::with_capacity(1024),
             accept_retry_at: None,
             big_buffers: Vec::new(),
             lingering: VecDeque::new(),
+            next_keepalive_sweep_ms: now + KEEPALIVE_SWEEP_MS,
+            next_slow_timers_ms: now + SLOW_TIMERS_MS,
         })
     }
 
-    /// Runs the shard until a Shutdown message arrives, then closes every connection.
+    /// Runs the shard until the broker shuts down, then closes every connection.
     pub fn run(mut self) -> std::io::Result<()> {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
         self.arm_wake();
-        let id = self.state.id as usize;
+        let id = self.shard.id() as usize;
+        let mesh = self.shared.mesh.clone();
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
-        let mut last_keepalive_sweep = Instant::now();
-        let mut last_expiry = Instant::now();
-        loop {
-            self.state.tick();
-            self.state.turn_output_bytes = 0;
+        while !mesh.is_shutting_down() {
+            self.shard.begin_turn(self.shared.clock.now_ms());
             self.handle_completions();
-            let (running, mesh_more) = self.drain_mesh();
-            if !running {
-                break;
-            }
+            let mesh_more = self.drain_mesh();
             self.complete_connects();
             self.after_backlog();
             let now = Instant::now();
             if now >= next_housekeeping {
-                self.housekeeping(now, &mut last_keepalive_sweep, &mut last_expiry);
-                next_housekeeping =
-                    now + if self.state.is_backlogged() { BACKLOG_RETRY } else { HOUSEKEEPING };
+                self.housekeeping();
+                let retry = self.shard.outbox().is_backlogged();
+                next_housekeeping = now + if retry { BACKLOG_RETRY } else { HOUSEKEEPING };
             }
             self.flush_output();
-            self.state.wake_peers();
+            self.shard.outbox().wake_peers();
             let busy = mesh_more
-                || !self.completions.is_empty()
-                || !self.state.connects_ready.is_empty()
-                || !self.state.to_flush.is_empty()
+                || self.ring.has_completions()
+                || self.shard.has_answered_connects()
+                || self.shard.conns().has_output()
                 || self.processable_held();
             if busy {
-                self.enter(0, None)?;
+                self.ring.enter(0, None)?;
             } else {
                 let mut cx = Context::from_waker(&self.waker);
-                if self.state.shared.mesh.park(id, &mut cx, || self.state.backlog_has_room()) {
+                if mesh.park(id, &mut cx, || self.shard.outbox().backlog_has_room()) {
                     let wait = next_housekeeping.saturating_duration_since(Instant::now());
-                    self.enter(1, Some(wait))?;
-                    self.state.shared.mesh.unpark(id);
+                    self.ring.enter(1, Some(wait))?;
+                    mesh.unpark(id);
                 } else {
-                    self.enter(0, None)?;
+                    self.ring.enter(0, None)?;
                 }
             }
         }
         self.shutdown()
     }
 
-    /// Submits what is queued and collects completions, waiting for at least `want`
-    /// (bounded by `timeout`).
-    fn enter(&mut self, want: u32, timeout: Option<Duration>) -> std::io::Result<()> {
-        let res = match timeout {
-            Some(t) if want > 0 => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(want as usize, &args)
-            }
-            // SAFETY: a plain io_uring_enter with no argument; GETEVENTS runs the deferred
-            // completions (DEFER_TASKRUN) without blocking when `want` is 0.
-            _ => unsafe {
-                let sq = self.ring.submission().len() as u32;
-                self.ring.submitter().enter::<libc::sigset_t>(sq, want, IORING_ENTER_GETEVENTS, None)
-            },
-        };
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Queues one submission, submitting first when the queue is full.
+    /// Queues one submission.
     fn push(&mut self, e: squeue::Entry) {
-        loop {
-            // SAFETY: every buffer and descriptor an entry points at outlives its
-            // completion: send buffers sit in `Socket::buf`, the wake buffer in
-            // `wake_buf`, and sockets stay open until their operations have completed.
-            if unsafe { self.ring.submission().push(&e) }.is_ok() {
-                return;
-            }
-            if let Err(err) = self.ring.submit() {
-                crate::log!(Error, "Error: io_uring submit failed: {}.", err);
-            }
-        }
+        // SAFETY: every buffer and descriptor an entry points at outlives its
+        // completion: send buffers sit in `Socket::buf`, the wake buffer in `wake_buf`,
+        // and sockets stay open until their operations have completed.
+        unsafe { self.ring.push(&e) }
     }
 
     fn arm_accept(&mut self, i: usize) {
@@ -345,8 +255,7 @@ impl Reactor {
     }
 
     fn handle_completions(&mut self) {
-        let mut batch = std::mem::take(&mut self.completions);
-        batch.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        let mut batch = self.ring.take_completions(std::mem::take(&mut self.spare_completions));
         let mut gave_back = false;
         // Receives past the turn's output budget wait for the next turn, in order, after
         // this turn's output is sent; everything else is handled now (a send completion
@@ -356,7 +265,7 @@ impl Reactor {
             let (ud, res, flags) = batch[i];
             let (op, slot) = decode_user_data(ud);
             match op {
-                Op::Recv if self.state.turn_output_bytes >= TURN_OUTPUT_BYTES => {
+                Op::Recv if self.shard.turn_output_bytes() >= TURN_OUTPUT_BYTES => {
                     batch[deferred] = batch[i];
                     deferred += 1;
                 }
@@ -369,8 +278,11 @@ impl Reactor {
         if gave_back {
             self.bufs.publish();
         }
-        batch.truncate(deferred);
-        self.completions = batch;
+        // The spare list keeps the larger allocation; the deferred go back to the ring.
+        let spare = batch.split_off(deferred);
+        self.ring.put_back(batch);
+        self.spare_completions = spare;
+        self.spare_completions.clear();
     }
 
     fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
@@ -393,21 +305,11 @@ impl Reactor {
         set_nodelay(&fd);
         let port = self.listeners[i].port;
         crate::log!(Information, "New connection from {} on port {}.", DisplayPeer(peer), port);
-        let st = &mut self.state;
-        st.shared.connections.fetch_add(1, Ordering::Relaxed);
-        let conn = st.conns.insert(ConnEntry::new(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))));
-        let deadline_ms = st.clock_ms + st.config().connect_timeout_secs * 1000;
-        let input = Input::new(conn, st.config().max_packet_size as usize, deadline_ms);
-        let slot = self.sockets.insert(Socket {
-            fd,
-            input,
-            attached: true,
-            recv_armed: false,
-            buf: BytesMut::new(),
-            sending: None,
-            writer_finished: false,
-            has_big_buffers: false,
-        });
+        let sh = &mut self.shard;
+        let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
+        let deadline_ms = sh.now_ms() + sh.config().connect_timeout_secs * 1000;
+        let input = Input::new(conn, sh.config().max_packet_size as usize, deadline_ms);
+        let slot = self.sockets.insert(Socket::new(fd, input));
         if self.by_conn.len() <= conn as usize {
             self.by_conn.resize(conn as usize + 1, u32::MAX);
         }
@@ -433,7 +335,7 @@ impl Reactor {
             self.maybe_release(slot);
             return bid.is_some();
         }
-        let reading = s.attached && !s.input.finished;
+        let reading = s.is_reading();
         let event = match res {
             1.. => {
                 let bid = cqueue::buffer_select(flags).expect("a receive with data names its buffer");
@@ -461,7 +363,7 @@ impl Reactor {
     /// events already held, keeps it (and its buffer, which keeps the kernel from filling
     /// more) until the backlog drains. True when a buffer went back to the ring.
     fn deliver_or_hold(&mut self, slot: u32, event: Held) -> bool {
-        if !self.held.is_empty() || self.state.is_backlogged() {
+        if !self.held.is_empty() || self.shard.outbox().is_backlogged() {
             self.held.push_back((slot, event));
             return false;
         }
@@ -475,9 +377,9 @@ impl Reactor {
                 match event {
                     Held::Data { bid, len } => {
                         let data = self.bufs.bytes(bid, len);
-                        s.input.on_bytes(&mut self.state, &mut self.chunk, data);
+                        s.input.on_bytes(&mut self.shard, &mut self.chunk, data);
                     }
-                    Held::End { why } => s.input.on_end(&mut self.state, why),
+                    Held::End { why } => s.input.on_end(&mut self.shard, why),
                 }
             }
         }
@@ -493,11 +395,12 @@ impl Reactor {
 
     /// Processes held receives once the mesh has room again, then re-arms receives.
     fn after_backlog(&mut self) {
-        if self.state.is_backlogged() && self.state.flush_backlog() {
-            self.state.wake_peers();
+        let outbox = self.shard.outbox();
+        if outbox.is_backlogged() && outbox.flush_backlog() {
+            outbox.wake_peers();
         }
         let mut gave_back = false;
-        while !self.state.is_backlogged() {
+        while !self.shard.outbox().is_backlogged() {
             let Some((slot, event)) = self.held.pop_front() else { break };
             gave_back |= self.deliver(slot, event);
         }
@@ -506,62 +409,56 @@ impl Reactor {
         }
         if self.held.is_empty() {
             for slot in std::mem::take(&mut self.rearm) {
-                if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.attached && !s.input.finished) {
+                if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.is_reading()) {
                     self.arm_recv(slot);
                 }
             }
         }
     }
 
-    fn processable_held(&self) -> bool {
-        !self.held.is_empty() && !self.state.is_backlogged()
+    fn processable_held(&mut self) -> bool {
+        !self.held.is_empty() && !self.shard.outbox().is_backlogged()
     }
 
-    /// Takes up to a batch from each peer's queue. Returns (still running, more waiting).
-    fn drain_mesh(&mut self) -> (bool, bool) {
-        let st = &mut self.state;
-        let id = st.id as usize;
-        let shared = st.shared.clone();
-        for from in 0..shared.mesh.shards() {
+    /// Takes up to a batch from each peer's queue. Returns whether more is waiting.
+    fn drain_mesh(&mut self) -> bool {
+        let id = self.shard.id() as usize;
+        let mesh = &self.shared.mesh;
+        for from in 0..mesh.shards() {
             let mut took = false;
             for _ in 0..MESH_BATCH {
-                let Some(m) = shared.mesh.try_recv(from, id) else { break };
+                let Some(m) = mesh.try_recv(from, id) else { break };
                 took = true;
-                if !st.on_mesh(m) {
-                    return (false, false);
-                }
+                self.shard.on_mesh(m);
             }
             // A sender backed up on this queue waits for the room just made.
-            if took && from != id && shared.mesh.take_blocked(from, id) {
-                shared.mesh.wake(from);
+            if took && from != id && mesh.take_blocked(from, id) {
+                mesh.wake(from);
             }
         }
-        (true, shared.mesh.has_pending(id))
+        mesh.has_pending(id)
     }
 
     /// CONNECTs whose home shard answered: CONNACK, then whatever the client sent behind.
     fn complete_connects(&mut self) {
-        while let Some(token) = self.state.connects_ready.pop() {
-            let Some(p) = self.state.pending.remove(&token) else { continue };
-            let Some(resumed) = p.result else { continue };
-            let slot = self.by_conn.get(p.conn as usize).copied().unwrap_or(u32::MAX);
+        while let Some((conn, resumed)) = self.shard.next_answered_connect() {
+            let slot = self.by_conn.get(conn as usize).copied().unwrap_or(u32::MAX);
             if let Some(s) = self.sockets.get_mut(slot) {
-                if s.attached && s.input.conn == p.conn {
-                    s.input.complete_connect(&mut self.state, resumed);
+                if s.attached && s.input.conn == conn {
+                    s.input.complete_connect(&mut self.shard, resumed);
                 }
             }
             self.check_detached(slot);
         }
     }
 
-    /// Sends each queued connection's output, one send per connection, and finishes
-    /// the writing side of connections that are closing and flushed.
+    /// Sends each listed connection's output, one send per connection, and finishes the
+    /// writing side of connections that are closing and flushed.
     fn flush_output(&mut self) {
-        let mut queued = std::mem::take(&mut self.state.to_flush);
-        for &conn in &queued {
+        let mut listed = self.shard.conns().take_to_flush(std::mem::take(&mut self.spare_flush));
+        for &conn in &listed {
             let slot = self.by_conn.get(conn as usize).copied().unwrap_or(u32::MAX);
-            let Some(c) = self.state.conns.get_mut(conn) else { continue };
-            c.flush_queued = false;
+            let Some(c) = self.shard.conns().get_mut(conn) else { continue };
             let Some(s) = self.sockets.get_mut(slot) else { continue };
             if s.sending.is_some() || s.writer_finished {
                 continue;
@@ -570,14 +467,12 @@ impl Reactor {
                 s.buf.clear();
                 std::mem::swap(&mut c.out, &mut s.buf);
                 self.start_send(slot, 0);
-            } else if c.closing {
+            } else if c.is_closing() {
                 self.finish_writer(slot);
             }
         }
-        queued.clear();
-        if self.state.to_flush.is_empty() {
-            self.state.to_flush = queued;
-        }
+        listed.clear();
+        self.spare_flush = listed;
     }
 
     fn start_send(&mut self, slot: u32, offset: usize) {
@@ -616,7 +511,7 @@ impl Reactor {
         if s.attached {
             // More output may have accumulated meanwhile, or the connection may be closing.
             let conn = s.input.conn;
-            self.state.wake_writer(conn);
+            self.shard.conns().wake_writer(conn);
         } else {
             self.maybe_release(slot);
         }
@@ -638,15 +533,14 @@ impl Reactor {
             return;
         }
         s.writer_finished = true;
-        // SAFETY: shutdown(2) on a descriptor we own and have not closed.
-        unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_WR) };
-        let reader_open = s.attached && !s.input.finished;
+        s.shutdown(libc::SHUT_WR);
+        let reader_open = s.is_reading();
         if s.recv_armed || reader_open {
-            self.lingering.push_back((self.state.clock_ms + LINGER_MS, slot, s.fd.as_raw_fd()));
+            self.lingering.push_back((self.shard.now_ms() + LINGER_MS, slot, s.fd.as_raw_fd()));
         }
         if s.attached {
             let conn = s.input.conn;
-            self.state.task_done(conn, false);
+            self.shard.side_ended(conn, Side::Writer);
         }
         if reader_open {
             // The end the receive brought when the socket was shut both ways, in order
@@ -658,7 +552,7 @@ impl Reactor {
 
     /// Closes lingering sockets whose peer has not closed within [`LINGER_MS`].
     fn end_lingering(&mut self) {
-        let clock = self.state.clock_ms;
+        let clock = self.shard.now_ms();
         while let Some(&(until, slot, fd)) = self.lingering.front() {
             if until > clock {
                 break;
@@ -666,9 +560,8 @@ impl Reactor {
             self.lingering.pop_front();
             if let Some(s) = self.sockets.get(slot).filter(|s| s.fd.as_raw_fd() == fd && s.writer_finished) {
                 if s.recv_armed {
-                    // SAFETY: shutdown(2) on a descriptor we own and have not closed; it
-                    // ends the armed receive, whose completion releases the socket.
-                    unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                    // Ends the armed receive, whose completion releases the socket.
+                    s.shutdown(libc::SHUT_RDWR);
                 }
             }
             self.maybe_release(slot);
@@ -679,7 +572,7 @@ impl Reactor {
     /// closed once no operation on it is in flight.
     fn check_detached(&mut self, slot: u32) {
         let Some(s) = self.sockets.get_mut(slot) else { return };
-        if s.attached && self.state.conns.get(s.input.conn).is_none() {
+        if s.attached && self.shard.conns().get(s.input.conn).is_none() {
             s.attached = false;
             let conn = s.input.conn as usize;
             if self.by_conn.get(conn) == Some(&slot) {
@@ -691,18 +584,16 @@ impl Reactor {
 
     fn maybe_release(&mut self, slot: u32) {
         let Some(s) = self.sockets.get_mut(slot) else { return };
-        let idle = !s.recv_armed && s.sending.is_none();
-        if !s.attached && idle && !self.held.iter().any(|&(h, _)| h == slot) {
+        if !s.attached && s.is_idle() && !self.held.iter().any(|&(h, _)| h == slot) {
             if !s.writer_finished {
-                // SAFETY: as in finish_writer.
-                unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                s.shutdown(libc::SHUT_RDWR);
             }
             // Dropping the socket closes the descriptor.
             self.sockets.remove(slot);
         } else if !s.attached && s.recv_armed && !s.writer_finished {
             s.writer_finished = true;
-            // SAFETY: as in finish_writer; ends the armed receive.
-            unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+            // Ends the armed receive.
+            s.shutdown(libc::SHUT_RDWR);
         }
     }
 
@@ -712,7 +603,7 @@ impl Reactor {
         list.retain(|&slot| {
             let Some(s) = self.sockets.get_mut(slot) else { return false };
             let out =
-                if s.attached { self.state.conns.get_mut(s.input.conn).map(|c| &mut c.out) } else { None };
+                if s.attached { self.shard.conns().get_mut(s.input.conn).map(|c| &mut c.out) } else { None };
             if s.sending.is_some() || out.as_ref().is_some_and(|o| !o.is_empty()) {
                 return true;
             }
@@ -727,29 +618,27 @@ impl Reactor {
         self.big_buffers = list;
     }
 
-    fn housekeeping(&mut self, now: Instant, last_keepalive_sweep: &mut Instant, last_expiry: &mut Instant) {
+    /// Timers: keepalive, the shard's once-a-second work, CONNECT deadlines, lingering
+    /// sockets, quiet buffers, a paused accept.
+    fn housekeeping(&mut self) {
         self.shrink_quiet_buffers();
-        let st = &mut self.state;
-        if now.duration_since(*last_keepalive_sweep) >= KEEPALIVE_SWEEP_INTERVAL {
-            *last_keepalive_sweep = now;
-            st.sweep_keepalive();
+        let clock = self.shard.now_ms();
+        if clock >= self.next_keepalive_sweep_ms {
+            self.next_keepalive_sweep_ms = clock + KEEPALIVE_SWEEP_MS;
+            self.shard.sweep_keepalive();
         }
-        if now.duration_since(*last_expiry) >= Duration::from_secs(1) {
-            *last_expiry = now;
-            st.publish_due_wills(now);
-            st.prune_tombstones(now);
-            st.expire_sessions(now);
-            st.log_drops();
+        if clock >= self.next_slow_timers_ms {
+            self.next_slow_timers_ms = clock + SLOW_TIMERS_MS;
+            self.shard.every_second();
         }
         // The first packet must be CONNECT, within the deadline. Entries of sockets that
         // have sent CONNECT (most, long before their deadline) leave from the front early,
         // so the queue holds about the connections still waiting, not the last 10 s.
-        let clock = self.state.tick();
         while let Some(&(deadline, slot, conn)) = self.connect_deadlines.front() {
             let waiting = self.sockets.get(slot).is_some_and(|s| {
                 s.attached
                     && s.input.conn == conn
-                    && matches!(s.input.phase, Phase::AwaitConnect { deadline_ms } if deadline_ms == deadline)
+                    && matches!(s.input.phase(), Phase::AwaitConnect { deadline_ms } if *deadline_ms == deadline)
             });
             if waiting && deadline > clock {
                 break;
@@ -757,7 +646,7 @@ impl Reactor {
             self.connect_deadlines.pop_front();
             if waiting {
                 if let Some(s) = self.sockets.get_mut(slot) {
-                    s.input.connect_timed_out(&mut self.state);
+                    s.input.connect_timed_out(&mut self.shard);
                 }
                 self.check_detached(slot);
             }
@@ -766,7 +655,7 @@ impl Reactor {
             self.connect_deadlines = VecDeque::new();
         }
         self.end_lingering();
-        if self.accept_retry_at.is_some_and(|t| now >= t) {
+        if self.accept_retry_at.is_some_and(|t| Instant::now() >= t) {
             self.accept_retry_at = None;
             for i in 0..self.listeners.len() {
                 if !self.listeners[i].armed {
@@ -779,40 +668,17 @@ impl Reactor {
     /// Closes every connection (MQTT 5: DISCONNECT 0x8B), publishes wills, and lets the
     /// sockets flush for a moment.
     fn shutdown(mut self) -> std::io::Result<()> {
-        let conns: Vec<ConnId> = self.state.conns.iter().map(|(id, _)| id).collect();
-        for c in &conns {
-            self.state.close_conn(*c, Some(crate::protocol::ReasonCode::SERVER_SHUTTING_DOWN));
-            self.state.fire_will(*c);
-        }
-        self.state.wake_peers();
+        self.shard.close_all();
+        self.shard.outbox().wake_peers();
         let deadline = Instant::now() + SHUTDOWN_FLUSH;
-        while Instant::now() < deadline && !self.state.conns.is_empty() {
-            self.state.tick();
+        while Instant::now() < deadline && !self.shard.conns().is_empty() {
+            self.shard.begin_turn(self.shared.clock.now_ms());
             self.handle_completions();
             self.after_backlog();
             self.flush_output();
-            self.state.wake_peers();
-            self.enter(1, Some(Duration::from_millis(5)))?;
+            self.shard.outbox().wake_peers();
+            self.ring.enter(1, Some(Duration::from_millis(5)))?;
         }
         Ok(())
-    }
-}
-
-fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
-    socket2::SockRef::from(fd).peer_addr().ok().and_then(|a| a.as_socket())
-}
-
-fn set_nodelay(fd: &OwnedFd) {
-    let _ = socket2::SockRef::from(fd).set_nodelay(true);
-}
-
-struct DisplayPeer(Option<SocketAddr>);
-
-impl std::fmt::Display for DisplayPeer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(a) => write!(f, "{a}"),
-            None => f.write_str("unknown address"),
-        }
     }
 }

@@ -1,0 +1,258 @@
+//! A shard's connections as MQTT sees them: each one's output buffer, who it is once
+//! connected, its will and keepalive, and where it stands in its life. The sockets
+//! themselves belong to the event loop (`reactor/`), which reads back which connections
+//! have output to send ([`Connections::take_to_flush`]) and tells when a side has ended.
+
+use super::sessions::SessionId;
+use super::slab::Slab;
+use crate::protocol::{ByteStr, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
+use crate::session::Message;
+use bytes::BytesMut;
+use std::net::SocketAddr;
+
+/// A connection's slot in its shard's table.
+pub type ConnId = u32;
+
+/// Where a connection stands:
+///
+/// ```text
+///  Open ──close──▶ Closing ──writer ends──▶ WriterEnded ──reader ends──▶ (removed)
+///    │                │
+///    └──reader ends───┴──▶ ReaderEnded ──writer ends──▶ (removed)
+/// ```
+///
+/// The entry outlives whichever side ends first, so the writer can still flush a final
+/// packet (a CONNACK refusing the client, a DISCONNECT with its reason) after the reader
+/// has stopped, and the reader's end can still be logged after the writer has gone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Life {
+    /// Packets flow both ways.
+    Open,
+    /// The broker decided to close: nothing more is delivered; the writer flushes what
+    /// is queued, then shuts the socket. `timed_out` when the keepalive sweep decided.
+    Closing { timed_out: bool },
+    /// The reading side has ended; the writer is still flushing.
+    ReaderEnded,
+    /// The writing side has ended (flushed and shut, or failed); the reader has not.
+    WriterEnded { timed_out: bool },
+}
+
+/// Which side of a connection ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    Reader,
+    Writer,
+}
+
+/// One connection.
+pub struct Conn {
+    pub peer: SocketAddr,
+    /// Encoded packets waiting for the event loop to send them.
+    pub out: BytesMut,
+    /// The session, once CONNECT has completed (and until a takeover takes it away).
+    pub session: Option<SessionId>,
+    pub client_id: Option<ByteStr>,
+    pub version: ProtocolVersion,
+    pub will: Option<Box<Message>>,
+    /// Will Delay Interval (MQTT 5), seconds.
+    pub will_delay_secs: u32,
+    /// Close after this much silence (1.5 x keepalive [MQTT-3.1.2-24]); 0 is never.
+    pub keepalive_ms: u64,
+    /// When the client last sent something, on the shard clock.
+    pub last_heard_ms: u64,
+    /// Whether the client wants Reason Strings (MQTT 5 Request Problem Information).
+    pub problem_information: bool,
+    life: Life,
+    /// Set while the connection is listed for the event loop to flush.
+    flush_queued: bool,
+}
+
+impl Conn {
+    fn new(peer: SocketAddr) -> Self {
+        Conn {
+            peer,
+            out: BytesMut::new(),
+            session: None,
+            client_id: None,
+            version: ProtocolVersion::V3_1_1,
+            will: None,
+            will_delay_secs: 0,
+            keepalive_ms: 0,
+            last_heard_ms: 0,
+            problem_information: true,
+            life: Life::Open,
+            flush_queued: false,
+        }
+    }
+
+    /// Whether the broker is done with it: no more deliveries, only the last flush.
+    pub fn is_closing(&self) -> bool {
+        self.life != Life::Open
+    }
+
+    /// Whether the keepalive sweep closed it.
+    pub fn timed_out(&self) -> bool {
+        matches!(self.life, Life::Closing { timed_out: true } | Life::WriterEnded { timed_out: true })
+    }
+}
+
+/// A shard's connection table and the list of connections with output to send.
+#[derive(Default)]
+pub struct Connections {
+    table: Slab<Conn>,
+    to_flush: Vec<ConnId>,
+}
+
+impl Connections {
+    /// A new connection that has not sent CONNECT yet.
+    pub fn insert(&mut self, peer: SocketAddr) -> ConnId {
+        self.table.insert(Conn::new(peer))
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<&Conn> {
+        self.table.get(conn)
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Conn> {
+        self.table.get_mut(conn)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Every connection, in slot order.
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.table.iter().map(|(id, _)| id).collect()
+    }
+
+    /// Lists a connection for the event loop to send its output (or finish closing).
+    pub fn wake_writer(&mut self, conn: ConnId) {
+        if let Some(c) = self.table.get_mut(conn) {
+            if !c.flush_queued {
+                c.flush_queued = true;
+                self.to_flush.push(conn);
+            }
+        }
+    }
+
+    /// Whether any connection waits for the event loop to send.
+    pub fn has_output(&self) -> bool {
+        !self.to_flush.is_empty()
+    }
+
+    /// The connections listed since the last call, each unlisted (so output appended
+    /// while it is being sent lists it again). `spare` is an empty list to reuse.
+    pub fn take_to_flush(&mut self, spare: Vec<ConnId>) -> Vec<ConnId> {
+        debug_assert!(spare.is_empty());
+        let list = std::mem::replace(&mut self.to_flush, spare);
+        for &conn in &list {
+            if let Some(c) = self.table.get_mut(conn) {
+                c.flush_queued = false;
+            }
+        }
+        list
+    }
+
+    /// Marks a connection for closing; `goodbye` is the MQTT 5 DISCONNECT reason to send
+    /// first, `why` its Reason String.
+    pub fn close(&mut self, conn: ConnId, goodbye: Option<ReasonCode>, why: &str) {
+        let Some(c) = self.table.get_mut(conn) else { return };
+        if c.is_closing() {
+            return;
+        }
+        if let Some(reason) = goodbye.filter(|_| c.version.is_v5() && c.client_id.is_some()) {
+            // Sent only to a client that did not turn problem information off, although
+            // the spec would allow it in a DISCONNECT (MQTT 5 [MQTT-3.1.2-29]).
+            let properties = (!why.is_empty() && c.problem_information).then(|| {
+                Box::new(Properties { reason_string: Some(ByteStr::from(why)), ..Default::default() })
+            });
+            Packet::Disconnect(Disconnect { reason, properties }).encode(c.version, &mut c.out);
+        }
+        c.life = Life::Closing { timed_out: false };
+        self.wake_writer(conn);
+    }
+
+    /// Closes the connections whose client has been silent for longer than its keepalive
+    /// allows (1.5 times it [MQTT-3.1.2-24]); MQTT 5 clients get DISCONNECT 0x8D first.
+    pub fn close_silent(&mut self, now_ms: u64) {
+        let expired: Vec<ConnId> = self
+            .table
+            .iter()
+            .filter(|(_, c)| {
+                !c.is_closing()
+                    && c.keepalive_ms > 0
+                    && now_ms.saturating_sub(c.last_heard_ms) > c.keepalive_ms
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for conn in expired {
+            self.close(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT), "");
+            if let Some(c) = self.table.get_mut(conn) {
+                c.life = Life::Closing { timed_out: true };
+            }
+        }
+    }
+
+    /// One side of a connection ended; the second removes the entry. True when removed.
+    pub fn side_ended(&mut self, conn: ConnId, side: Side) -> bool {
+        let Some(c) = self.table.get_mut(conn) else { return false };
+        let timed_out = c.timed_out();
+        c.life = match (c.life, side) {
+            (Life::ReaderEnded, Side::Writer) | (Life::WriterEnded { .. }, Side::Reader) => {
+                self.table.remove(conn);
+                return true;
+            }
+            (_, Side::Reader) => Life::ReaderEnded,
+            (_, Side::Writer) => Life::WriterEnded { timed_out },
+        };
+        self.wake_writer(conn);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 1883))
+    }
+
+    #[test]
+    fn an_entry_outlives_its_first_side_to_end_and_goes_with_the_second() {
+        for (first, second) in [(Side::Reader, Side::Writer), (Side::Writer, Side::Reader)] {
+            let mut conns = Connections::default();
+            let c = conns.insert(peer());
+            assert!(!conns.side_ended(c, first));
+            assert!(conns.get(c).is_some_and(Conn::is_closing));
+            assert!(conns.side_ended(c, second));
+            assert!(conns.get(c).is_none());
+        }
+    }
+
+    #[test]
+    fn a_keepalive_timeout_is_remembered_until_the_reader_ends() {
+        let mut conns = Connections::default();
+        let c = conns.insert(peer());
+        conns.get_mut(c).unwrap().keepalive_ms = 1_500;
+        conns.close_silent(1_500);
+        assert!(!conns.get(c).unwrap().is_closing(), "exactly 1.5 x keepalive is still in time");
+        conns.close_silent(1_501);
+        assert!(conns.get(c).unwrap().timed_out());
+        conns.side_ended(c, Side::Writer);
+        assert!(conns.get(c).unwrap().timed_out(), "the reader's end is logged as a timeout");
+    }
+
+    #[test]
+    fn a_connection_is_listed_for_flushing_once_until_taken() {
+        let mut conns = Connections::default();
+        let c = conns.insert(peer());
+        conns.wake_writer(c);
+        conns.wake_writer(c);
+        assert_eq!(conns.take_to_flush(Vec::new()), vec![c]);
+        assert!(!conns.has_output());
+        conns.wake_writer(c);
+        assert_eq!(conns.take_to_flush(Vec::new()), vec![c], "listed again after being taken");
+    }
+}

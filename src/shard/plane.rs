@@ -1,0 +1,500 @@
+//! The data plane of one shard: the path of a message from the PUBLISH that brings it to
+//! the subscribers that get it, read from top to bottom.
+//!
+//! ```text
+//! handle_publish ─▶ publish ─▶ Routes::route (one trie walk, or the cached route)
+//!                      ├─▶ deliver_matches ─▶ deliver ─▶ Sessions::deliver ─▶ connection output
+//!                      ├─▶ Forward to each interested shard ─▶ (there) deliver_forwarded ─▶ deliver_matches
+//!                      └─▶ each shared group's pick: deliver here, or SharedForward ─▶ (there) deliver_shared
+//! ```
+//!
+//! Subscriptions change here too, since they change the routes: the trie, the session's
+//! own list, and the interest changes the other shards must hear of. What waits for the
+//! other shards (SUBACK barriers, the client-id registry, takeover) is the control
+//! plane's (`state.rs`).
+
+use super::connections::{ConnId, Connections};
+use super::drops::DropStats;
+use super::messages::MeshMsg;
+use super::outbox::Outbox;
+use super::routes::{InterestChange, LocalMatch, Routes, SharedTarget};
+use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
+use super::Shared;
+use crate::protocol::{ByteStr, Publish, QoS, ReasonCode, RetainHandling};
+use crate::router::{merge_overlapping, Pick, ShardSet};
+use crate::session::{Delivery, Message, PublisherKey, Routed, SharedGroupName, Subscription};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// How many times a shared-group message may be sent on to another shard because the
+/// member it was meant for had left: enough to settle, bounded so stale counts cannot
+/// bounce a message forever.
+const SHARED_HOPS_MAX: u8 = 4;
+
+/// The broker closes a connection: the MQTT 5 DISCONNECT reason, whether the will goes
+/// out, and why (for the log and the DISCONNECT's Reason String).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Close {
+    pub reason: ReasonCode,
+    /// The client sent DISCONNECT: no will (unless 5.0 asked for it), no DISCONNECT back.
+    pub clean: bool,
+    pub detail: &'static str,
+}
+
+impl Close {
+    pub fn protocol_error(reason: ReasonCode, detail: &'static str) -> Self {
+        Close { reason, clean: false, detail }
+    }
+}
+
+/// Everything a message touches on its way to subscribers.
+pub struct DataPlane {
+    pub(super) id: u16,
+    pub(super) shared: Arc<Shared>,
+    pub(super) routes: Routes,
+    pub(super) sessions: Sessions,
+    pub(super) conns: Connections,
+    pub(super) outbox: Outbox,
+    pub(super) drops: DropStats,
+    /// The shard clock as of this turn (milliseconds since the broker started).
+    pub(super) now_ms: u64,
+    /// Bytes of messages written to connections' output this turn (the event loop bounds it).
+    pub(super) turn_output_bytes: usize,
+}
+
+impl DataPlane {
+    /// A PUBLISH from a client: accept it (topic alias, QoS 2 duplicate check), route it,
+    /// then acknowledge with the outcome.
+    pub fn handle_publish(
+        &mut self,
+        conn: ConnId,
+        sid: SessionId,
+        p: Publish,
+        cid: &str,
+    ) -> Result<(), Close> {
+        crate::log!(
+            Debug,
+            "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+            cid,
+            p.dup as u8,
+            p.qos as u8,
+            p.retain as u8,
+            p.packet_id,
+            p.topic,
+            p.payload.len()
+        );
+        let cfg = &self.shared.config;
+        if p.retain && !cfg.retain_available {
+            // Retain Available is 0: a retained PUBLISH is a protocol error (MQTT 5 0x9A,
+            // section 3.2.2.3.5).
+            return Err(Close::protocol_error(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retained messages are not available",
+            ));
+        }
+        let oversize = cfg.message_size_limit > 0 && p.payload.len() > cfg.message_size_limit as usize;
+        // Payload Format Indicator 1 promises UTF-8; checking it is optional (MQTT 5 0x99).
+        let bad_format = cfg.check_payload_format
+            && p.properties.as_ref().and_then(|pr| pr.payload_format_indicator) == Some(1)
+            && std::str::from_utf8(&p.payload).is_err();
+        let now = self.now_ms;
+        let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
+        entry.session.set_now_ms(now);
+        let accepted = entry
+            .session
+            .accept_publish(p)
+            .map_err(|e| Close::protocol_error(e.reason_code(), e.describe()))?;
+        let reason = match accepted.message {
+            _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,
+            _ if oversize => {
+                crate::log!(Information, "Dropped too large PUBLISH from {} (message_size_limit).", cid);
+                ReasonCode::QUOTA_EXCEEDED
+            }
+            Some(mut m) => {
+                m.publisher = PublisherKey::new(self.id, sid, 0);
+                if self.publish(m) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_MATCHING_SUBSCRIBERS
+                }
+            }
+            None => ReasonCode::SUCCESS,
+        };
+        if bad_format && accepted.qos == QoS::AtMostOnce {
+            return Err(Close::protocol_error(
+                ReasonCode::PAYLOAD_FORMAT_INVALID,
+                "payload is not UTF-8 but its format indicator says it is",
+            ));
+        }
+        let (Some(entry), Some(c)) = (self.sessions.get_mut(sid), self.conns.get_mut(conn)) else {
+            return Ok(());
+        };
+        entry.session.acknowledge(accepted.qos, accepted.packet_id, reason, &mut c.out);
+        if accepted.qos != QoS::AtMostOnce {
+            let kind = if accepted.qos == QoS::AtLeastOnce { "PUBACK" } else { "PUBREC" };
+            crate::log!(Debug, "Sending {} to {} (m{}, rc{})", kind, cid, accepted.packet_id, reason.0);
+        }
+        self.conns.wake_writer(conn);
+        Ok(())
+    }
+
+    /// Routes a message published on this shard: retained store, local subscribers, other
+    /// shards, shared groups. Returns whether anyone subscribed (on any shard), for
+    /// MQTT 5's "no matching subscribers".
+    pub fn publish(&mut self, msg: Message) -> bool {
+        let mut msg = Routed::new(msg);
+        if msg.retain {
+            self.publish_retained(&mut msg);
+        }
+        let mut shards = ShardSet::default();
+        let mut matches = self.routes.take_matches();
+        let mut shared: Vec<SharedTarget> = Vec::new();
+        let sources = self.routes.route(&msg, &mut matches, &mut shards, Some(&mut shared));
+        // No Local: not back to the publishing client (MQTT 5 [MQTT-3.8.3-3]). Applied
+        // after the route, which is cached per topic for every publisher alike.
+        let this_shard = self.id;
+        matches.retain(|m| !(m.no_local && PublisherKey::new(this_shard, m.subscriber, 0) == msg.publisher));
+        let matched = !matches.is_empty() || !shards.is_empty() || !shared.is_empty();
+        self.deliver_matches(&mut msg, &mut matches, sources);
+        self.routes.return_matches(matches);
+        for to in shards.iter() {
+            let forward = MeshMsg::Forward(msg.share());
+            self.outbox.send(to as usize, forward);
+        }
+        for SharedTarget { pick, group, filter } in shared {
+            let name = SharedGroupName { group, filter };
+            self.deliver_picked(pick, Arc::new(name), &mut msg, 0);
+        }
+        matched
+    }
+
+    /// Stores a retained message (or clears it: an empty payload [MQTT-3.3.1-10]
+    /// [MQTT-3.3.1-11]) here and on every other shard.
+    fn publish_retained(&mut self, msg: &mut Routed) {
+        // One process-wide sequence orders retained updates from different shards, so
+        // every shard keeps the newest whatever order the mesh delivers them in.
+        let seq = self.shared.retain_seq.fetch_add(1, Ordering::Relaxed);
+        let stored = (!msg.payload.is_empty()).then(|| msg.share());
+        let topic = msg.topic.clone();
+        self.routes.apply_retained(&topic, seq, stored.clone(), self.now_ms);
+        self.outbox.broadcast(|| MeshMsg::Retain { topic: topic.clone(), seq, message: stored.clone() });
+    }
+
+    /// A message another shard forwarded: local subscribers only (the shards to forward
+    /// to and the shared picks were the publishing shard's business).
+    pub fn deliver_forwarded(&mut self, msg: Arc<Message>) {
+        let mut msg = Routed::from_shared(msg);
+        let mut matches = self.routes.take_matches();
+        let sources = self.routes.route(&msg, &mut matches, &mut ShardSet::default(), None);
+        // The publisher is on another shard: No Local excludes no one here.
+        self.deliver_matches(&mut msg, &mut matches, sources);
+        self.routes.return_matches(matches);
+    }
+
+    /// Delivers once to each subscriber among the matches, leaving `matches` empty.
+    /// `sources` is how many filters matched: with one, no subscriber can appear twice and
+    /// the merge (a sort) is skipped.
+    fn deliver_matches(&mut self, msg: &mut Routed, matches: &mut Vec<LocalMatch>, sources: usize) {
+        if sources > 1 {
+            merge_overlapping(matches);
+        }
+        for m in matches.drain(..) {
+            let retain = m.retain_as_published && msg.retain;
+            // Delivered at min(published QoS, highest granted QoS) (3.1.1 [MQTT-3.8.4-6],
+            // 5.0 [MQTT-3.8.4-8]).
+            let qos = msg.qos.min(m.qos);
+            let d =
+                DeliveryOf { message: msg, qos, retain, subscription_ids: m.subscription_ids, shared: None };
+            self.deliver(m.subscriber, d);
+        }
+    }
+
+    /// Delivers to one subscription: a shared-group member, or a retained message's new
+    /// subscriber (`retained_replay`: RETAIN set [MQTT-3.3.1-8]).
+    fn deliver_to_subscription(
+        &mut self,
+        msg: &mut Routed,
+        sid: SessionId,
+        sub: &Subscription,
+        retained_replay: bool,
+        shared: Option<Arc<SharedGroupName>>,
+    ) {
+        let retain = retained_replay || (sub.options.retain_as_published && msg.retain);
+        let qos = msg.qos.min(sub.options.qos);
+        let subscription_ids = sub.subscription_id.into_iter().collect();
+        self.deliver(sid, DeliveryOf { message: msg, qos, retain, subscription_ids, shared });
+    }
+
+    /// Hands one delivery to a session and accounts for what became of it.
+    pub fn deliver(&mut self, sid: SessionId, d: DeliveryOf<'_>) {
+        match self.sessions.deliver(sid, d, &mut self.conns, self.now_ms) {
+            Delivered::Accepted { bytes } => self.turn_output_bytes += bytes,
+            Delivered::Moved { to, msg } => self.outbox.send(to as usize, msg),
+            Delivered::DroppedSlowQos0 => self.drops.qos0_slow_subscriber.add(),
+            Delivered::DroppedQueueFull => self.drops.queue_full.add(),
+            Delivered::Ignored => {}
+        }
+    }
+
+    /// Delivers to a shared group's pick: here, or through the shard that has the member.
+    fn deliver_picked(
+        &mut self,
+        pick: Pick<SessionId, Subscription>,
+        name: Arc<SharedGroupName>,
+        msg: &mut Routed,
+        hops: u8,
+    ) {
+        match pick {
+            Pick::Local(sid, sub) => self.deliver_to_subscription(msg, sid, &sub, false, Some(name)),
+            Pick::Shard(shard) => {
+                let (group, filter, message) = (name.group.clone(), name.filter.clone(), msg.share());
+                self.outbox.send(shard as usize, MeshMsg::SharedForward { group, filter, message, hops })
+            }
+        }
+    }
+
+    /// A message another shard picked this shard for, in a shared group. If the member
+    /// it counted on left meanwhile, the group picks again (bounded by
+    /// [`SHARED_HOPS_MAX`], since member counts travel the mesh too).
+    pub fn deliver_shared(&mut self, group: &Arc<str>, filter: &Arc<str>, msg: Arc<Message>, hops: u8) {
+        let mut msg = Routed::from_shared(msg);
+        let name = Arc::new(SharedGroupName { group: group.clone(), filter: filter.clone() });
+        match self.routes.pick_local_member(group, filter, msg.publisher.0) {
+            Some((sid, sub)) => self.deliver_to_subscription(&mut msg, sid, &sub, false, Some(name)),
+            None if hops < SHARED_HOPS_MAX => self.deliver_to_group(name, &mut msg, hops + 1),
+            None => self.drops.shared_no_member.add(),
+        }
+    }
+
+    /// Picks one member of a shared group across all shards and delivers to it.
+    fn deliver_to_group(&mut self, name: Arc<SharedGroupName>, msg: &mut Routed, hops: u8) {
+        match self.routes.pick_member(&name.group, &name.filter, msg.publisher.0) {
+            Some(pick) => self.deliver_picked(pick, name, msg, hops),
+            None => self.drops.shared_no_member.add(),
+        }
+    }
+
+    /// Gives the shared-subscription deliveries of a session that ended to other members
+    /// of their groups (section 4.8.2). Call after the session left the trie.
+    pub fn redistribute_shared(&mut self, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            if let Some(name) = d.shared {
+                self.deliver_to_group(name, &mut Routed::from_shared(d.message), 0);
+            }
+        }
+    }
+
+    /// Sends a new subscription the retained messages matching it, with RETAIN set
+    /// [MQTT-3.3.1-8]. Expired ones are not sent (MQTT 5 section 3.3.2.3.3).
+    pub fn deliver_retained(&mut self, sid: SessionId, filter: &str, sub: &Subscription) {
+        for m in self.routes.retained_matching(filter, self.now_ms) {
+            self.deliver_to_subscription(&mut Routed::from_shared(m), sid, sub, true, None);
+        }
+    }
+
+    /// Adds a subscription for a session (its own list and the trie); returns whether
+    /// the retained messages for it are to be sent, as its Retain Handling says.
+    pub fn subscribe(&mut self, sid: SessionId, filter: &ByteStr, sub: Subscription) -> bool {
+        let existed = match self.sessions.get_mut(sid) {
+            Some(e) => e.session.add_subscription(filter.clone(), sub),
+            None => return false,
+        };
+        self.route_subscription(sid, filter, sub);
+        let send_retained = match sub.options.retain_handling {
+            RetainHandling::SendOnSubscribe => true,
+            RetainHandling::SendIfNewSubscription => !existed,
+            RetainHandling::DoNotSend => false,
+        };
+        // Retained messages are not sent for shared subscriptions (MQTT 5 section 4.8.2).
+        send_retained && !filter.starts_with("$share/")
+    }
+
+    /// UNSUBSCRIBE of one filter; returns whether the subscription existed.
+    pub fn unsubscribe(&mut self, sid: SessionId, filter: &str) -> bool {
+        let existed = self.sessions.get_mut(sid).is_some_and(|e| e.session.remove_subscription(filter));
+        if existed {
+            self.unroute_subscription(sid, filter);
+        }
+        existed
+    }
+
+    fn route_subscription(&mut self, sid: SessionId, filter: &str, sub: Subscription) {
+        if let Some(change) = self.routes.subscribe(sid, filter, sub) {
+            self.tell_peers(change);
+        }
+    }
+
+    fn unroute_subscription(&mut self, sid: SessionId, filter: &str) {
+        if let (_, Some(change)) = self.routes.unsubscribe(sid, filter) {
+            self.tell_peers(change);
+        }
+    }
+
+    fn tell_peers(&mut self, change: InterestChange) {
+        let from = self.id;
+        self.outbox.broadcast(|| change.to_msg(from));
+    }
+
+    /// Puts every subscription of a session (arriving from another shard) into the trie.
+    pub fn route_session(&mut self, sid: SessionId) {
+        let subs: Vec<(ByteStr, Subscription)> = self
+            .sessions
+            .get(sid)
+            .map(|e| e.session.subscriptions.iter().map(|(f, s)| (f.clone(), *s)).collect())
+            .unwrap_or_default();
+        for (f, s) in subs {
+            self.route_subscription(sid, &f, s);
+        }
+    }
+
+    /// Takes every subscription of a session out of the trie (the session leaves this
+    /// shard or ends); the session keeps its own list.
+    pub fn unroute_session(&mut self, sid: SessionId) {
+        let filters: Vec<ByteStr> = self
+            .sessions
+            .get(sid)
+            .map(|e| e.session.subscriptions.keys().cloned().collect())
+            .unwrap_or_default();
+        for f in filters {
+            self.unroute_subscription(sid, &f);
+        }
+    }
+
+    /// Publishes a connection's will, if it still has one.
+    pub fn fire_will(&mut self, conn: ConnId) {
+        if let Some(will) = self.conns.get_mut(conn).and_then(|c| c.will.take()) {
+            self.publish_will(*will);
+        }
+    }
+
+    /// Publishes a will now; its Message Expiry Interval starts at publication, so the
+    /// interval sent on is never more than was set (MQTT 5 [MQTT-3.3.2-6]).
+    pub fn publish_will(&mut self, mut will: Message) {
+        crate::log!(Debug, "Publishing will to '{}'", will.topic);
+        will.expires_at_ms = will
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval_secs)
+            .map(|secs| self.now_ms + secs as u64 * 1000);
+        self.publish(will);
+    }
+
+    /// Handles a data message from another shard: forwarded publishes, interest changes
+    /// and retained updates. Gives back the control messages.
+    pub fn on_mesh(&mut self, msg: MeshMsg) -> Option<MeshMsg> {
+        match msg {
+            MeshMsg::Forward(m) => self.deliver_forwarded(m),
+            MeshMsg::SharedForward { group, filter, message, hops } => {
+                self.deliver_shared(&group, &filter, message, hops)
+            }
+            MeshMsg::Interest { filter, from, add } => self.routes.apply_remote_interest(&filter, from, add),
+            MeshMsg::SharedInterest { group, filter, from, add } => {
+                self.routes.apply_remote_shared(&group, &filter, from, add)
+            }
+            MeshMsg::Retain { topic, seq, message } => {
+                self.routes.apply_retained(&topic, seq, message, self.now_ms)
+            }
+            control => return Some(control),
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::Shard;
+    use super::super::Shared;
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::{ProtocolVersion, SubscriptionOptions};
+    use crate::session::Session;
+
+    fn one_shard() -> Shard {
+        Shard::new(0, Arc::new(Shared::new(Config::default(), 1)), 0)
+    }
+
+    /// An offline persistent MQTT 5 session: QoS 1 deliveries wait in its queue.
+    fn offline_session(p: &mut DataPlane, name: &str) -> SessionId {
+        let s = Session::new(ByteStr::from(name), ProtocolVersion::V5, 3600, p.sessions.limits());
+        p.sessions.install(s, None, 1, 0)
+    }
+
+    fn subscribe(p: &mut DataPlane, sid: SessionId, filter: &str, no_local: bool) {
+        let options = SubscriptionOptions { no_local, ..SubscriptionOptions::qos(QoS::AtLeastOnce) };
+        p.subscribe(sid, &ByteStr::from(filter), Subscription { options, subscription_id: None });
+    }
+
+    fn message(topic: &str, publisher: PublisherKey) -> Message {
+        Message {
+            topic: ByteStr::from(topic),
+            payload: bytes::Bytes::from_static(b"x"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: None,
+            expires_at_ms: None,
+            publisher,
+        }
+    }
+
+    fn queued(p: &DataPlane, sid: SessionId) -> usize {
+        p.sessions.get(sid).expect("session").session.outbound.queue.len()
+    }
+
+    #[test]
+    fn a_cached_route_gives_what_the_walk_gives_and_goes_stale_on_any_change() {
+        let mut shard = one_shard();
+        let p = shard.plane();
+        let (a, b) = (offline_session(p, "a"), offline_session(p, "b"));
+        subscribe(p, a, "t/+", false);
+        subscribe(p, a, "t/x", false);
+        for _ in 0..3 {
+            assert!(p.publish(message("t/x", PublisherKey::NONE)));
+        }
+        assert!(p.routes.is_cached("t/x"), "the first publish cached it");
+        assert_eq!(queued(p, a), 3, "once per message although two filters match");
+        // A new subscriber must not be missed because of the cached route...
+        subscribe(p, b, "t/#", false);
+        assert!(p.publish(message("t/x", PublisherKey::NONE)));
+        assert_eq!((queued(p, a), queued(p, b)), (4, 1));
+        // ...nor a removed one still be served from it.
+        assert!(p.unsubscribe(a, "t/+"));
+        assert!(p.unsubscribe(a, "t/x"));
+        assert!(p.publish(message("t/x", PublisherKey::NONE)));
+        assert_eq!((queued(p, a), queued(p, b)), (4, 2));
+    }
+
+    #[test]
+    fn no_local_holds_for_routes_served_from_the_cache() {
+        let mut shard = one_shard();
+        let p = shard.plane();
+        let (a, b) = (offline_session(p, "a"), offline_session(p, "b"));
+        subscribe(p, a, "n/l", true);
+        subscribe(p, b, "n/l", false);
+        let from_a = PublisherKey::new(p.id, a, 0);
+        // The first publish (a walk) and the later ones (cache hits) alike (MQTT 5 [MQTT-3.8.3-3]).
+        for _ in 0..3 {
+            p.publish(message("n/l", from_a));
+        }
+        assert_eq!((queued(p, a), queued(p, b)), (0, 3));
+        p.publish(message("n/l", PublisherKey::NONE));
+        assert_eq!((queued(p, a), queued(p, b)), (1, 4), "others' messages still reach a");
+    }
+
+    #[test]
+    fn routes_through_shared_groups_are_walked_every_time() {
+        let mut shard = one_shard();
+        let p = shard.plane();
+        let members = [offline_session(p, "m1"), offline_session(p, "m2")];
+        for &sid in &members {
+            subscribe(p, sid, "$share/g/s/t", false);
+        }
+        for _ in 0..10 {
+            p.publish(message("s/t", PublisherKey::NONE));
+        }
+        assert!(!p.routes.is_cached("s/t"));
+        // Each publish made its own pick: both members got some, together all ten.
+        let got: Vec<usize> = members.iter().map(|&sid| queued(p, sid)).collect();
+        assert_eq!(got.iter().sum::<usize>(), 10);
+        assert!(got.iter().all(|&n| n > 0), "{got:?}");
+    }
+}

@@ -1,0 +1,148 @@
+//! The shard's io_uring: how it is set up, how a submission is queued, and how
+//! completions are collected. Completions are tagged with what they are for ([`Op`]) and
+//! a slot, packed into the user data.
+
+use super::super::bufring::BufRing;
+use io_uring::{squeue, types, IoUring};
+use std::time::Duration;
+
+/// Submission queue entries; the completion queue is twice that (the kernel's default
+/// ratio). More completions than fit wait in the kernel's overflow list (IORING_FEAT_NODROP)
+/// and are collected on the next enter; a larger queue only cost memory (each entry is
+/// touched as the queue wraps: 32,768 entries were 52 bytes per connection at 10,000).
+const SQ_ENTRIES: u32 = 4096;
+const CQ_ENTRIES: u32 = 8192;
+/// The buffer group of the shard's receive buffers.
+pub const RECV_BUFFER_GROUP: u16 = 0;
+
+/// `io_uring_enter` flag: process completions (and, with DEFER_TASKRUN, run the
+/// deferred work that produces them).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// What a completion is for: the low 3 bits of its user data; the rest is a slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Op {
+    Accept = 0,
+    Recv = 1,
+    Send = 2,
+    Wake = 3,
+}
+
+/// One completion: (user data, result, flags).
+pub type Completion = (u64, i32, u32);
+
+pub fn user_data(op: Op, slot: u32) -> u64 {
+    (slot as u64) << 3 | op as u64
+}
+
+pub fn decode_user_data(u: u64) -> (Op, u32) {
+    let op = match u & 7 {
+        0 => Op::Accept,
+        1 => Op::Recv,
+        2 => Op::Send,
+        _ => Op::Wake,
+    };
+    (op, (u >> 3) as u32)
+}
+
+/// The io_uring set-up every shard uses (and the start-up check probes): the kernel
+/// runs completion work only when the shard enters (COOP_TASKRUN, DEFER_TASKRUN), and
+/// only the shard's thread submits (SINGLE_ISSUER).
+fn builder() -> io_uring::Builder {
+    let mut b = IoUring::builder();
+    b.setup_coop_taskrun().setup_single_issuer().setup_defer_taskrun().setup_cqsize(CQ_ENTRIES);
+    b
+}
+
+/// Builds a ring the way the shards do and registers a buffer ring on it: the features
+/// ringmq needs, checked once at start-up.
+pub fn probe() -> std::io::Result<()> {
+    let ring = builder().build(8)?;
+    BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, 1, 64).map(drop)
+}
+
+/// A shard's ring and the completions collected from it but not yet handled.
+pub struct Ring {
+    ring: IoUring,
+    /// Completions taken off the queue, in order, waiting for [`Ring::take_completions`].
+    collected: Vec<Completion>,
+}
+
+impl Ring {
+    pub fn new() -> std::io::Result<Ring> {
+        Ok(Ring { ring: builder().build(SQ_ENTRIES)?, collected: Vec::with_capacity(1024) })
+    }
+
+    pub fn submitter(&self) -> io_uring::Submitter<'_> {
+        self.ring.submitter()
+    }
+
+    /// Queues one submission, submitting first when the queue is full. A submit the
+    /// kernel refuses with EBUSY (completions overflowed and must be collected first) is
+    /// retried after collecting them, so it cannot spin.
+    ///
+    /// # Safety
+    /// Every buffer and descriptor the entry points at must outlive its completion.
+    pub unsafe fn push(&mut self, e: &squeue::Entry) {
+        loop {
+            // SAFETY: the caller's promise.
+            if unsafe { self.ring.submission().push(e) }.is_ok() {
+                return;
+            }
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(err) if err.raw_os_error() == Some(libc::EBUSY) => self.collect(),
+                Err(err) => {
+                    crate::log!(Error, "Error: io_uring submit failed: {}.", err);
+                    self.collect();
+                }
+            }
+        }
+    }
+
+    /// Moves what the completion queue holds into `collected`.
+    fn collect(&mut self) {
+        self.collected.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+    }
+
+    /// Every completion so far, in order (`spare`: an empty list to reuse).
+    pub fn take_completions(&mut self, spare: Vec<Completion>) -> Vec<Completion> {
+        self.collect();
+        std::mem::replace(&mut self.collected, spare)
+    }
+
+    /// Puts back completions that were not handled, ahead of any collected since.
+    pub fn put_back(&mut self, mut unhandled: Vec<Completion>) {
+        unhandled.append(&mut self.collected);
+        self.collected = unhandled;
+    }
+
+    /// Whether completions wait to be handled.
+    pub fn has_completions(&self) -> bool {
+        !self.collected.is_empty()
+    }
+
+    /// Submits what is queued and collects completions, waiting for at least `want`
+    /// (bounded by `timeout`).
+    pub fn enter(&mut self, want: u32, timeout: Option<Duration>) -> std::io::Result<()> {
+        let res = match timeout {
+            Some(t) if want > 0 => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want as usize, &args)
+            }
+            // SAFETY: a plain io_uring_enter with no argument; GETEVENTS runs the deferred
+            // completions (DEFER_TASKRUN) without blocking when `want` is 0.
+            _ => unsafe {
+                let sq = self.ring.submission().len() as u32;
+                self.ring.submitter().enter::<libc::sigset_t>(sq, want, IORING_ENTER_GETEVENTS, None)
+            },
+        };
+        match res {
+            Ok(_) => Ok(()),
+            // EBUSY: completions overflowed; the next turn collects them and enters again.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! A shard's sessions: the table the trie's subscriber ids point into, the index by
+//! client id, and the one place a delivery is handed to a session (written into its
+//! connection's output, queued while it is offline, or sent on to the shard it moved to).
+
+use super::connections::{ConnId, Connections};
+use super::drops::OUTPUT_HIGH_WATER_BYTES;
+use super::messages::{ConnectToken, MeshMsg};
+use super::slab::Slab;
+use crate::protocol::{ByteStr, QoS};
+use crate::session::{DeliverOutcome, Delivery, Limits, Message, Routed, Session, SharedGroupName};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A session's slot in its shard's table; the trie stores these.
+pub type SessionId = u32;
+
+/// A session and where it stands on this shard.
+pub struct SessionEntry {
+    pub session: Session,
+    pub conn: Option<ConnId>,
+    /// The registration this session holds at its client id's home shard.
+    pub token: ConnectToken,
+    /// When the connection went away, on the shard clock (for session expiry).
+    pub offline_since_ms: Option<u64>,
+    /// A will waiting out its Will Delay Interval (MQTT 5): (due at, on the shard clock;
+    /// the will). Boxed, as are the other rarely-set fields here: sessions are many, wills few.
+    pub delayed_will: Option<Box<(u64, Message)>>,
+    /// Set on the stub left behind when the session moved to another shard: deliveries
+    /// go on to (shard, handoff token) until the new holder releases the stub.
+    pub moved_to: Option<Box<(u16, ConnectToken)>>,
+    /// Set on a session that just arrived from another shard, until the old holder's
+    /// stub is gone: a message can then come both ways, so deliveries are deduplicated
+    /// by the identity of the shared message.
+    // Boxed on purpose: an empty HashMap is 48 bytes inline in every session entry, the
+    // box 8, and a session arrives from another shard rarely.
+    #[allow(clippy::box_collection)]
+    pub arriving: Option<Box<HashMap<usize, Arc<Message>>>>,
+}
+
+/// What became of one delivery.
+pub enum Delivered {
+    /// Written to the connection's output (this many bytes), or queued in the session.
+    Accepted { bytes: usize },
+    /// The session moved: the delivery goes on to shard `to` in this message.
+    Moved { to: u16, msg: MeshMsg },
+    /// A QoS 0 message to a connection whose output is above [`OUTPUT_HIGH_WATER_BYTES`].
+    DroppedSlowQos0,
+    /// A QoS 1/2 message beyond `max_queued_messages`.
+    DroppedQueueFull,
+    /// Nothing to deliver to: no such session, or a duplicate of a message that came
+    /// both directly and through the old holder's stub.
+    Ignored,
+}
+
+/// One delivery: the message and how this subscriber gets it.
+pub struct DeliveryOf<'m> {
+    pub message: &'m mut Routed,
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+    pub shared: Option<Arc<SharedGroupName>>,
+}
+
+/// The session table of one shard.
+pub struct Sessions {
+    table: Slab<SessionEntry>,
+    by_client: HashMap<ByteStr, SessionId>,
+    limits: Limits,
+}
+
+impl Sessions {
+    pub fn new(limits: Limits) -> Self {
+        Sessions { table: Slab::default(), by_client: HashMap::new(), limits }
+    }
+
+    /// The limits every new session on this shard gets.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Adds a session (offline when `conn` is `None`) under its client id.
+    pub fn install(
+        &mut self,
+        session: Session,
+        conn: Option<ConnId>,
+        token: ConnectToken,
+        now_ms: u64,
+    ) -> SessionId {
+        let client_id = session.client_id.clone();
+        let sid = self.table.insert(SessionEntry {
+            session,
+            conn,
+            token,
+            offline_since_ms: conn.is_none().then_some(now_ms),
+            delayed_will: None,
+            moved_to: None,
+            arriving: None,
+        });
+        self.by_client.insert(client_id, sid);
+        sid
+    }
+
+    /// Removes a session; its client id goes too, unless it names another session now.
+    pub fn remove(&mut self, sid: SessionId) -> Option<SessionEntry> {
+        let entry = self.table.remove(sid)?;
+        if self.by_client.get(&entry.session.client_id) == Some(&sid) {
+            self.by_client.remove(&entry.session.client_id);
+        }
+        Some(entry)
+    }
+
+    pub fn get(&self, sid: SessionId) -> Option<&SessionEntry> {
+        self.table.get(sid)
+    }
+
+    pub fn get_mut(&mut self, sid: SessionId) -> Option<&mut SessionEntry> {
+        self.table.get_mut(sid)
+    }
+
+    /// The session held for a client id on this shard.
+    pub fn by_client(&self, client_id: &str) -> Option<SessionId> {
+        self.by_client.get(client_id).copied()
+    }
+
+    /// Stops finding a session by its client id (it became a stub).
+    pub fn forget_client(&mut self, client_id: &str) {
+        self.by_client.remove(client_id);
+    }
+
+    /// The connection a session is attached to, if any.
+    pub fn conn_of(&self, sid: SessionId) -> Option<ConnId> {
+        self.table.get(sid).and_then(|e| e.conn)
+    }
+
+    /// Hands one delivery to a session: into its connection's output when it is online,
+    /// into its queue when not, or on to the shard it moved to.
+    pub fn deliver(
+        &mut self,
+        sid: SessionId,
+        d: DeliveryOf<'_>,
+        conns: &mut Connections,
+        now_ms: u64,
+    ) -> Delivered {
+        let Some(entry) = self.table.get_mut(sid) else { return Delivered::Ignored };
+        let DeliveryOf { message, qos, retain, subscription_ids, shared } = d;
+        if let Some(&(to, token)) = entry.moved_to.as_deref() {
+            let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
+            return Delivered::Moved { to, msg: MeshMsg::MovedDelivery { token, delivery } };
+        }
+        if let Some(seen) = &mut entry.arriving {
+            // The same message may come directly and through the old holder's stub.
+            let shared = message.share();
+            if seen.insert(Arc::as_ptr(&shared) as usize, shared).is_some() {
+                return Delivered::Ignored;
+            }
+        }
+        let conn = entry.conn;
+        // Offline sessions queue and write nothing; they still need somewhere to write.
+        let mut offline_sink = bytes::BytesMut::new();
+        let out = match conn.and_then(|c| conns.get_mut(c)) {
+            Some(c) if !c.is_closing() => {
+                if qos == QoS::AtMostOnce && c.out.len() > OUTPUT_HIGH_WATER_BYTES {
+                    return Delivered::DroppedSlowQos0;
+                }
+                &mut c.out
+            }
+            _ => &mut offline_sink,
+        };
+        entry.session.set_now_ms(now_ms);
+        let before = out.len();
+        let outcome = if qos == QoS::AtMostOnce {
+            entry.session.deliver_qos0(message, retain, &subscription_ids, out)
+        } else {
+            let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
+            entry.session.deliver(delivery, out)
+        };
+        let bytes = out.len() - before;
+        if bytes > 0 {
+            if let Some(c) = conn {
+                conns.wake_writer(c);
+            }
+        }
+        if outcome == DeliverOutcome::Dropped && qos != QoS::AtMostOnce {
+            return Delivered::DroppedQueueFull;
+        }
+        Delivered::Accepted { bytes }
+    }
+
+    /// Takes the delayed wills that are due (their Will Delay Interval has passed).
+    pub fn take_due_wills(&mut self, now_ms: u64) -> Vec<Message> {
+        let due: Vec<SessionId> = self
+            .table
+            .iter()
+            .filter_map(|(sid, e)| e.delayed_will.as_ref().filter(|d| d.0 <= now_ms).map(|_| sid))
+            .collect();
+        due.into_iter().filter_map(|sid| self.table.get_mut(sid)?.delayed_will.take().map(|d| d.1)).collect()
+    }
+
+    /// Offline sessions whose expiry interval has passed. `default_expiry` applies to
+    /// sessions that never expire by the protocol (3.1.1 clean session 0):
+    /// `persistent_client_expiration`.
+    pub fn expired(&self, now_ms: u64, default_expiry: Option<Duration>) -> Vec<SessionId> {
+        self.table
+            .iter()
+            .filter_map(|(sid, e)| {
+                // A stub lives until the new holder releases it.
+                if e.moved_to.is_some() {
+                    return None;
+                }
+                let since = e.offline_since_ms?;
+                let secs = e.session.expiry_interval_secs;
+                let limit_ms =
+                    if secs == u32::MAX { default_expiry?.as_millis() as u64 } else { secs as u64 * 1000 };
+                (now_ms.saturating_sub(since) >= limit_ms).then_some(sid)
+            })
+            .collect()
+    }
+}
