@@ -439,3 +439,80 @@ pub async fn goodbye(client: &Client) {
     };
     let _ = monoio::time::timeout(GOODBYE_TIMEOUT, exited.wait()).await;
 }
+
+/// Takes every packet queued in `s.out`, decoded (for the roles' tests).
+#[cfg(test)]
+pub fn take_queued(s: &mut ClientState) -> Vec<Packet> {
+    let mut decoder = Decoder::with_version(s.version, PACKET_BYTES_MAX);
+    let mut out = std::mem::take(&mut s.out);
+    let mut packets = Vec::new();
+    while let Decoded::Packet(p) = decoder.decode(&mut out).expect("the client queued valid packets") {
+        packets.push(p);
+    }
+    assert!(out.is_empty(), "a partial packet was queued");
+    packets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::role_ctx::test_ctx;
+    use crate::shared::Times;
+    use ringmq::protocol::{Ack, ReasonCode};
+
+    #[test]
+    fn the_connection_handles_pings_and_disconnects_and_refuses_strangers() {
+        let ctx = test_ctx(&["conn", "--n", "1"], Times::default());
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(0);
+        s.ping_outstanding = true;
+        dispatch(&ctx, &mut NoRole, &mut s, &mut stats, Packet::PingResp, 0);
+        assert!(!s.ping_outstanding);
+        assert_eq!((stats.counters.protocol_errors, stats.errors.len()), (0, 0));
+
+        // A role's packet at a client without that role: counted, not reported.
+        dispatch(&ctx, &mut NoRole, &mut s, &mut stats, Packet::PubAck(Ack::new(1)), 0);
+        assert_eq!((stats.counters.protocol_errors, stats.errors.len()), (1, 0));
+
+        // A packet no client should get: counted and reported.
+        dispatch(&ctx, &mut NoRole, &mut s, &mut stats, Packet::PingReq, 0);
+        assert_eq!(stats.counters.protocol_errors, 2);
+        assert_eq!(stats.errors, ["unexpected PINGREQ from the broker"]);
+
+        let d = Disconnect::with_reason(ReasonCode(0x8b));
+        dispatch(&ctx, &mut NoRole, &mut s, &mut stats, Packet::Disconnect(d), 0);
+        assert_eq!(stats.counters.disconnects_received, 1);
+        assert_eq!(stats.errors[1], "broker sent DISCONNECT (reason 0x8b)");
+        assert!(s.out.is_empty(), "nothing is answered");
+    }
+
+    #[test]
+    fn keepalive_pings_only_an_idle_open_connection() {
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut counters = Counters::default();
+        let idle = s.last_write_ns + 1_000;
+        s.keepalive(idle - 1, 1_000, &mut counters);
+        assert_eq!(counters.pings_sent, 0);
+        s.keepalive(idle, 1_000, &mut counters);
+        assert_eq!(counters.pings_sent, 1);
+        assert!(s.ping_outstanding);
+        assert!(matches!(take_queued(&mut s)[..], [Packet::PingReq]));
+        s.closing = true;
+        s.keepalive(idle, 1_000, &mut counters);
+        assert_eq!(counters.pings_sent, 1);
+    }
+
+    #[test]
+    fn connect_asks_for_a_persistent_session_in_mqtt_5_when_told() {
+        let ctx =
+            test_ctx(&["pairs", "--n", "1", "--mqtt", "5", "--clean-session", "false"], Times::default());
+        let c = connect_packet(&ctx.cfg, "lg-1");
+        assert_eq!(&c.client_id[..], "lg-1");
+        assert!(!c.clean_start);
+        let p = c.properties.expect("MQTT 5 properties");
+        assert_eq!(p.session_expiry_interval_secs, Some(PERSISTENT_SESSION_EXPIRY_SECS));
+        assert_eq!(p.receive_maximum, Some(RECEIVE_MAXIMUM));
+        let ctx = test_ctx(&["pairs", "--n", "1"], Times::default());
+        assert!(connect_packet(&ctx.cfg, "lg-1").properties.is_none());
+    }
+}

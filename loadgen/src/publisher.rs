@@ -323,3 +323,104 @@ impl Inbox for PubState {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::take_queued;
+    use crate::role_ctx::test_ctx;
+    use crate::shared::Times;
+    use ringmq::protocol::{ProtocolVersion, Publish, ReasonCode};
+
+    fn stamp_of(p: &Publish) -> Stamp {
+        Stamp::read(&p.payload).expect("stamped payload")
+    }
+
+    #[test]
+    fn qos1_fills_its_window_and_each_puback_frees_a_slot_and_times_the_round_trip() {
+        let ctx = test_ctx(&["pairs", "--n", "1", "--qos", "1"], Times::default());
+        let mut p = PubState::new(7, "t/7".into(), QoS::AtLeastOnce, 2, 64);
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(1);
+        p.send(s.version, &mut s.out, 0, 1_000);
+        p.send(s.version, &mut s.out, 1, 2_000);
+        assert_eq!(p.inflight, 2);
+        assert!(!p.has_room(s.out.len()), "the window of 2 is full");
+        let sent = take_queued(&mut s);
+        let [Packet::Publish(a), Packet::Publish(b)] = &sent[..] else { panic!("{sent:?}") };
+        assert_eq!((a.packet_id, b.packet_id), (1, 2));
+        assert_eq!((&a.topic[..], a.qos, a.retain), ("t/7", QoS::AtLeastOnce, false));
+        assert_eq!(a.payload.len(), 64);
+        assert_eq!(stamp_of(a), Stamp { publisher: 7, seq: 0, sent_ns: 1_000 });
+        assert_eq!(stamp_of(b), Stamp { publisher: 7, seq: 1, sent_ns: 2_000 });
+
+        assert!(p.on_packet(&ctx, &mut s, &mut stats, Packet::PubAck(Ack::new(2)), 5_000).is_none());
+        assert_eq!((stats.counters.acked, p.inflight), (1, 1));
+        assert!(p.has_room(s.out.len()));
+        let rtt = stats.hists.get(Hist::AckRtt);
+        assert_eq!(rtt.len(), 1);
+        assert!(rtt.equivalent(rtt.max(), 3_000), "PUBLISH at 2 µs, PUBACK at 5 µs");
+
+        // The same id again, and ids never sent, are protocol errors.
+        for id in [2, 0, 3] {
+            p.on_packet(&ctx, &mut s, &mut stats, Packet::PubAck(Ack::new(id)), 6_000);
+        }
+        assert_eq!((stats.counters.acked, stats.counters.protocol_errors, p.inflight), (1, 3, 1));
+
+        // The freed id is the next one used.
+        p.send(s.version, &mut s.out, 2, 7_000);
+        let sent = take_queued(&mut s);
+        assert!(matches!(&sent[..], [Packet::Publish(c)] if c.packet_id == 2));
+
+        // Not a publisher's packet: given back to the connection.
+        let publish = Packet::PubRel(Ack::new(1));
+        assert!(matches!(p.on_packet(&ctx, &mut s, &mut stats, publish, 0), Some(Packet::PubRel(_))));
+    }
+
+    #[test]
+    fn qos2_answers_pubrec_with_pubrel_and_completes_on_pubcomp_or_refusal() {
+        let ctx = test_ctx(&["pairs", "--n", "1", "--qos", "2"], Times::default());
+        let mut p = PubState::new(0, "t/0".into(), QoS::ExactlyOnce, 4, 20);
+        let mut s = ClientState::new(ProtocolVersion::V5, -1);
+        let mut stats = ThreadStats::new(1);
+        p.send(s.version, &mut s.out, 0, 1_000);
+        take_queued(&mut s);
+
+        p.on_packet(&ctx, &mut s, &mut stats, Packet::PubRec(Ack::new(1)), 2_000);
+        assert!(matches!(&take_queued(&mut s)[..], [Packet::PubRel(a)] if a.packet_id == 1));
+        assert_eq!((stats.counters.acked, p.inflight), (0, 1), "PUBREC does not complete QoS 2");
+        p.on_packet(&ctx, &mut s, &mut stats, Packet::PubRec(Ack::new(4)), 2_000);
+        assert_eq!(stats.counters.protocol_errors, 1, "PUBREC for an id not in flight");
+        assert!(s.out.is_empty());
+        p.on_packet(&ctx, &mut s, &mut stats, Packet::PubComp(Ack::new(1)), 3_000);
+        assert_eq!((stats.counters.acked, stats.counters.rejected, p.inflight), (1, 0, 0));
+
+        // A PUBREC with a failure reason ends the flow: no PUBREL, counted as refused.
+        p.send(s.version, &mut s.out, 1, 4_000);
+        take_queued(&mut s);
+        let refused = Ack { packet_id: 1, reason: ReasonCode(0x97), properties: None };
+        p.on_packet(&ctx, &mut s, &mut stats, Packet::PubRec(refused), 5_000);
+        assert!(s.out.is_empty());
+        assert_eq!((stats.counters.acked, stats.counters.rejected, p.inflight), (2, 1, 0));
+        assert_eq!(stats.hists.get(Hist::AckRtt).len(), 2);
+    }
+
+    #[test]
+    fn clearing_retained_messages_sends_empty_payloads_and_counts_no_acks() {
+        let ctx = test_ctx(&["retained", "--n", "3", "--qos", "1"], Times::default());
+        let mut p = PubState::new(0, "r".into(), QoS::AtLeastOnce, 4, 20);
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(1);
+        p.retain = true;
+        p.send(s.version, &mut s.out, 3, 1_000);
+        p.counting = false;
+        p.send(s.version, &mut s.out, 3, 2_000);
+        let sent = take_queued(&mut s);
+        let [Packet::Publish(store), Packet::Publish(clear)] = &sent[..] else { panic!("{sent:?}") };
+        assert_eq!((&store.topic[..], store.retain, store.payload.len()), ("r/3", true, 20));
+        assert_eq!((&clear.topic[..], clear.retain, clear.payload.len()), ("r/3", true, 0));
+        p.on_packet(&ctx, &mut s, &mut stats, Packet::PubAck(Ack::new(2)), 3_000);
+        assert_eq!((stats.counters.acked, stats.counters.protocol_errors, p.inflight), (0, 0, 1));
+        assert!(stats.hists.get(Hist::AckRtt).is_empty());
+    }
+}

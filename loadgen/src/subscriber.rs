@@ -281,3 +281,182 @@ impl Inbox for SubState {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::SharedSeen;
+    use crate::client::take_queued;
+    use crate::role_ctx::test_ctx;
+    use crate::shared::Times;
+    use bytes::Bytes;
+    use ringmq::protocol::{ProtocolVersion, ReasonCode};
+
+    /// The whole run is the measurement window.
+    const ALWAYS: Times =
+        Times { start_ns: 0, warm_end_ns: 0, end_ns: u64::MAX, drain_deadline_ns: u64::MAX };
+
+    fn publish(qos: QoS, packet_id: u16, payload: Vec<u8>) -> Packet {
+        Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: ByteStr::from("t"),
+            packet_id,
+            payload: Bytes::from(payload),
+            properties: None,
+        })
+    }
+
+    fn stamped(publisher: u32, seq: u64, sent_ns: u64) -> Vec<u8> {
+        let mut payload = vec![0; 32];
+        Stamp { publisher, seq, sent_ns }.write(&mut payload);
+        payload
+    }
+
+    #[test]
+    fn checks_each_publishers_sequence_and_acknowledges_every_qos1_message() {
+        let ctx = test_ctx(&["fanin", "--pubs", "2", "--qos", "1"], ALWAYS);
+        let mut sub = SubState::new("t/+".into(), 0..2, None);
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(2);
+        let arrivals = [
+            stamped(0, 0, 100),
+            stamped(0, 2, 100), // 1 skipped: a gap
+            stamped(0, 1, 100), // fills it: out of order
+            stamped(0, 1, 100), // again: a duplicate
+            stamped(1, 0, 100),
+            stamped(5, 0, 100), // a publisher this subscriber does not expect
+            vec![1, 2, 3],      // not one of ours
+        ];
+        for (i, payload) in arrivals.into_iter().enumerate() {
+            let p = publish(QoS::AtLeastOnce, i as u16 + 1, payload);
+            assert!(sub.on_packet(&ctx, &mut s, &mut stats, p, 1_100).is_none());
+        }
+        let c = &stats.counters;
+        assert_eq!((c.delivered, c.delivered_in_window, c.unique), (7, 7, 4));
+        assert_eq!((c.gaps, c.out_of_order, c.duplicates), (0, 1, 1));
+        assert_eq!((c.unexpected, c.malformed, c.protocol_errors), (1, 1, 0));
+        let acks: Vec<u16> = take_queued(&mut s)
+            .into_iter()
+            .map(|p| match p {
+                Packet::PubAck(a) => a.packet_id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(acks, [1, 2, 3, 4, 5, 6, 7], "every PUBLISH is acknowledged, checked or not");
+        // Open loop without schedules (none set here): measured latency only.
+        assert_eq!(stats.hists.get(Hist::E2e).len(), 4);
+        assert!(stats.hists.get(Hist::E2eCorrected).is_empty());
+
+        sub.fold_into(&mut stats);
+        assert_eq!(stats.per_pub[0], PubDelivery { unique: 3, duplicates: 1, out_of_order: 1 });
+        assert_eq!(stats.per_pub[1], PubDelivery { unique: 1, duplicates: 0, out_of_order: 0 });
+    }
+
+    #[test]
+    fn a_gap_stays_counted_until_filled() {
+        let ctx = test_ctx(&["pairs", "--n", "1"], ALWAYS);
+        let mut sub = SubState::new("t".into(), 0..1, None);
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(1);
+        for seq in [0, 4] {
+            sub.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, stamped(0, seq, 0)), 1);
+        }
+        assert_eq!((stats.counters.gaps, stats.counters.unique), (3, 2));
+        sub.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, stamped(0, 2, 0)), 1);
+        assert_eq!((stats.counters.gaps, stats.counters.out_of_order), (2, 1));
+        assert!(s.out.is_empty(), "QoS 0 is not acknowledged");
+    }
+
+    #[test]
+    fn qos2_delivers_a_packet_id_once_until_its_pubrel() {
+        let ctx = test_ctx(&["pairs", "--n", "1", "--qos", "2"], ALWAYS);
+        let mut sub = SubState::new("t".into(), 0..1, None);
+        let mut s = ClientState::new(ProtocolVersion::V5, -1);
+        let mut stats = ThreadStats::new(1);
+        let first = || publish(QoS::ExactlyOnce, 9, stamped(0, 0, 0));
+        sub.on_packet(&ctx, &mut s, &mut stats, first(), 1);
+        sub.on_packet(&ctx, &mut s, &mut stats, first(), 1);
+        assert_eq!((stats.counters.delivered, stats.counters.unique), (2, 1));
+        assert_eq!((stats.counters.qos2_redelivered, stats.counters.duplicates), (1, 0));
+        let answers = take_queued(&mut s);
+        assert!(
+            matches!(&answers[..], [Packet::PubRec(a), Packet::PubRec(b)] if a.packet_id == 9 && b.packet_id == 9)
+        );
+
+        sub.on_packet(&ctx, &mut s, &mut stats, Packet::PubRel(Ack::new(9)), 1);
+        assert!(matches!(&take_queued(&mut s)[..], [Packet::PubComp(a)] if a.packet_id == 9));
+        // Released: the id is free for the next message.
+        sub.on_packet(&ctx, &mut s, &mut stats, publish(QoS::ExactlyOnce, 9, stamped(0, 1, 0)), 1);
+        assert_eq!((stats.counters.unique, stats.counters.qos2_redelivered), (2, 1));
+    }
+
+    #[test]
+    fn suback_is_checked_once_and_a_lower_grant_is_counted() {
+        let ctx = test_ctx(&["pairs", "--n", "1", "--qos", "1"], ALWAYS);
+        let mut sub = SubState::new("t".into(), 0..1, None);
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(1);
+        sub.subscribe_sent_ns = 1_000;
+        let suback = |id: u16, reason: u8| {
+            Packet::SubAck(SubAck { packet_id: id, reasons: vec![ReasonCode(reason)], properties: None })
+        };
+        sub.on_packet(&ctx, &mut s, &mut stats, suback(SUBSCRIBE_PACKET_ID + 1, 1), 2_000);
+        assert_eq!((stats.counters.protocol_errors, sub.suback.is_none()), (1, true), "not our SUBSCRIBE");
+        sub.on_packet(&ctx, &mut s, &mut stats, suback(SUBSCRIBE_PACKET_ID, 0), 2_000);
+        assert_eq!(sub.suback, Some(Ok(())));
+        assert_eq!(stats.counters.subscribe_downgraded, 1, "QoS 0 granted for QoS 1");
+        assert_eq!(stats.hists.get(Hist::Subscribe).len(), 1);
+        sub.on_packet(&ctx, &mut s, &mut stats, suback(SUBSCRIBE_PACKET_ID, 1), 3_000);
+        assert_eq!(stats.counters.protocol_errors, 2, "a second SUBACK");
+
+        let mut refused = SubState::new("t/#".into(), 0..1, None);
+        refused.on_packet(&ctx, &mut s, &mut stats, suback(SUBSCRIBE_PACKET_ID, 0x87), 2_000);
+        assert_eq!(refused.suback, Some(Err("SUBACK refused t/# (reason 0x87)".into())));
+    }
+
+    #[test]
+    fn a_shared_group_counts_each_message_once_over_its_members() {
+        let ctx = test_ctx(&["shared", "--pubs", "1", "--subs", "2"], ALWAYS);
+        let group = Arc::new(Group { seen: vec![SharedSeen::default()] });
+        let mut a = SubState::new("$share/g/t".into(), 0..1, Some(group.clone()));
+        let mut b = SubState::new("$share/g/t".into(), 0..1, Some(group));
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(1);
+        for seq in [0, 2] {
+            a.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, stamped(0, seq, 0)), 1);
+        }
+        // b gets 1 (new to the group), then 0 again (the group has it).
+        for seq in [1, 0] {
+            b.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, stamped(0, seq, 0)), 1);
+        }
+        assert_eq!((stats.counters.unique, stats.counters.duplicates), (3, 1));
+        assert_eq!(stats.counters.out_of_order, 1, "b saw 0 after 1");
+        assert_eq!(stats.counters.gaps, 0, "gaps are not tracked per member");
+        a.fold_into(&mut stats);
+        b.fold_into(&mut stats);
+        assert_eq!(stats.per_pub[0], PubDelivery { unique: 3, duplicates: 1, out_of_order: 1 });
+    }
+
+    #[test]
+    fn retained_deliveries_are_timed_from_the_subscribe_and_clean_up_is_ignored() {
+        let ctx = test_ctx(&["retained", "--n", "2", "--subs", "1"], ALWAYS);
+        let mut sub = SubState::new("r/+".into(), 0..1, None);
+        let mut s = ClientState::new(ProtocolVersion::V3_1_1, -1);
+        let mut stats = ThreadStats::new(1);
+        sub.subscribe_sent_ns = 1_000;
+        for seq in [0, 1] {
+            sub.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, stamped(0, seq, 0)), 5_000);
+        }
+        assert_eq!(stats.hists.get(Hist::RetainedDelivery).len(), 2);
+        assert_eq!(stats.hists.get(Hist::RetainedComplete).len(), 1);
+        assert!(stats.hists.get(Hist::E2e).is_empty());
+        // An empty payload is malformed during the run, expected during clean-up.
+        sub.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, Vec::new()), 6_000);
+        assert_eq!(stats.counters.malformed, 1);
+        ctx.cleanup.set();
+        sub.on_packet(&ctx, &mut s, &mut stats, publish(QoS::AtMostOnce, 0, Vec::new()), 6_000);
+        assert_eq!(stats.counters.malformed, 1);
+    }
+}
