@@ -13,7 +13,7 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ringmq::protocol::{ByteStr, ProtocolVersion, QoS};
-use ringmq::session::{DeliverOutcome, Delivery, Limits, Message, PublisherKey, Session};
+use ringmq::session::{DeliverOutcome, Delivery, Limits, Message, Origin, PublisherKey, Session};
 use std::sync::Arc;
 
 const WINDOWS: [u16; 3] = [20, 1000, u16::MAX];
@@ -44,6 +44,7 @@ fn window(c: &mut Criterion) {
         properties: None,
         expires_at_ms: None,
         publisher: PublisherKey::NONE,
+        origin: Origin::UNROUTED,
     });
     for w in WINDOWS {
         let limits = Limits { max_inflight_messages: w, max_queued_messages: 0, ..Limits::default() };

@@ -24,6 +24,25 @@ pub struct Message {
     pub expires_at_ms: Option<u64>,
     /// Identifies the publishing client on its shard, for the No Local option.
     pub publisher: PublisherKey,
+    /// The shard that routed it first and its number there.
+    pub origin: Origin,
+}
+
+/// Where a message entered the routing: the shard and the message's number there. Each
+/// shard numbers the messages it routes (1, 2, ...) and forwards them to each other shard
+/// in that order, so a shard can say up to which number it has handled a peer's
+/// messages: what a session moving away takes along, so that its new shard does not
+/// deliver again what the old one already did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Origin {
+    pub shard: u16,
+    /// 0 until routed.
+    pub seq: u64,
+}
+
+impl Origin {
+    /// Not routed yet.
+    pub const UNROUTED: Origin = Origin { shard: 0, seq: 0 };
 }
 
 /// A message on its way through one shard's routing: owned until some delivery has to
@@ -121,6 +140,7 @@ mod tests {
             properties: None,
             expires_at_ms: None,
             publisher: PublisherKey::NONE,
+            origin: Origin::UNROUTED,
         }
     }
 

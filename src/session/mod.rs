@@ -13,7 +13,7 @@
 mod message;
 mod outbound;
 
-pub use message::{Delivery, Message, PublisherKey, Routed, SharedGroupName};
+pub use message::{Delivery, Message, Origin, PublisherKey, Routed, SharedGroupName};
 pub use outbound::{Inflight, InflightOut, OutState, Outbound};
 
 use crate::protocol::{
@@ -274,6 +274,7 @@ impl Session {
             properties,
             expires_at_ms,
             publisher: PublisherKey::NONE,
+            origin: Origin::UNROUTED,
         };
         let route = match p.qos {
             QoS::ExactlyOnce => {
@@ -548,6 +549,15 @@ impl Session {
             .filter(|f| f.state != OutState::AwaitingPubComp)
             .map(|f| &f.delivery);
         inflight.chain(self.outbound.queue.iter()).filter(|d| d.shared.is_some()).cloned().collect()
+    }
+
+    /// The messages the session holds for its client: in flight and queued.
+    pub fn held_messages(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.outbound
+            .inflight
+            .iter()
+            .map(|f| &f.delivery.message)
+            .chain(self.outbound.queue.iter().map(|d| &d.message))
     }
 
     /// Forgets a subscription; returns whether it existed.

@@ -195,7 +195,7 @@ impl Outbound {
 mod tests {
     use super::*;
     use crate::protocol::{ByteStr, QoS};
-    use crate::session::{Message, PublisherKey};
+    use crate::session::{Message, Origin, PublisherKey};
     use std::sync::Arc;
 
     fn entry(packet_id: u16) -> InflightOut {
@@ -207,6 +207,7 @@ mod tests {
             properties: None,
             expires_at_ms: None,
             publisher: PublisherKey::NONE,
+            origin: Origin::UNROUTED,
         };
         let delivery = Delivery {
             message: Arc::new(message),

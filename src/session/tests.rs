@@ -46,6 +46,7 @@ fn delivery(qos: QoS, payload: &'static [u8]) -> Delivery {
         properties: None,
         expires_at_ms: None,
         publisher: PublisherKey::NONE,
+        origin: Origin::UNROUTED,
     };
     Delivery { message: Arc::new(message), qos, retain: false, subscription_ids: vec![], shared: None }
 }

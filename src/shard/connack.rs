@@ -4,7 +4,7 @@
 
 use crate::config::{Config, PROTOCOL_MAX_PACKET_BYTES};
 use crate::protocol::{ByteStr, Connect, Properties, ProtocolVersion, ReasonCode};
-use crate::session::{Limits, Message, PublisherKey};
+use crate::session::{Limits, Message, Origin, PublisherKey};
 use std::sync::Arc;
 
 /// What CONNECT checking decided before the registry is asked.
@@ -132,6 +132,7 @@ pub fn will_of(connect: &Connect) -> (Option<Message>, u32) {
         }),
         expires_at_ms: None,
         publisher: PublisherKey::NONE,
+        origin: Origin::UNROUTED,
     };
     (Some(will), delay_secs)
 }

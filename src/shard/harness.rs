@@ -110,8 +110,15 @@ impl Harness {
     /// Opens a connection on `shard` and sends `connect` on it; returns the client once
     /// the shards have settled (read its CONNACK with [`Harness::recv`]).
     pub fn connect(&mut self, shard: usize, connect: Connect) -> ClientId {
+        let id = self.connect_unsettled(shard, connect);
+        self.settle();
+        id
+    }
+
+    /// [`Harness::connect`] without settling: the CONNECT is registered, nothing more.
+    pub fn connect_unsettled(&mut self, shard: usize, connect: Connect) -> ClientId {
         let id = self.open(shard, connect.version);
-        self.send(id, Packet::Connect(Box::new(connect)));
+        self.send_unsettled(id, Packet::Connect(Box::new(connect)));
         id
     }
 

@@ -10,6 +10,15 @@ use std::sync::Arc;
 /// A unique id for one CONNECT attempt: the shard it arrived on and a counter there.
 pub type ConnectToken = u64;
 
+/// A session on its way to another shard, with how far its old shard had handled each
+/// shard's messages ([`crate::session::Origin`] numbers, indexed by shard): the new
+/// shard does not deliver again a message numbered up to there, which the old shard has
+/// already handled for the session (delivered, queued, or dropped as offline QoS 0).
+pub struct MovedSession {
+    pub session: Session,
+    pub handled_up_to: Box<[u64]>,
+}
+
 /// A message between shards.
 pub enum MeshMsg {
     /// Deliver to the receiving shard's local (non-shared) subscribers.
@@ -30,11 +39,12 @@ pub enum MeshMsg {
     BarrierAck { token: u64 },
     /// To the client id's home shard: a client connected on shard `from`.
     Register { client_id: ByteStr, from: u16, token: ConnectToken, clean_start: bool },
-    /// From the home shard to the shard holding the client's session: give it up.
-    Takeover { client_id: ByteStr, to: u16, token: ConnectToken, clean_start: bool },
+    /// From the home shard to the shard of registration `holder`, which holds the
+    /// client's session or is still connecting: give it up to `token` on shard `to`.
+    Takeover { client_id: ByteStr, holder: ConnectToken, to: u16, token: ConnectToken, clean_start: bool },
     /// To the shard the client connected on: its old session, if it is to be resumed,
     /// from shard `from`, which keeps routing to it until told `Release`.
-    Handoff { token: ConnectToken, session: Option<Box<Session>>, from: u16 },
+    Handoff { token: ConnectToken, session: Option<Box<MovedSession>>, from: u16 },
     /// From the old holder: a delivery its stub of the moved session received.
     MovedDelivery { token: ConnectToken, delivery: Delivery },
     /// To the old holder: the moved session is routed here now; drop the stub.

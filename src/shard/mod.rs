@@ -49,6 +49,8 @@ mod takeover;
 mod harness;
 #[cfg(test)]
 mod harness_tests;
+#[cfg(test)]
+mod model_tests;
 
 use crate::config::Config;
 use clock::Clock;

@@ -22,7 +22,7 @@ use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
 use super::Shared;
 use crate::protocol::{ByteStr, Publish, QoS, ReasonCode, RetainHandling};
 use crate::router::{merge_overlapping, Pick, ShardSet};
-use crate::session::{Delivery, Message, PublisherKey, Routed, SharedGroupName, Subscription};
+use crate::session::{Delivery, Message, Origin, PublisherKey, Routed, SharedGroupName, Subscription};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -60,6 +60,11 @@ pub struct DataPlane {
     pub(super) now_ms: u64,
     /// Bytes of messages written to connections' output this turn (the event loop bounds it).
     pub(super) turn_output_bytes: usize,
+    /// The last [`Origin`] number this shard gave a message it routed.
+    pub(super) routed_seq: u64,
+    /// Per shard (this one included), the highest [`Origin`] number of its messages
+    /// handled here: what a session that moves away takes along.
+    pub(super) handled_up_to: Vec<u64>,
 }
 
 impl DataPlane {
@@ -141,7 +146,10 @@ impl DataPlane {
     /// Routes a message published on this shard: retained store, local subscribers, other
     /// shards, shared groups. Returns whether anyone subscribed (on any shard), for
     /// MQTT 5's "no matching subscribers".
-    pub fn publish(&mut self, msg: Message) -> bool {
+    pub fn publish(&mut self, mut msg: Message) -> bool {
+        self.routed_seq += 1;
+        msg.origin = Origin { shard: self.id, seq: self.routed_seq };
+        self.handled_up_to[self.id as usize] = self.routed_seq;
         let mut msg = Routed::new(msg);
         if msg.retain {
             self.publish_retained(&mut msg);
@@ -183,6 +191,10 @@ impl DataPlane {
     /// A message another shard forwarded: local subscribers only (the shards to forward
     /// to and the shared picks were the publishing shard's business).
     pub fn deliver_forwarded(&mut self, msg: Arc<Message>) {
+        // Each shard's forwards arrive in its numbering order (one FIFO queue per pair).
+        let handled = &mut self.handled_up_to[msg.origin.shard as usize];
+        debug_assert!(msg.origin.seq > *handled, "forwards arrive in their origin's order");
+        *handled = msg.origin.seq;
         let mut msg = Routed::from_shared(msg);
         let mut matches = self.routes.take_matches();
         let sources = self.routes.route(&msg, &mut matches, &mut ShardSet::default(), None);
@@ -203,8 +215,14 @@ impl DataPlane {
             // Delivered at min(published QoS, highest granted QoS) (3.1.1 [MQTT-3.8.4-6],
             // 5.0 [MQTT-3.8.4-8]).
             let qos = msg.qos.min(m.qos);
-            let d =
-                DeliveryOf { message: msg, qos, retain, subscription_ids: m.subscription_ids, shared: None };
+            let d = DeliveryOf {
+                message: msg,
+                qos,
+                retain,
+                subscription_ids: m.subscription_ids,
+                shared: None,
+                via_stub: false,
+            };
             self.deliver(m.subscriber, d);
         }
     }
@@ -222,13 +240,17 @@ impl DataPlane {
         let retain = retained_replay || (sub.options.retain_as_published && msg.retain);
         let qos = msg.qos.min(sub.options.qos);
         let subscription_ids = sub.subscription_id.into_iter().collect();
-        self.deliver(sid, DeliveryOf { message: msg, qos, retain, subscription_ids, shared });
+        self.deliver(
+            sid,
+            DeliveryOf { message: msg, qos, retain, subscription_ids, shared, via_stub: false },
+        );
     }
 
     /// Hands one delivery to a session and accounts for what became of it.
     pub fn deliver(&mut self, sid: SessionId, d: DeliveryOf<'_>) {
         match self.sessions.deliver(sid, d, &mut self.conns, self.now_ms) {
             Delivered::Accepted { bytes } => self.turn_output_bytes += bytes,
+            Delivered::Held => {}
             Delivered::Moved { to, msg } => self.outbox.send(to as usize, msg),
             Delivered::DroppedSlowQos0 => self.drops.qos0_slow_subscriber.add(),
             Delivered::DroppedQueueFull => self.drops.queue_full.add(),
@@ -433,6 +455,7 @@ mod tests {
             properties: None,
             expires_at_ms: None,
             publisher,
+            origin: Origin::UNROUTED,
         }
     }
 

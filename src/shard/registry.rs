@@ -44,6 +44,16 @@ impl Registry {
     }
 }
 
+/// A takeover of a registration: the session of `client_id` held under `holder` goes to
+/// the CONNECT registered as `token` on shard `to`.
+pub struct PendingTakeover {
+    pub client_id: ByteStr,
+    pub holder: ConnectToken,
+    pub to: u16,
+    pub token: ConnectToken,
+    pub clean_start: bool,
+}
+
 /// A CONNECT waiting for its client id's home shard to answer.
 struct PendingConnect {
     conn: ConnId,
@@ -58,11 +68,19 @@ pub struct PendingConnects {
     pending: HashMap<ConnectToken, PendingConnect>,
     /// Tokens whose answer came, for the event loop to complete.
     answered: Vec<ConnectToken>,
+    /// Takeovers of CONNECTs still waiting here, to run once each has completed.
+    deferred_takeovers: HashMap<ConnectToken, PendingTakeover>,
 }
 
 impl PendingConnects {
     pub fn new(shard: u16) -> Self {
-        PendingConnects { shard, next_token: 0, pending: HashMap::new(), answered: Vec::new() }
+        PendingConnects {
+            shard,
+            next_token: 0,
+            pending: HashMap::new(),
+            answered: Vec::new(),
+            deferred_takeovers: HashMap::new(),
+        }
     }
 
     /// A token unique in the process: this shard in the top 16 bits, a counter below.
@@ -83,6 +101,21 @@ impl PendingConnects {
         p.answer = Some(resumed);
         self.answered.push(token);
         true
+    }
+
+    /// Whether the CONNECT registered as `token` is still waiting to complete here.
+    pub fn is_waiting(&self, token: ConnectToken) -> bool {
+        self.pending.contains_key(&token)
+    }
+
+    /// Keeps a takeover of a CONNECT still waiting here until it has completed.
+    pub fn defer_takeover(&mut self, t: PendingTakeover) {
+        self.deferred_takeovers.insert(t.holder, t);
+    }
+
+    /// The takeover that waited for the CONNECT registered as `token`, now it has completed.
+    pub fn take_deferred_takeover(&mut self, token: ConnectToken) -> Option<PendingTakeover> {
+        self.deferred_takeovers.remove(&token)
     }
 
     /// Whether answers wait to be completed.

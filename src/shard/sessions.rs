@@ -30,18 +30,58 @@ pub struct SessionEntry {
     /// go on to (shard, handoff token) until the new holder releases the stub.
     pub moved_to: Option<Box<(u16, ConnectToken)>>,
     /// Set on a session that just arrived from another shard, until the old holder's
-    /// stub is gone: a message can then come both ways, so deliveries are deduplicated
-    /// by the identity of the shared message.
-    // Boxed on purpose: an empty HashMap is 48 bytes inline in every session entry, the
-    // box 8, and a session arrives from another shard rarely.
-    #[allow(clippy::box_collection)]
-    pub arriving: Option<Box<HashMap<usize, Arc<Message>>>>,
+    /// stub is gone. Boxed: a session arrives from another shard rarely, and every byte
+    /// here is paid per session.
+    pub arriving: Option<Box<Arrival>>,
+}
+
+/// A session between its arrival from another shard and the end of the old holder's
+/// stub. A message can then come two ways: forwarded by the stub (which had it first,
+/// in its publishers' order) or directly. Stub copies are delivered at once; direct
+/// copies wait until the stub is gone, since a direct copy can overtake an earlier
+/// message still on its way through the stub; then each is delivered unless the stub
+/// brought it (by the identity of the shared message), keeping every publisher's order
+/// [MQTT-4.6.0-6] without duplicates.
+#[derive(Default)]
+pub struct Arrival {
+    /// Messages the session has: held when it arrived, or brought by the stub.
+    seen: HashMap<usize, Arc<Message>>,
+    /// Direct deliveries waiting for the stub to go, in arrival order.
+    held: Vec<Delivery>,
+    /// Per origin shard, the number up to which the old shard handled messages for the
+    /// session: a direct copy numbered up to there is not delivered again.
+    handled_up_to: Box<[u64]>,
+}
+
+impl Arrival {
+    /// An arrival of a session that already holds `messages` (in flight and queued), whose
+    /// old shard handled every shard's messages up to `handled_up_to`.
+    pub fn new<'m>(messages: impl Iterator<Item = &'m Arc<Message>>, handled_up_to: Box<[u64]>) -> Self {
+        let seen = messages.map(|m| (Arc::as_ptr(m) as usize, m.clone())).collect();
+        Arrival { seen, held: Vec::new(), handled_up_to }
+    }
+
+    /// Merges into `handled` (the shard's own) what this arrival's old shard had handled:
+    /// a session moving on before its arrival ended takes both along.
+    pub fn merge_handled(&self, handled: &mut [u64]) {
+        for (mine, theirs) in handled.iter_mut().zip(self.handled_up_to.iter()) {
+            *mine = (*mine).max(*theirs);
+        }
+    }
+
+    /// Whether the old shard already handled `m` for the session.
+    fn handled_before(&self, m: &Message) -> bool {
+        m.origin.seq != 0
+            && self.handled_up_to.get(m.origin.shard as usize).is_some_and(|&h| m.origin.seq <= h)
+    }
 }
 
 /// What became of one delivery.
 pub enum Delivered {
     /// Written to the connection's output (this many bytes), or queued in the session.
     Accepted { bytes: usize },
+    /// Held until the old holder's stub is gone (see [`Arrival`]).
+    Held,
     /// The session moved: the delivery goes on to shard `to` in this message.
     Moved { to: u16, msg: MeshMsg },
     /// A QoS 0 message to a connection whose output is above [`OUTPUT_HIGH_WATER_BYTES`].
@@ -60,6 +100,8 @@ pub struct DeliveryOf<'m> {
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
     pub shared: Option<Arc<SharedGroupName>>,
+    /// Forwarded by the old holder's stub of a session that moved here.
+    pub via_stub: bool,
 }
 
 /// The session table of one shard.
@@ -143,17 +185,27 @@ impl Sessions {
         now_ms: u64,
     ) -> Delivered {
         let Some(entry) = self.table.get_mut(sid) else { return Delivered::Ignored };
-        let DeliveryOf { message, qos, retain, subscription_ids, shared } = d;
+        let DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub } = d;
+        if let Some(arrival) = &mut entry.arriving {
+            let key = Arc::as_ptr(&message.share()) as usize;
+            if arrival.seen.contains_key(&key) {
+                return Delivered::Ignored;
+            }
+            if !via_stub {
+                // The numbers say what the old shard routed; a shared group's pick was
+                // made for this shard alone, whatever the old one had seen.
+                if shared.is_none() && arrival.handled_before(message) {
+                    return Delivered::Ignored;
+                }
+                let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
+                arrival.held.push(delivery);
+                return Delivered::Held;
+            }
+            arrival.seen.insert(key, message.share());
+        }
         if let Some(&(to, token)) = entry.moved_to.as_deref() {
             let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
             return Delivered::Moved { to, msg: MeshMsg::MovedDelivery { token, delivery } };
-        }
-        if let Some(seen) = &mut entry.arriving {
-            // The same message may come directly and through the old holder's stub.
-            let shared = message.share();
-            if seen.insert(Arc::as_ptr(&shared) as usize, shared).is_some() {
-                return Delivered::Ignored;
-            }
         }
         let conn = entry.conn;
         // Offline sessions queue and write nothing; they still need somewhere to write.
@@ -185,6 +237,16 @@ impl Sessions {
             return Delivered::DroppedQueueFull;
         }
         Delivered::Accepted { bytes }
+    }
+
+    /// The old holder's stub of an arrived session is gone: the direct deliveries that
+    /// waited for it and that the stub did not bring, in order, to deliver now.
+    pub fn end_arrival(&mut self, sid: SessionId) -> Vec<Delivery> {
+        let Some(arrival) = self.table.get_mut(sid).and_then(|e| e.arriving.take()) else {
+            return Vec::new();
+        };
+        let Arrival { seen, held, .. } = *arrival;
+        held.into_iter().filter(|d| !seen.contains_key(&(Arc::as_ptr(&d.message) as usize))).collect()
     }
 
     /// Takes the delayed wills that are due (their Will Delay Interval has passed).

@@ -12,7 +12,7 @@ use super::handover::Handovers;
 use super::messages::{ConnectToken, MeshMsg};
 use super::outbox::Outbox;
 use super::plane::{Close, DataPlane};
-use super::registry::{home_shard, PendingConnects, Registry};
+use super::registry::{home_shard, PendingConnects, PendingTakeover, Registry};
 use super::routes::Routes;
 use super::sessions::{SessionId, Sessions};
 use super::takeover::Takeover;
@@ -64,6 +64,8 @@ impl Shard {
             drops: DropStats::default(),
             now_ms,
             turn_output_bytes: 0,
+            routed_seq: 0,
+            handled_up_to: vec![0; shared.mesh.shards()],
             shared,
         };
         Shard {
@@ -261,6 +263,10 @@ impl Shard {
             e.session.resume(&mut c.out);
         }
         self.plane.conns.wake_writer(conn);
+        // A newer CONNECT with the same client id registered while this one waited.
+        if let Some(t) = self.connects.take_deferred_takeover(token) {
+            self.takeover().on_takeover(t);
+        }
     }
 
     /// One packet from a connected client.
@@ -463,8 +469,8 @@ impl Shard {
             MeshMsg::Register { client_id, from, token, clean_start } => {
                 self.takeover().on_register(client_id, from, token, clean_start)
             }
-            MeshMsg::Takeover { client_id, to, token, clean_start } => {
-                self.takeover().on_takeover(&client_id, to, token, clean_start)
+            MeshMsg::Takeover { client_id, holder, to, token, clean_start } => {
+                self.takeover().on_takeover(PendingTakeover { client_id, holder, to, token, clean_start })
             }
             MeshMsg::Handoff { token, session, from } => self.takeover().on_handoff(token, session, from),
             MeshMsg::MovedDelivery { token, delivery } => self.takeover().on_moved_delivery(token, delivery),

@@ -15,10 +15,10 @@
 
 use super::barriers::{AfterBarrier, Barriers};
 use super::handover::{HandoverStep, Handovers};
-use super::messages::{ConnectToken, MeshMsg};
+use super::messages::{ConnectToken, MeshMsg, MovedSession};
 use super::plane::DataPlane;
-use super::registry::{home_shard, token_shard, PendingConnects, Registry};
-use super::sessions::SessionId;
+use super::registry::{home_shard, token_shard, PendingConnects, PendingTakeover, Registry};
+use super::sessions::{Arrival, DeliveryOf, SessionId};
 use crate::protocol::{ByteStr, ReasonCode};
 use crate::session::{Delivery, Routed, Session};
 
@@ -36,8 +36,9 @@ impl Takeover<'_> {
     pub fn on_register(&mut self, client_id: ByteStr, from: u16, token: ConnectToken, clean_start: bool) {
         let outbox = &mut self.plane.outbox;
         match self.registry.register(client_id.clone(), token) {
-            Some(old) => {
-                outbox.send(token_shard(old), MeshMsg::Takeover { client_id, to: from, token, clean_start })
+            Some(holder) => {
+                let takeover = MeshMsg::Takeover { client_id, holder, to: from, token, clean_start };
+                outbox.send(token_shard(holder), takeover)
             }
             None => {
                 let home = self.plane.id;
@@ -47,7 +48,16 @@ impl Takeover<'_> {
     }
 
     /// Holding shard: give up the client's session to a newer connection on shard `to`.
-    pub fn on_takeover(&mut self, client_id: &str, to: u16, token: ConnectToken, clean_start: bool) {
+    /// When the registration being replaced (`holder`) is a CONNECT on this shard still
+    /// waiting for its own answer, the takeover waits for that CONNECT to complete: done
+    /// now, it would find no session, and the older connection would stay connected
+    /// beside the newer one [MQTT-3.1.4-3].
+    pub fn on_takeover(&mut self, t: PendingTakeover) {
+        if self.connects.is_waiting(t.holder) {
+            return self.connects.defer_takeover(t);
+        }
+        let PendingTakeover { client_id, to, token, clean_start, .. } = t;
+        let client_id = &client_id;
         let session = match self.plane.sessions.by_client(client_id) {
             Some(sid) => self.release_session(sid, clean_start, to, token),
             None => None,
@@ -66,7 +76,7 @@ impl Takeover<'_> {
         clean_start: bool,
         to: u16,
         token: ConnectToken,
-    ) -> Option<Box<Session>> {
+    ) -> Option<Box<MovedSession>> {
         let plane = &mut *self.plane;
         if let Some(conn) = plane.sessions.conn_of(sid) {
             if let Some(c) = plane.conns.get_mut(conn) {
@@ -97,10 +107,14 @@ impl Takeover<'_> {
             // A new connection in time cancels a delayed will (MQTT 5 [MQTT-3.1.3-9]).
             entry.delayed_will = None;
             entry.moved_to = Some(Box::new((to, token)));
+            let mut handled_up_to = plane.handled_up_to.clone().into_boxed_slice();
+            if let Some(arrival) = &entry.arriving {
+                arrival.merge_handled(&mut handled_up_to);
+            }
             plane.sessions.forget_client(&session.client_id);
             self.handovers.add_stub(token, sid);
             session.detach();
-            return Some(session);
+            return Some(Box::new(MovedSession { session: *session, handled_up_to }));
         }
         plane.unroute_session(sid);
         let entry = plane.sessions.remove(sid)?;
@@ -116,11 +130,16 @@ impl Takeover<'_> {
     /// is installed here at once (offline until the connection attaches) and routed;
     /// once every shard has answered a barrier, they all route here and the old
     /// holder's stub can go.
-    pub fn on_handoff(&mut self, token: ConnectToken, session: Option<Box<Session>>, from: u16) {
-        let resumed = session.map(|s| {
-            let sid = self.plane.sessions.install(*s, None, token, self.plane.now_ms);
+    pub fn on_handoff(&mut self, token: ConnectToken, moved: Option<Box<MovedSession>>, from: u16) {
+        let resumed = moved.map(|m| {
+            let MovedSession { session, handled_up_to } = *m;
+            // What the session already holds, or its old shard handled, counts as seen: a
+            // copy still on its way here directly or through the old stub is not
+            // delivered again.
+            let arrival = Arrival::new(session.held_messages(), handled_up_to);
+            let sid = self.plane.sessions.install(session, None, token, self.plane.now_ms);
             if let Some(e) = self.plane.sessions.get_mut(sid) {
-                e.arriving = Some(Box::default());
+                e.arriving = Some(Box::new(arrival));
             }
             self.handovers.add_arrival(token, sid);
             self.plane.route_session(sid);
@@ -138,7 +157,7 @@ impl Takeover<'_> {
             let message = &mut Routed::from_shared(d.message);
             let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
             self.plane
-                .deliver(sid, super::sessions::DeliveryOf { message, qos, retain, subscription_ids, shared });
+                .deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub: true });
         }
     }
 
@@ -159,8 +178,11 @@ impl Takeover<'_> {
     /// waited for it.
     pub fn on_released(&mut self, token: ConnectToken) {
         let Some((sid, deferred)) = self.handovers.released(token) else { return };
-        if let Some(e) = self.plane.sessions.get_mut(sid) {
-            e.arriving = None;
+        for d in self.plane.sessions.end_arrival(sid) {
+            let message = &mut Routed::from_shared(d.message);
+            let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
+            self.plane
+                .deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub: false });
         }
         if let Some(step) = deferred {
             self.after_barrier(step);
