@@ -5,15 +5,21 @@
 //! - [`protocol`]: the sans-IO MQTT codec. Packets, properties, reason codes, topic
 //!   validation and matching. No sockets, no clock; decoding is zero-copy over `Bytes`.
 //! - [`router`]: the per-shard topic trie (local subscribers plus per-shard interest
-//!   counts for the other shards), the retained store and shared-subscription selection.
-//! - [`session`]: the per-client state machine: packet ids, QoS 1/2 inflight windows in
-//!   both directions, the offline queue, keepalive and will. Inputs are `handle_*`,
-//!   outputs are `poll_*`, time is passed in.
-//! - [`shard`]: the only module that touches the kernel: threads pinned to CPUs, one
-//!   io_uring event loop each (on the io-uring crate: multishot accept and receive,
-//!   provided buffers, batched sends), listeners, connections and the cross-shard mesh.
+//!   counts for the other shards), the route cache, the merge of overlapping matches,
+//!   shared-subscription selection, and the retained store in its process-wide order.
+//! - [`session`]: the per-client state machine: packet ids, QoS 1/2 in-flight windows in
+//!   both directions, the offline queue, topic aliases, message expiry. Its inputs are
+//!   the client's packets (`accept_publish`, `handle_puback`, ...) and deliveries
+//!   (`deliver`); its output is the encoded packets it writes into the buffer it is
+//!   given; time is passed in (`set_now_ms`). Keepalive and wills are the shard's, which
+//!   owns the connection.
+//! - [`shard`]: the only module that touches the kernel, and only in `shard/reactor/`:
+//!   threads pinned to CPUs, one io_uring event loop each (multishot accept and receive,
+//!   provided buffers, batched sends). The rest of the shard (connections, sessions,
+//!   routes, the mesh between shards, the takeover protocol) is synchronous and takes
+//!   time as an input, so tests drive several shards at once without sockets.
 //! - [`config`]: the command line and the Mosquitto-syntax config file, validated once.
-//! - [`log`]: Mosquitto-shaped log lines.
+//! - [`log`](mod@log): Mosquitto-shaped log lines.
 
 pub mod config;
 pub mod log;

@@ -3,15 +3,13 @@
 //! themselves belong to the event loop (`reactor/`), which reads back which connections
 //! have output to send ([`Connections::take_to_flush`]) and tells when a side has ended.
 
-use super::sessions::SessionId;
+pub use super::ids::ConnId;
+use super::ids::SessionId;
 use super::slab::Slab;
 use crate::protocol::{ByteStr, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::session::Message;
 use bytes::BytesMut;
 use std::net::SocketAddr;
-
-/// A connection's slot in its shard's table.
-pub type ConnId = u32;
 
 /// Where a connection stands:
 ///

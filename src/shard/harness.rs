@@ -12,8 +12,8 @@
 
 use super::connections::{ConnId, Side};
 use super::input::{Input, Phase};
+use super::shared::Shared;
 use super::state::Shard;
-use super::Shared;
 use crate::config::Config;
 use crate::protocol::{
     ByteStr, Connect, Decoded, Decoder, Packet, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,

@@ -1,17 +1,17 @@
 //! The only module that touches the kernel. One shard thread per core, each running its
 //! own io_uring event loop (`reactor/`; COOP_TASKRUN, SINGLE_ISSUER, DEFER_TASKRUN), each
 //! with its own SO_REUSEPORT socket on every listener so the kernel spreads connections
-//! over the shards. Shards share nothing but the [`mesh::Mesh`], the configuration, the
+//! over the shards. Shards share nothing but the mesh (`mesh.rs`), the configuration, the
 //! clock and two counters.
 //!
 //! # Layout
 //!
-//! A shard ([`state::Shard`]) is a data plane and a control plane:
+//! A shard (`state::Shard`) is a data plane and a control plane:
 //! - `plane.rs`: the data plane, the path of a message from PUBLISH to subscribers,
 //!   composed of the parts below;
 //!   - `routes.rs`: the trie, per-filter counts, route cache and retained copy;
 //!   - `sessions.rs`: the session table and the one place a delivery reaches a session;
-//!   - `connections.rs`: connections, their output, and their life ([`connections::Life`]);
+//!   - `connections.rs`: connections, their output, and their life (`connections::Life`);
 //!   - `outbox.rs`: this shard's sending end of the mesh, with its backlog;
 //!   - `drops.rs`: drop counters, logged once per episode;
 //! - `state.rs`: the shard itself, and what waits for other shards: CONNECTs
@@ -20,7 +20,8 @@
 //! - `input.rs`: a connection's reading side (CONNECT phase, then decoding);
 //! - `reactor/`: the event loop (`mod.rs`), the ring (`ring.rs`), sockets (`socket.rs`);
 //! - `mesh.rs`, `messages.rs`: the queues between shards and what travels on them;
-//! - `clock.rs`, `slab.rs`, `bufring.rs`: the clock, stable ids, the receive buffers.
+//! - `shared.rs`: what the shards share; `clock.rs`, `ids.rs`, `slab.rs`, `bufring.rs`:
+//!   the clock, the ids, the tables behind them, the receive buffers.
 //!
 //! Everything but `reactor/` is synchronous and free of sockets and clocks, which is what
 //! lets `harness.rs` drive several shards in one test, deterministically.
@@ -32,6 +33,7 @@ mod connack;
 mod connections;
 mod drops;
 mod handover;
+mod ids;
 mod input;
 mod mesh;
 mod messages;
@@ -41,6 +43,7 @@ mod reactor;
 mod registry;
 mod routes;
 mod sessions;
+mod shared;
 mod slab;
 mod state;
 mod takeover;
@@ -53,37 +56,11 @@ mod harness_tests;
 mod model_tests;
 
 use crate::config::Config;
-use clock::Clock;
-use mesh::Mesh;
+use shared::Shared;
 use state::Shard;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-
-/// What every shard shares.
-pub struct Shared {
-    pub mesh: Arc<Mesh>,
-    pub config: Config,
-    pub clock: Clock,
-    /// Connections open in the process, for `max_connections`.
-    pub connections: AtomicUsize,
-    /// Orders retained updates across shards (one increment per retained PUBLISH).
-    pub retain_seq: AtomicU64,
-}
-
-impl Shared {
-    /// What `shards` shards share, their mesh queues as long as the configuration says.
-    pub fn new(config: Config, shards: usize) -> Self {
-        Shared {
-            mesh: Arc::new(Mesh::new(shards, config.mesh_queue as usize)),
-            config,
-            clock: Clock::start(),
-            connections: AtomicUsize::new(0),
-            retain_seq: AtomicU64::new(0),
-        }
-    }
-}
 
 /// The oldest kernel ringmq runs on: DEFER_TASKRUN arrived in Linux 6.1 (multishot
 /// receive in 6.0, provided-buffer rings in 5.19).

@@ -19,7 +19,7 @@ use super::messages::MeshMsg;
 use super::outbox::Outbox;
 use super::routes::{InterestChange, LocalMatch, Routes, SharedTarget};
 use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
-use super::Shared;
+use super::shared::Shared;
 use crate::protocol::{ByteStr, Publish, QoS, ReasonCode, RetainHandling};
 use crate::router::{merge_overlapping, Pick, ShardSet};
 use crate::session::{Delivery, Message, Origin, PublisherKey, Routed, SharedGroupName, Subscription};
@@ -424,8 +424,8 @@ impl DataPlane {
 
 #[cfg(test)]
 mod tests {
+    use super::super::shared::Shared;
     use super::super::state::Shard;
-    use super::super::Shared;
     use super::*;
     use crate::config::Config;
     use crate::protocol::{ProtocolVersion, SubscriptionOptions};

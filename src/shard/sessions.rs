@@ -2,8 +2,10 @@
 //! client id, and the one place a delivery is handed to a session (written into its
 //! connection's output, queued while it is offline, or sent on to the shard it moved to).
 
-use super::connections::{ConnId, Connections};
+use super::connections::Connections;
 use super::drops::OUTPUT_HIGH_WATER_BYTES;
+use super::ids::ConnId;
+pub use super::ids::SessionId;
 use super::messages::{ConnectToken, MeshMsg};
 use super::slab::Slab;
 use crate::protocol::{ByteStr, QoS};
@@ -11,9 +13,6 @@ use crate::session::{DeliverOutcome, Delivery, Limits, Message, Routed, Session,
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A session's slot in its shard's table; the trie stores these.
-pub type SessionId = u32;
 
 /// A session and where it stands on this shard.
 pub struct SessionEntry {

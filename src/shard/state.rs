@@ -15,8 +15,8 @@ use super::plane::{Close, DataPlane};
 use super::registry::{home_shard, PendingConnects, PendingTakeover, Registry};
 use super::routes::Routes;
 use super::sessions::{SessionId, Sessions};
+use super::shared::Shared;
 use super::takeover::Takeover;
-use super::Shared;
 use crate::config::Config;
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Packet, ProtocolVersion, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,

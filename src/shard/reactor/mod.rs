@@ -18,75 +18,30 @@
 //! cost a re-armed read and an allocation per receive, and a read buffer per idle
 //! connection; docs/performance.md has the before/after figures.
 
+mod listeners;
 mod ring;
 mod socket;
+mod tuning;
 
 pub use ring::probe;
 
 use super::bufring::BufRing;
 use super::connections::{ConnId, Side};
 use super::input::{Input, Phase};
+use super::shared::Shared;
 use super::state::Shard;
-use super::Shared;
 use bytes::BytesMut;
 use io_uring::{cqueue, opcode, squeue, types};
-use ring::{decode_user_data, user_data, Completion, Op, Ring, RECV_BUFFER_GROUP};
-use socket::{peer_addr, set_nodelay, DisplayPeer, Held, Listener, Socket};
+use listeners::Listeners;
+use ring::{decode_user_data, user_data, Completion, EventFdWake, Op, Ring, RECV_BUFFER_GROUP};
+use socket::{peer_addr, set_nodelay, DisplayPeer, Held, Socket};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
-
-/// Size of each of the shard's receive buffers; how many there are is the
-/// `recv_buffers` option (default 128: 2 MiB per shard, touched as used). A pipelining
-/// publisher's bytes cost one receive per buffer: 4 KiB buffers made QoS 0 pairs about 7%
-/// dearer than 16 KiB; 32 KiB and 64 KiB measured no better than 16 (scripts/ab.sh).
-const RECV_BUFFER_BYTES: usize = 16 * 1024;
-/// Received bytes are staged in chunks of this size (decoded packets are slices of them).
-const RECV_CHUNK_BYTES: usize = 64 * 1024;
-/// A connection's output buffers are reused from send to send whatever their size (regrowing
-/// a fan-out subscriber's buffer from empty every turn cost 7% of the broker's CPU in QoS 0
-/// fan-out, 1 -> 50 subscribers); buffers above this size are given back by the
-/// housekeeping once the connection has gone quiet.
-const IDLE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
-/// Output produced per turn before the rest of the received data waits for the next turn:
-/// without a bound a turn behind a fast publisher grew to megabytes of output per
-/// subscriber and the appends ran out of cache (QoS 0 fan-out, 1 -> 50: 35% more CPU per
-/// message); a bound on input instead (64 KiB) cut the messages per send in QoS 0 pairs,
-/// and the sends cost 20% more.
-const TURN_OUTPUT_BYTES: usize = 2 << 20;
-/// Mesh messages taken from one peer per turn, so one busy peer cannot starve the
-/// others or the shard's own sockets.
-const MESH_BATCH: usize = 1024;
-/// Periodic work runs this often; while the mesh is backed up, much more often.
-const HOUSEKEEPING: Duration = Duration::from_millis(100);
-const BACKLOG_RETRY: Duration = Duration::from_micros(200);
-/// Keepalive deadlines are checked this often: 1.5 x keepalive is met within it.
-const KEEPALIVE_SWEEP_MS: u64 = 250;
-/// The shard's once-a-second timers (wills, expiry, drop logs).
-const SLOW_TIMERS_MS: u64 = 1000;
-/// How long a shutting-down shard lets connections flush their last packets.
-const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
-/// How long a connection the broker has finished writing to is still read (and what
-/// arrives discarded) before its socket is closed: see [`Reactor::finish_writer`].
-const LINGER_MS: u64 = 2000;
-
-/// Wakes a parked shard: the mesh calls it after pushing; it writes the shard's eventfd.
-struct EventFdWake(OwnedFd);
-
-impl Wake for EventFdWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to an eventfd we own. (It could block
-        // only with the counter at 2^64 - 2, far beyond any number of wakes.)
-        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-}
+use tuning::*;
 
 /// One shard's ring, sockets and loop.
 pub struct Reactor {
@@ -95,7 +50,7 @@ pub struct Reactor {
     bufs: BufRing,
     shard: Shard,
     shared: Arc<Shared>,
-    listeners: Vec<Listener>,
+    listeners: Listeners,
     sockets: super::slab::Slab<Socket>,
     /// Socket slot of each connection id (`u32::MAX`: none).
     by_conn: Vec<u32>,
@@ -113,7 +68,6 @@ pub struct Reactor {
     /// The flush list handed back and forth with the shard, to reuse its allocation.
     spare_flush: Vec<ConnId>,
     spare_completions: Vec<Completion>,
-    accept_retry_at: Option<Instant>,
     /// Sockets holding output buffers above [`IDLE_BUFFER_KEEP_BYTES`], to shrink when quiet.
     big_buffers: Vec<u32>,
     /// Sockets still read after their writing side finished, in the order they started:
@@ -144,8 +98,7 @@ impl Reactor {
         // SAFETY: efd is a fresh descriptor nobody else owns.
         let wake_fd = Arc::new(EventFdWake(unsafe { OwnedFd::from_raw_fd(efd) }));
         let waker = Waker::from(wake_fd.clone());
-        let listeners =
-            listeners.into_iter().map(|(socket, port)| Listener { socket, port, armed: false }).collect();
+        let listeners = Listeners::new(listeners);
         let now = shard.now_ms();
         Ok(Reactor {
             ring,
@@ -164,7 +117,6 @@ impl Reactor {
             waker,
             spare_flush: Vec::new(),
             spare_completions: Vec::with_capacity(1024),
-            accept_retry_at: None,
             big_buffers: Vec::new(),
             lingering: VecDeque::new(),
             next_keepalive_sweep_ms: now + KEEPALIVE_SWEEP_MS,
@@ -174,9 +126,7 @@ impl Reactor {
 
     /// Runs the shard until the broker shuts down, then closes every connection.
     pub fn run(mut self) -> std::io::Result<()> {
-        for i in 0..self.listeners.len() {
-            self.arm_accept(i);
-        }
+        self.listeners.arm_all(&mut self.ring);
         self.arm_wake();
         let id = self.shard.id() as usize;
         let mesh = self.shared.mesh.clone();
@@ -222,16 +172,6 @@ impl Reactor {
         // completion: send buffers sit in `Socket::buf`, the wake buffer in `wake_buf`,
         // and sockets stay open until their operations have completed.
         unsafe { self.ring.push(&e) }
-    }
-
-    fn arm_accept(&mut self, i: usize) {
-        let fd = self.listeners[i].socket.as_raw_fd();
-        self.listeners[i].armed = true;
-        let e = opcode::AcceptMulti::new(types::Fd(fd))
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(user_data(Op::Accept, i as u32));
-        self.push(e);
     }
 
     fn arm_wake(&mut self) {
@@ -286,24 +226,9 @@ impl Reactor {
     }
 
     fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
-        if !cqueue::more(flags) {
-            self.listeners[i].armed = false;
-        }
-        if res < 0 {
-            // Out of file descriptors, most likely: re-arm after a pause rather than spin.
-            let e = std::io::Error::from_raw_os_error(-res);
-            crate::log!(Error, "Error accepting a connection: {}.", e);
-            self.accept_retry_at = Some(Instant::now() + Duration::from_millis(50));
-            return;
-        }
-        if !self.listeners[i].armed && self.accept_retry_at.is_none() {
-            self.arm_accept(i);
-        }
-        // SAFETY: a successful accept returns a new descriptor that we now own.
-        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+        let Some((fd, port)) = self.listeners.on_accept(i, res, flags, &mut self.ring) else { return };
         let peer = peer_addr(&fd);
         set_nodelay(&fd);
-        let port = self.listeners[i].port;
         crate::log!(Information, "New connection from {} on port {}.", DisplayPeer(peer), port);
         let sh = &mut self.shard;
         let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
@@ -655,14 +580,7 @@ impl Reactor {
             self.connect_deadlines = VecDeque::new();
         }
         self.end_lingering();
-        if self.accept_retry_at.is_some_and(|t| Instant::now() >= t) {
-            self.accept_retry_at = None;
-            for i in 0..self.listeners.len() {
-                if !self.listeners[i].armed {
-                    self.arm_accept(i);
-                }
-            }
-        }
+        self.listeners.retry_if_due(&mut self.ring);
     }
 
     /// Closes every connection (MQTT 5: DISCONNECT 0x8B), publishes wills, and lets the

@@ -4,6 +4,9 @@
 
 use super::super::bufring::BufRing;
 use io_uring::{squeue, types, IoUring};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::task::Wake;
 use std::time::Duration;
 
 /// Submission queue entries; the completion queue is twice that (the kernel's default
@@ -144,5 +147,20 @@ impl Ring {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Wakes a parked shard: the mesh calls it after pushing; it writes the shard's eventfd.
+pub struct EventFdWake(pub OwnedFd);
+
+impl Wake for EventFdWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a live u64 to an eventfd we own. (It could block
+        // only with the counter at 2^64 - 2, far beyond any number of wakes.)
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 }

@@ -3,7 +3,7 @@
 
 use super::super::input::Input;
 use bytes::BytesMut;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// A receive completion kept for later: bytes in a provided buffer, or the end.
@@ -67,13 +67,6 @@ impl Socket {
         // SAFETY: shutdown(2) on a descriptor we own and have not closed.
         unsafe { libc::shutdown(self.fd.as_raw_fd(), how) };
     }
-}
-
-/// A listening socket and whether its multishot accept is armed.
-pub struct Listener {
-    pub socket: TcpListener,
-    pub port: u16,
-    pub armed: bool,
 }
 
 pub fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
