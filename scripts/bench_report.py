@@ -1176,8 +1176,10 @@ def write_index(index_path):
         "",
         "Broker comparisons produced by `scripts/bench.sh` (the method: [docs/performance.md](../docs/performance.md)),",
         "newest first. Each directory holds every raw `summary.json` and `.hgrm` from ringmq-loadgen, the",
-        "generated configurations, `bench.log`, and `report.md` with the tables and plots. This index is",
-        "rewritten by `scripts/bench_report.py`.",
+        "generated configurations, `bench.log`, and `report.md` with the tables and plots. Runs that a",
+        "later run of the same kind superseded (2026-11-26-vm-2cpu, -reactor, -routecache, and the",
+        "16-CPU -before and -idset-only sweeps) keep their reports, summaries and plots but not their raw",
+        "`.hgrm` histograms. This index is rewritten by `scripts/bench_report.py`.",
         "",
     ]
     lines += [e[2] for e in entries] or ["(none yet)"]
