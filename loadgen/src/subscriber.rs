@@ -179,7 +179,7 @@ impl SubState {
             QoS::ExactlyOnce => {
                 Packet::PubRec(Ack::new(p.packet_id)).encode(s.version, &mut s.out);
                 // A PUBLISH whose id awaits PUBREL is the same message again: answer, do not
-                // deliver it twice [MQTT-4.3.3-9].
+                // deliver it twice (3.1.1 [MQTT-4.3.3-2], 5.0 [MQTT-4.3.3-10]).
                 if !self.qos2_pending.insert(p.packet_id) {
                     stats.counters.qos2_redelivered += 1;
                     return;

@@ -48,7 +48,7 @@ pub fn check_frame(buf: &[u8], max_packet_size: usize) -> Result<FrameStatus, De
             return Ok(FrameStatus::Complete { header_len, body_len });
         }
     }
-    // A fifth length byte is malformed [MQTT-1.5.5-1].
+    // A fifth length byte is malformed (3.1.1 section 2.2.3, 5.0 section 1.5.5).
     Err(DecodeError::RemainingLengthTooLong)
 }
 
@@ -146,7 +146,8 @@ fn short_ack(packet_type: u8, first: u8, body: &[u8]) -> Option<Result<Packet, D
     };
     let packet_id = u16::from_be_bytes([body[0], body[1]]);
     Some(check_flags(first, flags).and_then(|()| {
-        // [MQTT-2.2.1-3]: these packets always carry a non-zero identifier.
+        // These packets always carry a non-zero identifier: the one of the PUBLISH they
+        // answer (3.1.1 [MQTT-2.3.1-6], 5.0 [MQTT-2.2.1-5]).
         if packet_id == 0 {
             return Err(DecodeError::ZeroPacketId);
         }
@@ -154,7 +155,8 @@ fn short_ack(packet_type: u8, first: u8, body: &[u8]) -> Option<Result<Packet, D
     }))
 }
 
-/// Fixed-header flags must be exactly as the spec lists them [MQTT-2.1.3-1].
+/// Fixed-header flags must be exactly as the spec lists them (3.1.1 [MQTT-2.2.2-1],
+/// 5.0 [MQTT-2.1.3-1]).
 fn check_flags(first: u8, expected: u8) -> Result<(), DecodeError> {
     if first & 0x0F != expected {
         return Err(DecodeError::InvalidHeaderFlags);

@@ -1,5 +1,10 @@
 //! Sans-IO MQTT 3.1 / 3.1.1 / 5.0 codec.
 //!
+//! Spec citations in this crate follow one convention. A bare `[MQTT-x.y.z-n]` cites an id
+//! that states the same rule in MQTT 3.1.1 and 5.0. Any other citation names its version,
+//! `3.1.1 [MQTT-x.y.z-n]` or `5.0 [MQTT-x.y.z-n]`, and a rule enforced for both versions
+//! under different ids cites both: `3.1.1 [MQTT-3.8.4-6], 5.0 [MQTT-3.8.4-8]`.
+//!
 //! Decoding works in two phases, as in mini-redis: [`check_frame`] finds a complete
 //! frame (or says how many more bytes are needed) after checking the remaining length
 //! against the configured maximum packet size, then the packet's own decoder parses the

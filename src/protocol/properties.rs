@@ -1,7 +1,8 @@
 //! MQTT 5 properties (section 2.2.2). One struct holds every property; each packet
 //! type accepts only its own subset ([`PropertyContext::allows`]), and a property that
-//! appears twice is a protocol error [MQTT-2.2.2-2] except the user property and the
-//! subscription identifier in PUBLISH, which may repeat.
+//! appears twice is a protocol error (5.0 says so in each property's section, with no
+//! conformance id) except the user property and the subscription identifier in PUBLISH,
+//! which may repeat.
 //!
 //! Packets carry `Option<Box<Properties>>`: most packets have none, and the box keeps
 //! a PUBLISH small on the hot path.
@@ -184,7 +185,7 @@ impl Properties {
             CONTENT_TYPE => set_once(&mut self.content_type, pid, r.string()?),
             RESPONSE_TOPIC => {
                 let topic = r.string()?;
-                // The response topic is a topic name: no wildcards [MQTT-3.3.2-14].
+                // The response topic is a topic name: no wildcards (5.0 [MQTT-3.3.2-14]).
                 if topic.is_empty() || topic.has_wildcard() {
                     return Err(DecodeError::InvalidPropertyValue(pid));
                 }
@@ -229,7 +230,7 @@ impl Properties {
             TOPIC_ALIAS_MAXIMUM => set_once(&mut self.topic_alias_maximum, pid, r.u16()?),
             TOPIC_ALIAS => {
                 let v = r.u16()?;
-                // A topic alias of 0 is not permitted [MQTT-3.3.2-8].
+                // A topic alias of 0 is not permitted (5.0 [MQTT-3.3.2-8]).
                 if v == 0 {
                     return Err(DecodeError::InvalidPropertyValue(pid));
                 }

@@ -23,15 +23,16 @@ pub enum TopicError {
     NullCharacter,
     /// [MQTT-3.3.2-2] A topic name (the PUBLISH topic) must not contain `+` or `#`.
     WildcardInTopicName,
-    /// [MQTT-4.7.1-2] `#` must be alone in its level and the last character of the filter.
+    /// 3.1.1 [MQTT-4.7.1-2], 5.0 [MQTT-4.7.1-1]: `#` must be alone in its level and the last
+    /// character of the filter.
     MultiLevelWildcardNotLast,
-    /// [MQTT-4.7.1-3] `+` must occupy an entire level of the filter.
+    /// 3.1.1 [MQTT-4.7.1-3], 5.0 [MQTT-4.7.1-2]: `+` must occupy an entire level of the filter.
     SingleLevelWildcardNotAlone,
-    /// [MQTT-4.8.2-1] A shared subscription's share name must be at least one character long.
+    /// 5.0 [MQTT-4.8.2-1] A shared subscription's share name must be at least one character long.
     EmptyShareName,
-    /// [MQTT-4.8.2-2] A share name must not contain `/`, `+` or `#`.
+    /// 5.0 [MQTT-4.8.2-2] A share name must not contain `/`, `+` or `#`.
     InvalidShareName,
-    /// [MQTT-4.8.2-2] The share name must be followed by `/` and a topic filter.
+    /// 5.0 [MQTT-4.8.2-2] The share name must be followed by `/` and a topic filter.
     MissingSharedFilter,
 }
 
@@ -43,15 +44,15 @@ impl fmt::Display for TopicError {
             TopicError::NullCharacter => "topic contains U+0000 [MQTT-4.7.3-2]",
             TopicError::WildcardInTopicName => "topic name contains a wildcard [MQTT-3.3.2-2]",
             TopicError::MultiLevelWildcardNotLast => {
-                "'#' is not alone in the last level of the filter [MQTT-4.7.1-2]"
+                "'#' is not alone in the last level of the filter (3.1.1 [MQTT-4.7.1-2], 5.0 [MQTT-4.7.1-1])"
             }
             TopicError::SingleLevelWildcardNotAlone => {
-                "'+' is not alone in its level of the filter [MQTT-4.7.1-3]"
+                "'+' is not alone in its level of the filter (3.1.1 [MQTT-4.7.1-3], 5.0 [MQTT-4.7.1-2])"
             }
-            TopicError::EmptyShareName => "shared subscription has an empty share name [MQTT-4.8.2-1]",
-            TopicError::InvalidShareName => "share name contains '/', '+' or '#' [MQTT-4.8.2-2]",
+            TopicError::EmptyShareName => "shared subscription has an empty share name (5.0 [MQTT-4.8.2-1])",
+            TopicError::InvalidShareName => "share name contains '/', '+' or '#' (5.0 [MQTT-4.8.2-2])",
             TopicError::MissingSharedFilter => {
-                "share name is not followed by '/' and a topic filter [MQTT-4.8.2-2]"
+                "share name is not followed by '/' and a topic filter (5.0 [MQTT-4.8.2-2])"
             }
         };
         f.write_str(text)

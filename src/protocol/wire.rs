@@ -10,7 +10,8 @@ use std::ops::Deref;
 pub const VARINT_MAX: u32 = 268_435_455;
 
 /// A UTF-8 string checked as MQTT requires: well-formed, no surrogates (which
-/// well-formed UTF-8 excludes), no U+0000 [MQTT-1.5.4-1] [MQTT-1.5.4-2].
+/// well-formed UTF-8 excludes), no U+0000 (3.1.1 [MQTT-1.5.3-1] [MQTT-1.5.3-2],
+/// 5.0 [MQTT-1.5.4-1] [MQTT-1.5.4-2]).
 /// A zero-copy slice of the frame it came from.
 #[derive(Clone, PartialEq, Eq, Default, PartialOrd, Ord)]
 pub struct ByteStr(Bytes);
@@ -144,7 +145,8 @@ impl Reader {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    /// A variable byte integer; more than four bytes is malformed [MQTT-1.5.5-1].
+    /// A variable byte integer; more than four bytes is malformed (3.1.1 section 2.2.3,
+    /// 5.0 section 1.5.5).
     pub fn varint(&mut self) -> Result<u32, DecodeError> {
         let mut value = 0u32;
         for i in 0..4 {

@@ -7,8 +7,8 @@ use super::shared::{ShareStrategy, Target};
 use crate::protocol::{QoS, SubscriptionOptions};
 
 /// One subscriber's view of a matching subscription; after [`merge_overlapping`], its
-/// merged view of all of them [MQTT-3.3.4-2]: delivered once, at the highest granted QoS,
-/// with every subscription identifier (MQTT 5 section 3.3.4).
+/// merged view of all of them (3.1.1 [MQTT-3.3.5-1], 5.0 [MQTT-3.3.4-2]): delivered once,
+/// at the highest granted QoS, with every subscription identifier (MQTT 5 section 3.3.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Match<S> {
     pub subscriber: S,

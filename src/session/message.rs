@@ -108,7 +108,7 @@ impl PublisherKey {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Delivery {
     pub message: Arc<Message>,
-    /// min(published QoS, granted QoS) [MQTT-3.8.4-8].
+    /// min(published QoS, granted QoS) (3.1.1 [MQTT-3.8.4-6], 5.0 [MQTT-3.8.4-8]).
     pub qos: QoS,
     /// The RETAIN flag to send: set for retained messages sent on subscribe, and for
     /// "retain as published" subscriptions.

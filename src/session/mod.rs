@@ -55,13 +55,13 @@ impl Default for Limits {
 /// DISCONNECT with [`SessionError::reason_code`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("topic alias 0 or above the maximum [MQTT-3.3.2-8] [MQTT-3.3.2-9]")]
+    #[error("topic alias 0 or above the maximum (5.0 [MQTT-3.3.2-8] [MQTT-3.3.2-9])")]
     TopicAliasInvalid,
     #[error("empty topic with an unknown topic alias (protocol error)")]
     UnknownTopicAlias,
-    #[error("more QoS 2 exchanges open than our Receive Maximum [MQTT-3.3.4-7]")]
+    #[error("more QoS 2 exchanges open than our Receive Maximum (5.0 [MQTT-3.3.4-7])")]
     ReceiveMaximumExceeded,
-    #[error("subscription identifier in a PUBLISH from a client [MQTT-3.3.4-6]")]
+    #[error("subscription identifier in a PUBLISH from a client (5.0 [MQTT-3.3.4-6])")]
     SubscriptionIdFromClient,
 }
 
@@ -69,13 +69,15 @@ impl SessionError {
     /// A one-line description with the conformance id, for logs and Reason Strings.
     pub fn describe(self) -> &'static str {
         match self {
-            Self::TopicAliasInvalid => "topic alias 0 or above the maximum [MQTT-3.3.2-8] [MQTT-3.3.2-9]",
+            Self::TopicAliasInvalid => {
+                "topic alias 0 or above the maximum (5.0 [MQTT-3.3.2-8] [MQTT-3.3.2-9])"
+            }
             Self::UnknownTopicAlias => "empty topic with an unknown topic alias",
             Self::ReceiveMaximumExceeded => {
-                "more QoS 2 exchanges open than the Receive Maximum [MQTT-3.3.4-7]"
+                "more QoS 2 exchanges open than the Receive Maximum (5.0 [MQTT-3.3.4-7])"
             }
             Self::SubscriptionIdFromClient => {
-                "subscription identifier in a PUBLISH from a client [MQTT-3.3.4-6]"
+                "subscription identifier in a PUBLISH from a client (5.0 [MQTT-3.3.4-6])"
             }
         }
     }
@@ -147,7 +149,7 @@ pub struct Session {
     aliases: Option<Box<TopicAliases>>,
     /// The client's Receive Maximum (MQTT 5; 65,535 when absent).
     client_receive_maximum: u16,
-    /// The client's Maximum Packet Size; never send it a bigger packet [MQTT-3.1.2-25].
+    /// The client's Maximum Packet Size; never send it a bigger packet (5.0 [MQTT-3.1.2-24]).
     client_max_packet_bytes: usize,
     /// How many outbound topic aliases the client allows.
     client_topic_alias_maximum: u16,
@@ -246,7 +248,7 @@ impl Session {
                 return Err(SessionError::SubscriptionIdFromClient);
             }
             if let Some(alias) = props.topic_alias.take() {
-                // [MQTT-3.3.2-8] [MQTT-3.3.2-9]: 0 and values above our maximum are errors.
+                // 5.0 [MQTT-3.3.2-8] [MQTT-3.3.2-9]: 0 and values above our maximum are errors.
                 if alias == 0 || alias > self.limits.max_topic_alias {
                     return Err(SessionError::TopicAliasInvalid);
                 }
@@ -282,11 +284,12 @@ impl Session {
                     self.version.is_v5() && self.inbound_qos2.len() >= self.limits.receive_maximum as usize;
                 if self.inbound_qos2.contains(&p.packet_id) {
                     // A PUBLISH reusing the identifier of an exchange still open is
-                    // acknowledged again but never routed twice [MQTT-4.3.3-9]. One with
-                    // DUP 0 is a new PUBLISH though [MQTT-3.3.1-1]: with every exchange the
-                    // maximum allows open it is one unacknowledged PUBLISH too many
-                    // [MQTT-3.3.4-7]. At the default maximum, 65,535, that is the only way a
-                    // client can exceed it (one exchange per identifier).
+                    // acknowledged again but never routed twice (3.1.1 [MQTT-4.3.3-2],
+                    // 5.0 [MQTT-4.3.3-10]). One with DUP 0 is a new PUBLISH though
+                    // [MQTT-3.3.1-1]: with every exchange the maximum allows open it is one
+                    // unacknowledged PUBLISH too many (5.0 [MQTT-3.3.4-7]). At the default
+                    // maximum, 65,535, that is the only way a client can exceed it (one
+                    // exchange per identifier).
                     if at_maximum && !p.dup {
                         return Err(SessionError::ReceiveMaximumExceeded);
                     }
@@ -468,7 +471,7 @@ impl Session {
         };
         let len = publish_len(self.version, qos, topic, props, &m.payload);
         // Never send a packet larger than the client's Maximum Packet Size; drop it as if
-        // sent [MQTT-3.1.2-25]. The size is the whole packet: type byte, length, body.
+        // sent (5.0 [MQTT-3.1.2-24] [MQTT-3.1.2-25]). The size is the whole packet: type byte, length, body.
         if 1 + varint_len(len as u32) + len > self.client_max_packet_bytes {
             self.drops.too_large_for_client += 1;
             return DeliverOutcome::Dropped;

@@ -152,8 +152,9 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// The next free packet identifier (1..=65535, never 0 [MQTT-2.2.1-3]), skipping any
-    /// still in flight [MQTT-2.2.1-4]. `None` when all are taken.
+    /// The next free packet identifier (1..=65535, never 0: 3.1.1 [MQTT-2.3.1-1],
+    /// 5.0 [MQTT-2.2.1-4]), skipping any still in flight (3.1.1 [MQTT-2.3.1-4],
+    /// 5.0 [MQTT-2.2.1-4]). `None` when all are taken.
     pub fn next_packet_id(&mut self) -> Option<u16> {
         for _ in 0..u16::MAX {
             self.last_packet_id = self.last_packet_id.wrapping_add(1).max(1);
@@ -260,7 +261,7 @@ mod tests {
             o.inflight.push_back(entry(id));
         }
         // Free one id in the middle; wrapping around, it is the only one to hand out
-        // before the ids past 40,000 [MQTT-2.2.1-4].
+        // before the ids past 40,000 (3.1.1 [MQTT-2.3.1-4], 5.0 [MQTT-2.2.1-4]).
         let i = o.inflight.position(7, OutState::AwaitingPubAck).unwrap();
         o.inflight.remove(i);
         o.last_packet_id = 0;

@@ -136,7 +136,7 @@ fn a_full_65535_window_hands_out_each_id_once_and_reuses_the_one_acknowledged() 
     let mut seen = vec![false; u16::MAX as usize + 1];
     for p in packets(ProtocolVersion::V5, &mut out) {
         let Packet::Publish(p) = p else { panic!("expected PUBLISH, got {p:?}") };
-        // Never 0 [MQTT-2.2.1-3], never one already in flight [MQTT-2.2.1-4].
+        // Never 0, never one already in flight (5.0 [MQTT-2.2.1-4]).
         assert!(p.packet_id != 0 && !seen[p.packet_id as usize], "id {} twice", p.packet_id);
         seen[p.packet_id as usize] = true;
     }
@@ -361,12 +361,12 @@ fn new_qos2_publish_reusing_an_open_identifier_at_the_receive_maximum_is_one_too
     for id in [1, 2] {
         assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap().is_some());
     }
-    // A retransmission (DUP 1) is acknowledged again and not routed [MQTT-4.3.3-9]...
+    // A retransmission (DUP 1) is acknowledged again and not routed (5.0 [MQTT-4.3.3-10])...
     let mut again = publish(QoS::ExactlyOnce, 1, "a");
     again.dup = true;
     assert!(s.handle_publish(again, &mut out).unwrap().is_none());
     // ...a new PUBLISH (DUP 0) is a third unacknowledged one against a maximum of 2
-    // [MQTT-3.3.4-7], whether its identifier is new or still in use.
+    // (5.0 [MQTT-3.3.4-7]), whether its identifier is new or still in use.
     for id in [1, 3] {
         let err = s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap_err();
         assert_eq!(err, SessionError::ReceiveMaximumExceeded);
@@ -386,7 +386,8 @@ fn below_the_receive_maximum_a_reused_open_identifier_is_acknowledged_and_not_ro
             assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap().is_some());
         }
         // DUP 0, identifier 1 still open: a client fault, but the rule for the receiver
-        // is to acknowledge it and not deliver it twice [MQTT-4.3.3-9].
+        // is to acknowledge it and not deliver it twice (3.1.1 [MQTT-4.3.3-2],
+        // 5.0 [MQTT-4.3.3-10]).
         assert!(s.handle_publish(publish(QoS::ExactlyOnce, 1, "a"), &mut out).unwrap().is_none());
         assert_eq!(packets(v, &mut out).len(), 3, "{v:?}");
     }

@@ -54,7 +54,8 @@ pub struct Conn {
     pub will: Option<Box<Message>>,
     /// Will Delay Interval (MQTT 5), seconds.
     pub will_delay_secs: u32,
-    /// Close after this much silence (1.5 x keepalive [MQTT-3.1.2-24]); 0 is never.
+    /// Close after this much silence (1.5 x keepalive: 3.1.1 [MQTT-3.1.2-24],
+    /// 5.0 [MQTT-3.1.2-22]); 0 is never.
     pub keepalive_ms: u64,
     /// When the client last sent something, on the shard clock.
     pub last_heard_ms: u64,
@@ -161,7 +162,7 @@ impl Connections {
         }
         if let Some(reason) = goodbye.filter(|_| c.version.is_v5() && c.client_id.is_some()) {
             // Sent only to a client that did not turn problem information off, although
-            // the spec would allow it in a DISCONNECT (MQTT 5 [MQTT-3.1.2-29]).
+            // the spec would allow it in a DISCONNECT (5.0 [MQTT-3.1.2-29]).
             let properties = (!why.is_empty() && c.problem_information).then(|| {
                 Box::new(Properties { reason_string: Some(ByteStr::from(why)), ..Default::default() })
             });
@@ -172,7 +173,8 @@ impl Connections {
     }
 
     /// Closes the connections whose client has been silent for longer than its keepalive
-    /// allows (1.5 times it [MQTT-3.1.2-24]); MQTT 5 clients get DISCONNECT 0x8D first.
+    /// allows (1.5 times it: 3.1.1 [MQTT-3.1.2-24], 5.0 [MQTT-3.1.2-22]); MQTT 5 clients get
+    /// DISCONNECT 0x8D first.
     pub fn close_silent(&mut self, now_ms: u64) {
         let expired: Vec<ConnId> = self
             .table

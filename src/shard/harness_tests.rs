@@ -141,7 +141,7 @@ fn a_takeover_across_shards_closes_the_old_connection(v: ProtocolVersion) {
     subscribed(&mut h, old, "t", Q1);
     let (new, present) = connected(&mut h, 1, persistent(v, &id));
     assert!(present);
-    assert!(h.is_closed(old), "the older connection is closed [MQTT-3.1.4-3]");
+    assert!(h.is_closed(old), "the older connection is closed (3.1.1 [MQTT-3.1.4-2], 5.0 [MQTT-3.1.4-3])");
     let goodbye = h.drain(old);
     if v.is_v5() {
         assert!(
@@ -174,7 +174,7 @@ fn keepalive_closes_a_silent_client_after_one_and_a_half_periods_and_publishes_i
     h.advance(3_000);
     assert!(!h.is_closed(sleepy), "3 s of silence is exactly 1.5 x 2 s: still in time");
     h.advance(100);
-    assert!(h.is_closed(sleepy), "closed after 1.5 x keepalive [MQTT-3.1.2-24]");
+    assert!(h.is_closed(sleepy), "closed after 1.5 x keepalive (3.1.1 [MQTT-3.1.2-24], 5.0 [MQTT-3.1.2-22])");
     if v.is_v5() {
         let got = h.drain(sleepy);
         assert!(matches!(got[..], [Packet::Disconnect(ref d)] if d.reason == ReasonCode::KEEP_ALIVE_TIMEOUT));
@@ -198,7 +198,7 @@ fn a_malformed_packet_closes_only_its_own_connection(v: ProtocolVersion) {
     subscribed(&mut h, sub, "ok", Q0);
     let bad = client(&mut h, 0, v, "bad");
     let publisher = client(&mut h, 1, v, "pub");
-    // PUBLISH at QoS 3 is malformed (3.1.1 [MQTT-3.3.1-4], 5.0 [MQTT-3.3.1-4]).
+    // PUBLISH at QoS 3 is malformed [MQTT-3.3.1-4].
     h.send_bytes(bad, &[0x36, 0x03, 0x00, 0x01, b'x']);
     assert!(h.is_closed(bad));
     h.send(publisher, publish("ok", Q0, 0, b"still here"));
@@ -217,7 +217,7 @@ fn retained_updates_from_several_shards_leave_the_newest(v: ProtocolVersion) {
     };
     h.send(publishers[0], retained(b"1"));
     h.send(publishers[1], retained(b"2"));
-    h.send(publishers[2], retained(b"")); // clears [MQTT-3.3.1-10]
+    h.send(publishers[2], retained(b"")); // clears (3.1.1 [MQTT-3.3.1-10], 5.0 [MQTT-3.3.1-6])
     let late = client(&mut h, 1, v, "late");
     subscribed(&mut h, late, "r", Q0);
     assert!(payloads(&mut h, late).is_empty(), "cleared everywhere");

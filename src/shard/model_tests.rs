@@ -204,7 +204,12 @@ impl Run {
         for client in &mut self.clients {
             let open: Vec<ClientId> =
                 client.handles.iter().copied().filter(|&id| !self.h.is_closed(id)).collect();
-            assert!(open.len() <= 1, "{}: {} connections open [MQTT-3.1.4-3]", client.client_id, open.len());
+            assert!(
+                open.len() <= 1,
+                "{}: {} connections open (3.1.1 [MQTT-3.1.4-2], 5.0 [MQTT-3.1.4-3])",
+                client.client_id,
+                open.len()
+            );
             if client.online.is_some() {
                 client.online = open.first().copied();
                 assert!(client.online.is_some(), "{}: every connection closed", client.client_id);
@@ -359,13 +364,13 @@ impl Run {
                 if self.clients[c].shared_member {
                     assert_eq!(e.shared.get(&c), Some(&qos), "seed {seed}: {name} got {m:?} at {qos:?}");
                     *shared_copies.entry(m).or_default() += 1;
-                    // Order is promised on non-shared subscriptions only (MQTT 5
-                    // [MQTT-4.6.0-6]): a shared group's messages may take different paths.
+                    // Order is promised on non-shared subscriptions only (5.0 [MQTT-4.6.0-6]):
+                    // a shared group's messages may take different paths.
                     continue;
                 }
                 let want = e.plain.get(&c).or(e.plain_maybe.get(&c));
                 assert_eq!(want, Some(&qos), "seed {seed}: {name} got {m:?} at {qos:?}");
-                // Stricter than the spec's order per topic (3.1.1 and 5.0 [MQTT-4.6.0-6]):
+                // Stricter than the spec's order per topic (3.1.1 [MQTT-4.6.0-6], 5.0 [MQTT-4.6.0-5]):
                 // one publisher's messages to one subscriber stay in order whatever their topics.
                 if let Some(prev) = last_seq.insert(m.0, m.1) {
                     assert!(prev < m.1, "seed {seed}: {name} got publisher {}'s {} after {prev}", m.0, m.1);

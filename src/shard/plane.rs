@@ -158,7 +158,7 @@ impl DataPlane {
         let mut matches = self.routes.take_matches();
         let mut shared: Vec<SharedTarget> = Vec::new();
         let sources = self.routes.route(&msg, &mut matches, &mut shards, Some(&mut shared));
-        // No Local: not back to the publishing client (MQTT 5 [MQTT-3.8.3-3]). Applied
+        // No Local: not back to the publishing client (5.0 [MQTT-3.8.3-3]). Applied
         // after the route, which is cached per topic for every publisher alike.
         let this_shard = self.id;
         matches.retain(|m| !(m.no_local && PublisherKey::new(this_shard, m.subscriber, 0) == msg.publisher));
@@ -176,8 +176,8 @@ impl DataPlane {
         matched
     }
 
-    /// Stores a retained message (or clears it: an empty payload [MQTT-3.3.1-10]
-    /// [MQTT-3.3.1-11]) here and on every other shard.
+    /// Stores a retained message (or clears it: an empty payload, 3.1.1 [MQTT-3.3.1-10]
+    /// [MQTT-3.3.1-11], 5.0 [MQTT-3.3.1-6] [MQTT-3.3.1-7]) here and on every other shard.
     fn publish_retained(&mut self, msg: &mut Routed) {
         // One process-wide sequence orders retained updates from different shards, so
         // every shard keeps the newest whatever order the mesh delivers them in.
@@ -228,7 +228,7 @@ impl DataPlane {
     }
 
     /// Delivers to one subscription: a shared-group member, or a retained message's new
-    /// subscriber (`retained_replay`: RETAIN set [MQTT-3.3.1-8]).
+    /// subscriber (`retained_replay`: RETAIN set, 3.1.1 [MQTT-3.3.1-8]).
     fn deliver_to_subscription(
         &mut self,
         msg: &mut Routed,
@@ -307,7 +307,7 @@ impl DataPlane {
     }
 
     /// Sends a new subscription the retained messages matching it, with RETAIN set
-    /// [MQTT-3.3.1-8]. Expired ones are not sent (MQTT 5 section 3.3.2.3.3).
+    /// (3.1.1 [MQTT-3.3.1-8]). Expired ones are not sent (MQTT 5 section 3.3.2.3.3).
     pub fn deliver_retained(&mut self, sid: SessionId, filter: &str, sub: &Subscription) {
         for m in self.routes.retained_matching(filter, self.now_ms) {
             self.deliver_to_subscription(&mut Routed::from_shared(m), sid, sub, true, None);
@@ -390,7 +390,7 @@ impl DataPlane {
     }
 
     /// Publishes a will now; its Message Expiry Interval starts at publication, so the
-    /// interval sent on is never more than was set (MQTT 5 [MQTT-3.3.2-6]).
+    /// interval sent on is never more than was set (5.0 [MQTT-3.3.2-6]).
     pub fn publish_will(&mut self, mut will: Message) {
         crate::log!(Debug, "Publishing will to '{}'", will.topic);
         will.expires_at_ms = will
@@ -494,7 +494,7 @@ mod tests {
         subscribe(p, a, "n/l", true);
         subscribe(p, b, "n/l", false);
         let from_a = PublisherKey::new(p.id, a, 0);
-        // The first publish (a walk) and the later ones (cache hits) alike (MQTT 5 [MQTT-3.8.3-3]).
+        // The first publish (a walk) and the later ones (cache hits) alike (5.0 [MQTT-3.8.3-3]).
         for _ in 0..3 {
             p.publish(message("n/l", from_a));
         }

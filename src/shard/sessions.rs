@@ -40,7 +40,7 @@ pub struct SessionEntry {
 /// copies wait until the stub is gone, since a direct copy can overtake an earlier
 /// message still on its way through the stub; then each is delivered unless the stub
 /// brought it (by the identity of the shared message), keeping every publisher's order
-/// [MQTT-4.6.0-6] without duplicates.
+/// (3.1.1 [MQTT-4.6.0-6], 5.0 [MQTT-4.6.0-5]) without duplicates.
 #[derive(Default)]
 pub struct Arrival {
     /// Messages the session has: held when it arrived, or brought by the stub.

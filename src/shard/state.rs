@@ -242,10 +242,11 @@ impl Shard {
         c.will_delay_secs = will_delay_secs;
         c.problem_information = props.and_then(|p| p.request_problem_information) != Some(0);
         // Keepalive: the sweep closes the connection after one and a half keepalive
-        // periods of silence [MQTT-3.1.2-24]; receives carry no timer.
+        // periods of silence (3.1.1 [MQTT-3.1.2-24], 5.0 [MQTT-3.1.2-22]); receives carry no
+        // timer.
         c.keepalive_ms = keep_alive as u64 * 1500;
         c.last_heard_ms = now;
-        // Session present is 0 whenever clean start is set [MQTT-3.2.2-1] [MQTT-3.2.2-2].
+        // Session present is 0 whenever clean start is set (3.1.1 [MQTT-3.2.2-1], 5.0 [MQTT-3.2.2-2]).
         let session_present = resumed.is_some();
         Packet::ConnAck(ConnAck { session_present, code: ReasonCode::SUCCESS, properties })
             .encode(v, &mut c.out);
@@ -304,11 +305,11 @@ impl Shard {
                 crate::log!(Debug, "Received DISCONNECT from {}", cid);
                 if let Some(expiry) = d.properties.as_ref().and_then(|p| p.session_expiry_interval_secs) {
                     // A non-zero expiry at DISCONNECT after 0 at CONNECT is a protocol
-                    // error (MQTT 5 [MQTT-3.14.2-2]).
+                    // error (5.0 section 3.14.2.2.2, which gives it no conformance id).
                     if entry.session.expiry_interval_secs == 0 && expiry != 0 {
                         return Err(Close::protocol_error(
                             ReasonCode::PROTOCOL_ERROR,
-                            "session expiry set at DISCONNECT after 0 at CONNECT [MQTT-3.14.2-2]",
+                            "session expiry set at DISCONNECT after 0 at CONNECT (5.0 section 3.14.2.2.2)",
                         ));
                     }
                     entry.session.expiry_interval_secs = expiry;

@@ -1,8 +1,8 @@
 //! CONNECT across shards. Client ids are unique in the process: a CONNECT on shard B
 //! registers at the id's home shard; if another registration holds the id, the home shard
 //! tells the shard holding it to close the older connection (takeover) and hand the
-//! session to B ([MQTT-3.1.4-2] [MQTT-3.1.4-3]). Every step is a mesh message, even when
-//! all three shards are the same one, so one code path serves every placement.
+//! session to B (3.1.1 [MQTT-3.1.4-2], 5.0 [MQTT-3.1.4-3]). Every step is a mesh message,
+//! even when all three shards are the same one, so one code path serves every placement.
 //!
 //! ```text
 //!  connecting shard B          home shard H                 holding shard A
@@ -51,7 +51,7 @@ impl Takeover<'_> {
     /// When the registration being replaced (`holder`) is a CONNECT on this shard still
     /// waiting for its own answer, the takeover waits for that CONNECT to complete: done
     /// now, it would find no session, and the older connection would stay connected
-    /// beside the newer one [MQTT-3.1.4-3].
+    /// beside the newer one (3.1.1 [MQTT-3.1.4-2], 5.0 [MQTT-3.1.4-3]).
     pub fn on_takeover(&mut self, t: PendingTakeover) {
         if self.connects.is_waiting(t.holder) {
             return self.connects.defer_takeover(t);
@@ -104,7 +104,7 @@ impl Takeover<'_> {
             stub.subscriptions = entry.session.subscriptions.clone();
             let mut session = Box::new(std::mem::replace(&mut entry.session, stub));
             entry.conn = None;
-            // A new connection in time cancels a delayed will (MQTT 5 [MQTT-3.1.3-9]).
+            // A new connection in time cancels a delayed will (5.0 [MQTT-3.1.3-9]).
             entry.delayed_will = None;
             entry.moved_to = Some(Box::new((to, token)));
             let mut handled_up_to = plane.handled_up_to.clone().into_boxed_slice();

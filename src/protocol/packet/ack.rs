@@ -30,7 +30,8 @@ impl Ack {
         valid: fn(u8) -> bool,
     ) -> Result<Self, DecodeError> {
         let packet_id = r.u16()?;
-        // [MQTT-2.2.1-3]: these packets always carry a non-zero identifier.
+        // These packets always carry a non-zero identifier: the one of the PUBLISH they
+        // answer (3.1.1 [MQTT-2.3.1-6], 5.0 [MQTT-2.2.1-5]).
         if packet_id == 0 {
             return Err(DecodeError::ZeroPacketId);
         }

@@ -20,7 +20,7 @@ pub struct ConnAck {
 impl ConnAck {
     pub fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let flags = r.u8()?;
-        // Bits 7-1 are reserved [MQTT-3.2.2-1].
+        // Bits 7-1 are reserved (5.0 [MQTT-3.2.2-1]; 3.1.1 section 3.2.2.1, no id).
         if flags & 0xFE != 0 {
             return Err(DecodeError::InvalidConnAckFlags);
         }

@@ -65,15 +65,16 @@ impl Connect {
         let has_will = flags & flag::WILL != 0;
         let will_qos_bits = (flags >> flag::WILL_QOS_SHIFT) & 0x03;
         let will_retain = flags & flag::WILL_RETAIN != 0;
-        // Without the will flag, will QoS and will retain must be 0 [MQTT-3.1.2-13] [MQTT-3.1.2-15].
+        // Without the will flag, will QoS and will retain must be 0 (3.1.1 [MQTT-3.1.2-13]
+        // [MQTT-3.1.2-15], 5.0 [MQTT-3.1.2-11] [MQTT-3.1.2-13]).
         if !has_will && (will_qos_bits != 0 || will_retain) {
             return Err(DecodeError::WillFlagsWithoutWill);
         }
-        // Will QoS 3 is malformed [MQTT-3.1.2-14].
+        // Will QoS 3 is malformed (3.1.1 [MQTT-3.1.2-14], 5.0 [MQTT-3.1.2-12]).
         let will_qos = QoS::try_from(will_qos_bits)?;
         let has_user = flags & flag::USER_NAME != 0;
         let has_password = flags & flag::PASSWORD != 0;
-        // In 3.1.1 a password needs a user name [MQTT-3.1.2-22]; 5.0 lifted that rule.
+        // A password needs a user name in 3.1.1 [MQTT-3.1.2-22]; 5.0 lifted that rule.
         if has_password && !has_user && version != ProtocolVersion::V5 {
             return Err(DecodeError::PasswordWithoutUserName);
         }

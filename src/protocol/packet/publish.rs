@@ -41,7 +41,8 @@ impl Publish {
             0
         } else {
             let id = r.u16()?;
-            // A packet that needs an identifier must have a non-zero one [MQTT-2.2.1-3].
+            // A packet that needs an identifier must have a non-zero one (3.1.1 [MQTT-2.3.1-1],
+            // 5.0 [MQTT-2.2.1-3]).
             if id == 0 {
                 return Err(DecodeError::ZeroPacketId);
             }

@@ -40,7 +40,7 @@ impl SubscriptionOptions {
     }
 
     fn decode(b: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        // 3.1.1: bits 7-2 reserved [MQTT-3.8.3-4]; 5.0: bits 7-6 reserved [MQTT-3.8.3-5].
+        // Reserved: bits 7-2 in 3.1.1 [MQTT-3.8.3-4], bits 7-6 in 5.0 [MQTT-3.8.3-5].
         let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
         if b & reserved != 0 {
             return Err(DecodeError::InvalidSubscriptionOptions);
@@ -52,8 +52,8 @@ impl SubscriptionOptions {
             // Retain handling 3 is a protocol error (section 3.8.3.1).
             _ => return Err(DecodeError::InvalidRetainHandling),
         };
-        // QoS 3 is a protocol error in 5.0 (section 3.8.3.1), malformed in 3.1.1
-        // [MQTT-3.8.3-4]; either way the connection closes.
+        // QoS 3 is a protocol error in 5.0 (section 3.8.3.1), malformed in
+        // 3.1.1 [MQTT-3.8.3-4]; either way the connection closes.
         let qos = QoS::try_from(b & 0x03).map_err(|_| DecodeError::InvalidSubscriptionQos)?;
         Ok(SubscriptionOptions {
             qos,
@@ -92,7 +92,7 @@ pub(super) fn check_filter(filter: &str) -> Result<bool, DecodeError> {
 
 pub(super) fn nonzero_packet_id(r: &mut Reader) -> Result<u16, DecodeError> {
     let id = r.u16()?;
-    // [MQTT-2.2.1-3]
+    // 3.1.1 [MQTT-2.3.1-1], 5.0 [MQTT-2.2.1-3]
     if id == 0 {
         return Err(DecodeError::ZeroPacketId);
     }
@@ -109,13 +109,13 @@ impl Subscribe {
             let filter = r.string()?;
             let shared = check_filter(&filter)?;
             let opts = SubscriptionOptions::decode(r.u8()?, version)?;
-            // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+            // No Local on a shared subscription is a protocol error (5.0 [MQTT-3.8.3-4]).
             if shared && opts.no_local && version.is_v5() {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
             }
             filters.push((filter, opts));
         }
-        // At least one filter [MQTT-3.8.3-3].
+        // At least one filter (3.1.1 [MQTT-3.8.3-3], 5.0 [MQTT-3.8.3-2]).
         if filters.is_empty() {
             return Err(DecodeError::EmptySubscribe);
         }
@@ -139,7 +139,8 @@ impl Subscribe {
     }
 }
 
-/// A SUBACK: one reason code per filter, in order [MQTT-3.8.4-6].
+/// A SUBACK: one reason code per filter (3.1.1 [MQTT-3.8.4-5], 5.0 [MQTT-3.8.4-6]), in order
+/// [MQTT-3.9.3-1].
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SubAck {
     pub packet_id: u16,
@@ -154,7 +155,7 @@ impl SubAck {
         let mut reasons = Vec::with_capacity(r.remaining());
         while !r.is_empty() {
             let raw = r.u8()?;
-            // 3.1.1 allows only 0x00-0x02 and 0x80 [MQTT-3.9.3-2].
+            // Only 0x00-0x02 and 0x80 in 3.1.1 [MQTT-3.9.3-2].
             let ok = if version.is_v5() { valid_suback(raw) } else { matches!(raw, 0..=2 | 0x80) };
             if !ok {
                 return Err(DecodeError::InvalidReasonCode(raw));
