@@ -52,17 +52,17 @@ fn window(c: &mut Criterion) {
         session.attach(ProtocolVersion::V5, u16::MAX, usize::MAX);
         let mut out = BytesMut::with_capacity(1 << 16);
         for _ in 0..w {
-            session.deliver(delivery(&message), &mut out);
+            session.deliver(delivery(&message), 0, &mut out);
             out.clear();
         }
         let (mut oldest, mut not_sent) = (0u64, 0u64);
         c.bench_function(&format!("qos1_window_{w}_ack_and_send"), |b| {
             b.iter(|| {
-                session.handle_puback(packet_id(oldest), &mut out);
+                session.handle_puback(packet_id(oldest), 0, &mut out);
                 oldest += 1;
                 // Sent, not queued: the PUBACK matched and freed a place in the window.
-                not_sent +=
-                    (black_box(session.deliver(delivery(&message), &mut out)) != DeliverOutcome::Sent) as u64;
+                not_sent += (black_box(session.deliver(delivery(&message), 0, &mut out))
+                    != DeliverOutcome::Sent) as u64;
                 out.clear();
             })
         });

@@ -11,8 +11,8 @@
 //!   both directions, the offline queue, topic aliases, message expiry. Its inputs are
 //!   the client's packets (`accept_publish`, `handle_puback`, ...) and deliveries
 //!   (`deliver`); its output is the encoded packets it writes into the buffer it is
-//!   given; time is passed in (`set_now_ms`). Keepalive and wills are the shard's, which
-//!   owns the connection.
+//!   given; every input that depends on time takes it (`now_ms`). Keepalive and wills
+//!   are the shard's, which owns the connection.
 //! - [`shard`]: the only module that touches the kernel, and only in `shard/reactor/`:
 //!   threads pinned to CPUs, one io_uring event loop each (multishot accept and receive,
 //!   provided buffers, batched sends). The rest of the shard (connections, sessions,

@@ -155,8 +155,6 @@ pub struct Session {
     client_topic_alias_maximum: u16,
     limits: Limits,
     online: bool,
-    /// The caller's clock, in milliseconds, for message expiry.
-    now_ms: u64,
     pub drops: DropCounts,
 }
 
@@ -181,7 +179,6 @@ impl Session {
             client_topic_alias_maximum: 0,
             limits,
             online: false,
-            now_ms: 0,
             drops: DropCounts::default(),
         }
     }
@@ -206,11 +203,6 @@ impl Session {
     /// we may use. 0, the default, means none.
     pub fn set_client_topic_alias_maximum(&mut self, max: u16) {
         self.client_topic_alias_maximum = max;
-    }
-
-    /// Sets the clock (milliseconds on any monotonic scale) used for message expiry.
-    pub fn set_now_ms(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
     }
 
     /// The connection is gone; the session stays (if persistent) and queues from now on.
@@ -240,7 +232,7 @@ impl Session {
     /// (`None` for a QoS 2 retransmission already routed). The caller routes the message,
     /// then calls [`Session::acknowledge`] with the reason (MQTT 5 may say 0x10, no
     /// matching subscribers).
-    pub fn accept_publish(&mut self, p: Publish) -> Result<Accepted, SessionError> {
+    pub fn accept_publish(&mut self, p: Publish, now_ms: u64) -> Result<Accepted, SessionError> {
         let mut properties = p.properties;
         let mut topic = p.topic;
         if let Some(props) = properties.as_deref_mut() {
@@ -266,7 +258,7 @@ impl Session {
         let expires_at_ms = properties
             .as_ref()
             .and_then(|p| p.message_expiry_interval_secs)
-            .map(|secs| self.now_ms + secs as u64 * 1000);
+            .map(|secs| now_ms + secs as u64 * 1000);
         let properties = properties.filter(|p| **p != Default::default()).map(|b| Arc::new(*b));
         let message = Message {
             topic,
@@ -326,9 +318,10 @@ impl Session {
     pub fn handle_publish(
         &mut self,
         p: Publish,
+        now_ms: u64,
         out: &mut BytesMut,
     ) -> Result<Option<Message>, SessionError> {
-        let a = self.accept_publish(p)?;
+        let a = self.accept_publish(p, now_ms)?;
         self.acknowledge(a.qos, a.packet_id, ReasonCode::SUCCESS, out);
         Ok(a.message)
     }
@@ -344,20 +337,20 @@ impl Session {
     }
 
     /// PUBACK for a QoS 1 message we sent. Unknown ids are ignored (a late duplicate).
-    pub fn handle_puback(&mut self, packet_id: u16, out: &mut BytesMut) {
+    pub fn handle_puback(&mut self, packet_id: u16, now_ms: u64, out: &mut BytesMut) {
         if let Some(i) = self.outbound.find(packet_id, OutState::AwaitingPubAck) {
             self.outbound.inflight.remove(i);
-            self.pump(out);
+            self.pump(now_ms, out);
         }
     }
 
     /// PUBREC for a QoS 2 message we sent: answer PUBREL, or end the exchange when the
     /// client refused it with an error reason (MQTT 5, section 4.3.3).
-    pub fn handle_pubrec(&mut self, packet_id: u16, reason: ReasonCode, out: &mut BytesMut) {
+    pub fn handle_pubrec(&mut self, packet_id: u16, reason: ReasonCode, now_ms: u64, out: &mut BytesMut) {
         match self.outbound.find(packet_id, OutState::AwaitingPubRec) {
             Some(i) if reason.is_error() => {
                 self.outbound.inflight.remove(i);
-                self.pump(out);
+                self.pump(now_ms, out);
             }
             Some(i) => {
                 self.outbound.inflight.set_state(i, OutState::AwaitingPubComp);
@@ -372,22 +365,22 @@ impl Session {
     }
 
     /// PUBCOMP: the QoS 2 exchange is over.
-    pub fn handle_pubcomp(&mut self, packet_id: u16, out: &mut BytesMut) {
+    pub fn handle_pubcomp(&mut self, packet_id: u16, now_ms: u64, out: &mut BytesMut) {
         if let Some(i) = self.outbound.find(packet_id, OutState::AwaitingPubComp) {
             self.outbound.inflight.remove(i);
-            self.pump(out);
+            self.pump(now_ms, out);
         }
     }
 
     /// Delivers a routed message: sends it now if the client is online and the window
     /// has room, else queues QoS 1/2 up to the bounds. QoS 0 is never queued for an
     /// offline client. `out` is the connection's buffer (ignored while offline).
-    pub fn deliver(&mut self, d: Delivery, out: &mut BytesMut) -> DeliverOutcome {
+    pub fn deliver(&mut self, d: Delivery, now_ms: u64, out: &mut BytesMut) -> DeliverOutcome {
         if d.qos == QoS::AtMostOnce {
-            return self.deliver_qos0(&d.message, d.retain, &d.subscription_ids, out);
+            return self.deliver_qos0(&d.message, d.retain, &d.subscription_ids, now_ms, out);
         }
         if self.online && self.outbound.queue.is_empty() && self.outbound.inflight.len() < self.window() {
-            return self.send_tracked(d, out);
+            return self.send_tracked(d, now_ms, out);
         }
         if self.outbound.enqueue(d, self.limits.max_queued_messages, self.limits.max_queued_bytes) {
             DeliverOutcome::Queued
@@ -404,21 +397,30 @@ impl Session {
         message: &Message,
         retain: bool,
         ids: &[u32],
+        now_ms: u64,
         out: &mut BytesMut,
     ) -> DeliverOutcome {
         if !self.online {
             return DeliverOutcome::Dropped;
         }
-        self.send_publish(message, QoS::AtMostOnce, retain, ids, 0, false, out)
+        self.send_publish(message, QoS::AtMostOnce, retain, ids, 0, false, now_ms, out)
     }
 
-    fn send_tracked(&mut self, d: Delivery, out: &mut BytesMut) -> DeliverOutcome {
+    fn send_tracked(&mut self, d: Delivery, now_ms: u64, out: &mut BytesMut) -> DeliverOutcome {
         let Some(packet_id) = self.outbound.next_packet_id() else {
             self.drops.queue_full += 1;
             return DeliverOutcome::Dropped;
         };
-        let outcome =
-            self.send_publish(&d.message, d.qos, d.retain, &d.subscription_ids, packet_id, false, out);
+        let outcome = self.send_publish(
+            &d.message,
+            d.qos,
+            d.retain,
+            &d.subscription_ids,
+            packet_id,
+            false,
+            now_ms,
+            out,
+        );
         if outcome == DeliverOutcome::Sent {
             let state =
                 if d.qos == QoS::AtLeastOnce { OutState::AwaitingPubAck } else { OutState::AwaitingPubRec };
@@ -436,16 +438,17 @@ impl Session {
         subscription_ids: &[u32],
         packet_id: u16,
         dup: bool,
+        now_ms: u64,
         out: &mut BytesMut,
     ) -> DeliverOutcome {
         // Message expiry (MQTT 5, section 3.3.2.3.3): an expired message is never sent;
         // a live one carries the time it has left.
         let remaining_secs = match m.expires_at_ms {
-            Some(at) if at <= self.now_ms => {
+            Some(at) if at <= now_ms => {
                 self.drops.expired += 1;
                 return DeliverOutcome::Dropped;
             }
-            Some(at) => Some((at - self.now_ms).div_ceil(1000) as u32),
+            Some(at) => Some((at - now_ms).div_ceil(1000) as u32),
             None => None,
         };
         let v5 = self.version.is_v5();
@@ -501,16 +504,16 @@ impl Session {
     }
 
     /// Moves queued messages into the window while it has room.
-    pub fn pump(&mut self, out: &mut BytesMut) {
+    pub fn pump(&mut self, now_ms: u64, out: &mut BytesMut) {
         while self.online && self.outbound.inflight.len() < self.window() {
             let Some(d) = self.outbound.dequeue() else { break };
-            self.send_tracked(d, out);
+            self.send_tracked(d, now_ms, out);
         }
     }
 
     /// On reconnect: re-send every unacknowledged PUBLISH with DUP set and every PUBREL,
     /// in their original order [MQTT-4.4.0-1], then what was queued.
-    pub fn resume(&mut self, out: &mut BytesMut) {
+    pub fn resume(&mut self, now_ms: u64, out: &mut BytesMut) {
         let mut inflight = std::mem::take(&mut self.outbound.inflight);
         inflight.retain(|f| match f.state {
             OutState::AwaitingPubComp => {
@@ -527,13 +530,14 @@ impl Session {
                     &d.subscription_ids,
                     f.packet_id,
                     true,
+                    now_ms,
                     out,
                 );
                 outcome == DeliverOutcome::Sent
             }
         });
         self.outbound.inflight = inflight;
-        self.pump(out);
+        self.pump(now_ms, out);
     }
 
     /// Records a subscription; returns whether one already existed for the filter.

@@ -56,7 +56,7 @@ fn qos1_publish_is_acknowledged_and_routed() {
     for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut s = session(v);
         let mut out = BytesMut::new();
-        let m = s.handle_publish(publish(QoS::AtLeastOnce, 7, "a/b"), &mut out).unwrap().unwrap();
+        let m = s.handle_publish(publish(QoS::AtLeastOnce, 7, "a/b"), 0, &mut out).unwrap().unwrap();
         assert_eq!(&*m.topic, "a/b");
         assert_eq!(packets(v, &mut out), vec![Packet::PubAck(Ack::new(7))]);
     }
@@ -67,13 +67,13 @@ fn qos2_retransmission_is_not_routed_twice() {
     for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut s = session(v);
         let mut out = BytesMut::new();
-        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), &mut out).unwrap().is_some());
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), 0, &mut out).unwrap().is_some());
         let mut again = publish(QoS::ExactlyOnce, 9, "a");
         again.dup = true;
-        assert!(s.handle_publish(again, &mut out).unwrap().is_none());
+        assert!(s.handle_publish(again, 0, &mut out).unwrap().is_none());
         s.handle_pubrel(9, &mut out);
         // After the release the same id starts a new exchange.
-        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), &mut out).unwrap().is_some());
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 9, "a"), 0, &mut out).unwrap().is_some());
         let got = packets(v, &mut out);
         assert_eq!(
             got,
@@ -109,13 +109,13 @@ fn outbound_window_queues_then_pumps_on_ack() {
     let mut s = session(v);
     let mut out = BytesMut::new();
     for _ in 0..4 {
-        s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out);
+        s.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out);
     }
     let sent = packets(v, &mut out);
     assert_eq!(sent.len(), 2, "window of 2");
     assert_eq!(s.outbound.queue.len(), 2);
     let Packet::Publish(first) = &sent[0] else { panic!() };
-    s.handle_puback(first.packet_id, &mut out);
+    s.handle_puback(first.packet_id, 0, &mut out);
     assert_eq!(packets(v, &mut out).len(), 1);
     assert_eq!(s.outbound.queue.len(), 1);
 }
@@ -131,7 +131,7 @@ fn a_full_65535_window_hands_out_each_id_once_and_reuses_the_one_acknowledged() 
     s.attach(ProtocolVersion::V5, u16::MAX, usize::MAX);
     let mut out = BytesMut::new();
     for _ in 0..u16::MAX as usize + 2 {
-        s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out);
+        s.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out);
     }
     let mut seen = vec![false; u16::MAX as usize + 1];
     for p in packets(ProtocolVersion::V5, &mut out) {
@@ -142,7 +142,7 @@ fn a_full_65535_window_hands_out_each_id_once_and_reuses_the_one_acknowledged() 
     }
     assert_eq!(seen.iter().filter(|&&x| x).count(), u16::MAX as usize, "the window is full");
     // Acknowledging one from the middle frees exactly that id for the first queued message.
-    s.handle_puback(30_000, &mut out);
+    s.handle_puback(30_000, 0, &mut out);
     match packets(ProtocolVersion::V5, &mut out).as_slice() {
         [Packet::Publish(p)] => assert_eq!(p.packet_id, 30_000),
         other => panic!("expected one PUBLISH, got {other:?}"),
@@ -155,7 +155,7 @@ fn queue_bound_drops_and_counts() {
     let mut s = session(v);
     s.detach();
     let mut out = BytesMut::new();
-    let outcomes: Vec<_> = (0..5).map(|_| s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out)).collect();
+    let outcomes: Vec<_> = (0..5).map(|_| s.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out)).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == DeliverOutcome::Queued).count(), 3);
     assert_eq!(s.drops.queue_full, 2);
     assert!(out.is_empty(), "nothing is written while offline");
@@ -166,7 +166,7 @@ fn qos0_is_not_queued_while_offline() {
     let mut s = session(ProtocolVersion::V3_1_1);
     s.detach();
     let mut out = BytesMut::new();
-    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"m"), &mut out), DeliverOutcome::Dropped);
+    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"m"), 0, &mut out), DeliverOutcome::Dropped);
 }
 
 #[test]
@@ -174,16 +174,16 @@ fn resume_resends_unacknowledged_with_dup_and_pubrel() {
     for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut s = session(v);
         let mut out = BytesMut::new();
-        s.deliver(delivery(QoS::AtLeastOnce, b"one"), &mut out);
-        s.deliver(delivery(QoS::ExactlyOnce, b"two"), &mut out);
+        s.deliver(delivery(QoS::AtLeastOnce, b"one"), 0, &mut out);
+        s.deliver(delivery(QoS::ExactlyOnce, b"two"), 0, &mut out);
         let sent = packets(v, &mut out);
         let Packet::Publish(two) = &sent[1] else { panic!() };
-        s.handle_pubrec(two.packet_id, ReasonCode::SUCCESS, &mut out);
+        s.handle_pubrec(two.packet_id, ReasonCode::SUCCESS, 0, &mut out);
         assert_eq!(packets(v, &mut out), vec![Packet::PubRel(Ack::new(two.packet_id))]);
-        s.deliver(delivery(QoS::AtLeastOnce, b"three"), &mut out); // queued: window full
+        s.deliver(delivery(QoS::AtLeastOnce, b"three"), 0, &mut out); // queued: window full
         s.detach();
         s.attach(v, u16::MAX, usize::MAX);
-        s.resume(&mut out);
+        s.resume(0, &mut out);
         let again = packets(v, &mut out);
         let Packet::Publish(one) = &again[0] else { panic!("{again:?}") };
         assert!(one.dup && &one.payload[..] == b"one");
@@ -202,12 +202,12 @@ fn topic_alias_maps_empty_topic_and_rejects_zero_and_unknown() {
         p.properties = Some(Box::new(Properties { topic_alias: Some(alias), ..Default::default() }));
         p
     };
-    assert_eq!(s.handle_publish(with_alias("", 4), &mut out), Err(SessionError::UnknownTopicAlias));
-    let m = s.handle_publish(with_alias("x/y", 4), &mut out).unwrap().unwrap();
+    assert_eq!(s.handle_publish(with_alias("", 4), 0, &mut out), Err(SessionError::UnknownTopicAlias));
+    let m = s.handle_publish(with_alias("x/y", 4), 0, &mut out).unwrap().unwrap();
     assert!(m.properties.is_none(), "the alias is not forwarded");
-    let m = s.handle_publish(with_alias("", 4), &mut out).unwrap().unwrap();
+    let m = s.handle_publish(with_alias("", 4), 0, &mut out).unwrap().unwrap();
     assert_eq!(&*m.topic, "x/y");
-    assert_eq!(s.handle_publish(with_alias("z", 0), &mut out), Err(SessionError::TopicAliasInvalid));
+    assert_eq!(s.handle_publish(with_alias("z", 0), 0, &mut out), Err(SessionError::TopicAliasInvalid));
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn subscription_ids_are_added_per_delivery_in_v5_only() {
         let mut out = BytesMut::new();
         let mut d = delivery(QoS::AtMostOnce, b"m");
         d.subscription_ids = vec![1, 5];
-        s.deliver(d, &mut out);
+        s.deliver(d, 0, &mut out);
         let Packet::Publish(p) = packets(v, &mut out).remove(0) else { panic!() };
         let ids = p.properties.map(|p| p.subscription_identifiers).unwrap_or_default();
         assert_eq!(ids, if v.is_v5() { vec![1, 5] } else { vec![] });
@@ -230,9 +230,9 @@ fn never_sends_more_than_the_clients_maximum_packet_size() {
     let mut s = session(v);
     s.attach(v, u16::MAX, 20);
     let mut out = BytesMut::new();
-    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, &[0u8; 64]), &mut out), DeliverOutcome::Dropped);
+    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, &[0u8; 64]), 0, &mut out), DeliverOutcome::Dropped);
     assert_eq!(s.drops.too_large_for_client, 1);
-    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"ok"), &mut out), DeliverOutcome::Sent);
+    assert_eq!(s.deliver(delivery(QoS::AtMostOnce, b"ok"), 0, &mut out), DeliverOutcome::Sent);
 }
 
 #[test]
@@ -242,12 +242,10 @@ fn expired_messages_are_not_sent_and_live_ones_carry_the_time_left() {
     let mut out = BytesMut::new();
     let mut d = delivery(QoS::AtLeastOnce, b"m");
     Arc::make_mut(&mut d.message).expires_at_ms = Some(10_500);
-    s.set_now_ms(1_000);
-    assert_eq!(s.deliver(d.clone(), &mut out), DeliverOutcome::Sent);
+    assert_eq!(s.deliver(d.clone(), 1_000, &mut out), DeliverOutcome::Sent);
     let Packet::Publish(p) = packets(v, &mut out).remove(0) else { panic!() };
     assert_eq!(p.properties.and_then(|p| p.message_expiry_interval_secs), Some(10), "9.5 s left rounds up");
-    s.set_now_ms(10_500);
-    assert_eq!(s.deliver(d, &mut out), DeliverOutcome::Dropped);
+    assert_eq!(s.deliver(d, 10_500, &mut out), DeliverOutcome::Dropped);
     assert_eq!(s.drops.expired, 1);
 }
 
@@ -259,10 +257,9 @@ fn queued_message_that_expires_while_waiting_is_dropped_on_pump() {
     let mut out = BytesMut::new();
     let mut d = delivery(QoS::AtLeastOnce, b"m");
     Arc::make_mut(&mut d.message).expires_at_ms = Some(5_000);
-    assert_eq!(s.deliver(d, &mut out), DeliverOutcome::Queued);
+    assert_eq!(s.deliver(d, 0, &mut out), DeliverOutcome::Queued);
     s.attach(v, u16::MAX, usize::MAX);
-    s.set_now_ms(6_000);
-    s.resume(&mut out);
+    s.resume(6_000, &mut out);
     assert!(out.is_empty(), "expired while the client was away");
 }
 
@@ -272,11 +269,11 @@ fn outbound_topic_alias_sends_the_topic_once_then_only_the_alias() {
     let mut s = session(v);
     s.set_client_topic_alias_maximum(1);
     let mut out = BytesMut::new();
-    s.deliver(delivery(QoS::AtMostOnce, b"1"), &mut out);
-    s.deliver(delivery(QoS::AtMostOnce, b"2"), &mut out);
+    s.deliver(delivery(QoS::AtMostOnce, b"1"), 0, &mut out);
+    s.deliver(delivery(QoS::AtMostOnce, b"2"), 0, &mut out);
     let mut other = delivery(QoS::AtMostOnce, b"3");
     Arc::make_mut(&mut other.message).topic = "other".into();
-    s.deliver(other, &mut out);
+    s.deliver(other, 0, &mut out);
     let got = packets(v, &mut out);
     let pubs: Vec<_> =
         got.into_iter().map(|p| if let Packet::Publish(p) = p { p } else { panic!() }).collect();
@@ -294,7 +291,7 @@ fn acknowledge_carries_the_reason_in_v5_only() {
     for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let mut s = session(v);
         let mut out = BytesMut::new();
-        let a = s.accept_publish(publish(QoS::AtLeastOnce, 4, "x")).unwrap();
+        let a = s.accept_publish(publish(QoS::AtLeastOnce, 4, "x"), 0).unwrap();
         s.acknowledge(a.qos, a.packet_id, ReasonCode::NO_MATCHING_SUBSCRIBERS, &mut out);
         let Packet::PubAck(ack) = packets(v, &mut out).remove(0) else { panic!() };
         let want = if v.is_v5() { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS };
@@ -307,9 +304,9 @@ fn refused_qos2_publish_does_not_open_an_exchange() {
     let v = ProtocolVersion::V5;
     let mut s = session(v);
     let mut out = BytesMut::new();
-    let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x")).unwrap();
+    let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x"), 0).unwrap();
     s.acknowledge(a.qos, a.packet_id, ReasonCode::QUOTA_EXCEEDED, &mut out);
-    let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x")).unwrap();
+    let a = s.accept_publish(publish(QoS::ExactlyOnce, 8, "x"), 0).unwrap();
     assert!(a.message.is_some(), "a refused exchange is not a duplicate");
 }
 
@@ -324,13 +321,13 @@ fn shared_deliveries_lists_unacknowledged_and_queued_shared_messages_only() {
         d.shared = Some(name.clone());
         d
     };
-    s.deliver(shared(b"a"), &mut out); // in flight, will get PUBREC
-    s.deliver(shared(b"b"), &mut out); // in flight
-    s.deliver(shared(b"c"), &mut out); // queued
-    s.deliver(delivery(QoS::AtLeastOnce, b"plain"), &mut out); // queued, not shared
+    s.deliver(shared(b"a"), 0, &mut out); // in flight, will get PUBREC
+    s.deliver(shared(b"b"), 0, &mut out); // in flight
+    s.deliver(shared(b"c"), 0, &mut out); // queued
+    s.deliver(delivery(QoS::AtLeastOnce, b"plain"), 0, &mut out); // queued, not shared
     let sent = packets(v, &mut out);
     let Packet::Publish(a) = &sent[0] else { panic!() };
-    s.handle_pubrec(a.packet_id, ReasonCode::SUCCESS, &mut out);
+    s.handle_pubrec(a.packet_id, ReasonCode::SUCCESS, 0, &mut out);
     let left: Vec<_> = s.shared_deliveries().iter().map(|d| d.message.payload.clone()).collect();
     assert_eq!(left, vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
 }
@@ -342,7 +339,7 @@ fn max_queued_messages_zero_means_no_limit_as_in_mosquitto() {
         Session::new(ByteStr::from("c"), v, u32::MAX, Limits { max_queued_messages: 0, ..Limits::default() });
     let mut out = BytesMut::new();
     for _ in 0..5000 {
-        assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, b"m"), &mut out), DeliverOutcome::Queued);
+        assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out), DeliverOutcome::Queued);
     }
 }
 
@@ -359,16 +356,16 @@ fn new_qos2_publish_reusing_an_open_identifier_at_the_receive_maximum_is_one_too
     let mut s = session_with_receive_maximum(v, 2);
     let mut out = BytesMut::new();
     for id in [1, 2] {
-        assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap().is_some());
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), 0, &mut out).unwrap().is_some());
     }
     // A retransmission (DUP 1) is acknowledged again and not routed (5.0 [MQTT-4.3.3-10])...
     let mut again = publish(QoS::ExactlyOnce, 1, "a");
     again.dup = true;
-    assert!(s.handle_publish(again, &mut out).unwrap().is_none());
+    assert!(s.handle_publish(again, 0, &mut out).unwrap().is_none());
     // ...a new PUBLISH (DUP 0) is a third unacknowledged one against a maximum of 2
     // (5.0 [MQTT-3.3.4-7]), whether its identifier is new or still in use.
     for id in [1, 3] {
-        let err = s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap_err();
+        let err = s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), 0, &mut out).unwrap_err();
         assert_eq!(err, SessionError::ReceiveMaximumExceeded);
         assert_eq!(err.reason_code(), ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
     }
@@ -383,12 +380,12 @@ fn below_the_receive_maximum_a_reused_open_identifier_is_acknowledged_and_not_ro
         let mut s = session_with_receive_maximum(v, if v.is_v5() { 3 } else { 1 });
         let mut out = BytesMut::new();
         for id in [1, 2] {
-            assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), &mut out).unwrap().is_some());
+            assert!(s.handle_publish(publish(QoS::ExactlyOnce, id, "a"), 0, &mut out).unwrap().is_some());
         }
         // DUP 0, identifier 1 still open: a client fault, but the rule for the receiver
         // is to acknowledge it and not deliver it twice (3.1.1 [MQTT-4.3.3-2],
         // 5.0 [MQTT-4.3.3-10]).
-        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 1, "a"), &mut out).unwrap().is_none());
+        assert!(s.handle_publish(publish(QoS::ExactlyOnce, 1, "a"), 0, &mut out).unwrap().is_none());
         assert_eq!(packets(v, &mut out).len(), 3, "{v:?}");
     }
 }

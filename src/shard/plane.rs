@@ -104,10 +104,9 @@ impl DataPlane {
             && std::str::from_utf8(&p.payload).is_err();
         let now = self.now_ms;
         let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
-        entry.session.set_now_ms(now);
         let accepted = entry
             .session
-            .accept_publish(p)
+            .accept_publish(p, now)
             .map_err(|e| Close::protocol_error(e.reason_code(), e.describe()))?;
         let reason = match accepted.message {
             _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,

@@ -218,13 +218,12 @@ impl Sessions {
             }
             _ => &mut offline_sink,
         };
-        entry.session.set_now_ms(now_ms);
         let before = out.len();
         let outcome = if qos == QoS::AtMostOnce {
-            entry.session.deliver_qos0(message, retain, &subscription_ids, out)
+            entry.session.deliver_qos0(message, retain, &subscription_ids, now_ms, out)
         } else {
             let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
-            entry.session.deliver(delivery, out)
+            entry.session.deliver(delivery, now_ms, out)
         };
         let bytes = out.len() - before;
         if bytes > 0 {

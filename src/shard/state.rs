@@ -227,7 +227,6 @@ impl Shard {
             let max_packet = props.and_then(|p| p.maximum_packet_size).map_or(usize::MAX, |m| m as usize);
             session.attach(v, receive_max, max_packet);
             session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
-            session.set_now_ms(now);
         }
         let cfg = &self.plane.shared.config;
         let limits = self.plane.sessions.limits();
@@ -261,7 +260,7 @@ impl Shard {
         );
         crate::log!(Debug, "Sending CONNACK to {} ({}, 0)", client_id, session_present as u8);
         if let Some(e) = self.plane.sessions.get_mut(sid) {
-            e.session.resume(&mut c.out);
+            e.session.resume(now, &mut c.out);
         }
         self.plane.conns.wake_writer(conn);
         // A newer CONNECT with the same client id registered while this one waited.
@@ -286,14 +285,13 @@ impl Shard {
         };
         let entry = plane.sessions.get_mut(sid).ok_or_else(lost)?;
         // An acknowledgement may let queued messages out: their expiry is checked now.
-        entry.session.set_now_ms(plane.now_ms);
-        let out = &mut c.out;
+        let (now, out) = (plane.now_ms, &mut c.out);
         match packet {
             Packet::Publish(p) => return plane.handle_publish(conn, sid, p, &cid),
-            Packet::PubAck(a) => entry.session.handle_puback(a.packet_id, out),
-            Packet::PubRec(a) => entry.session.handle_pubrec(a.packet_id, a.reason, out),
+            Packet::PubAck(a) => entry.session.handle_puback(a.packet_id, now, out),
+            Packet::PubRec(a) => entry.session.handle_pubrec(a.packet_id, a.reason, now, out),
             Packet::PubRel(a) => entry.session.handle_pubrel(a.packet_id, out),
-            Packet::PubComp(a) => entry.session.handle_pubcomp(a.packet_id, out),
+            Packet::PubComp(a) => entry.session.handle_pubcomp(a.packet_id, now, out),
             Packet::Subscribe(s) => self.handle_subscribe(conn, sid, s, &cid),
             Packet::Unsubscribe(u) => self.handle_unsubscribe(conn, sid, u, &cid),
             Packet::PingReq => {
