@@ -57,7 +57,10 @@ impl BufRing {
             tail: 0,
             bgid,
         };
-        // SAFETY: the mapping lives as long as `r`, which unregisters it on drop.
+        // SAFETY: the mapping lives as long as `r`. `r` does not unregister it on drop: it
+        // must outlive the ring instead (the reactor declares the ring first, so the ring
+        // is dropped first), and closing the ring's descriptor releases the kernel's
+        // reference before `Drop` unmaps the memory.
         unsafe { submitter.register_buf_ring(r.ring as u64, count, bgid)? };
         for bid in 0..count {
             r.give_back(bid);

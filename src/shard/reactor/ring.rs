@@ -61,7 +61,11 @@ fn builder() -> io_uring::Builder {
 /// ringmq needs, checked once at start-up.
 pub fn probe() -> std::io::Result<()> {
     let ring = builder().build(8)?;
-    BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, 1, 64).map(drop)
+    let bufs = BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, 1, 64)?;
+    // The ring goes first: the buffer ring's memory must outlive its registration.
+    drop(ring);
+    drop(bufs);
+    Ok(())
 }
 
 /// A shard's ring and the completions collected from it but not yet handled.
