@@ -34,7 +34,7 @@ use bytes::BytesMut;
 use io_uring::{cqueue, opcode, squeue, types};
 use listeners::Listeners;
 use ring::{decode_user_data, user_data, Completion, EventFdWake, Op, Ring, RECV_BUFFER_GROUP};
-use socket::{peer_addr, set_nodelay, DisplayPeer, Held, Socket};
+use socket::{peer_addr, set_nodelay, DisplayPeer, Held, Sockets};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -51,9 +51,7 @@ pub struct Reactor {
     shard: Shard,
     shared: Arc<Shared>,
     listeners: Listeners,
-    sockets: super::slab::Slab<Socket>,
-    /// Socket slot of each connection id (`u32::MAX`: none).
-    by_conn: Vec<u32>,
+    sockets: Sockets,
     /// Receive staging: bytes are copied here from the kernel's buffers.
     chunk: BytesMut,
     /// CONNECT deadlines in accept order: (deadline_ms, socket slot, connection).
@@ -68,13 +66,6 @@ pub struct Reactor {
     /// The flush list handed back and forth with the shard, to reuse its allocation.
     spare_flush: Vec<ConnId>,
     spare_completions: Vec<Completion>,
-    /// Sockets holding output buffers above [`IDLE_BUFFER_KEEP_BYTES`], to shrink when quiet.
-    big_buffers: Vec<u32>,
-    /// Sockets still read after their writing side finished, in the order they started:
-    /// (until, shard clock ms; socket slot; descriptor, to tell a later socket in the
-    /// slot apart). Kept here rather than in [`Socket`], whose every byte is paid per
-    /// connection.
-    lingering: VecDeque<(u64, u32, i32)>,
     next_keepalive_sweep_ms: u64,
     next_slow_timers_ms: u64,
 }
@@ -107,7 +98,6 @@ impl Reactor {
             shared,
             listeners,
             sockets: Default::default(),
-            by_conn: Vec::new(),
             chunk: BytesMut::with_capacity(RECV_CHUNK_BYTES),
             connect_deadlines: VecDeque::new(),
             held: VecDeque::new(),
@@ -117,8 +107,6 @@ impl Reactor {
             waker,
             spare_flush: Vec::new(),
             spare_completions: Vec::with_capacity(1024),
-            big_buffers: Vec::new(),
-            lingering: VecDeque::new(),
             next_keepalive_sweep_ms: now + KEEPALIVE_SWEEP_MS,
             next_slow_timers_ms: now + SLOW_TIMERS_MS,
         })
@@ -234,11 +222,7 @@ impl Reactor {
         let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
         let deadline_ms = sh.now_ms() + sh.config().connect_timeout_secs * 1000;
         let input = Input::new(conn, sh.config().max_packet_size as usize, deadline_ms);
-        let slot = self.sockets.insert(Socket::new(fd, input));
-        if self.by_conn.len() <= conn as usize {
-            self.by_conn.resize(conn as usize + 1, u32::MAX);
-        }
-        self.by_conn[conn as usize] = slot;
+        let slot = self.sockets.insert(fd, input);
         self.connect_deadlines.push_back((deadline_ms, slot, conn));
         self.arm_recv(slot);
     }
@@ -367,7 +351,7 @@ impl Reactor {
     /// CONNECTs whose home shard answered: CONNACK, then whatever the client sent behind.
     fn complete_connects(&mut self) {
         while let Some((conn, resumed)) = self.shard.next_answered_connect() {
-            let slot = self.by_conn.get(conn as usize).copied().unwrap_or(u32::MAX);
+            let slot = self.sockets.slot_of(conn);
             if let Some(s) = self.sockets.get_mut(slot) {
                 if s.attached && s.input.conn == conn {
                     s.input.complete_connect(&mut self.shard, resumed);
@@ -382,7 +366,7 @@ impl Reactor {
     fn flush_output(&mut self) {
         let mut listed = self.shard.conns().take_to_flush(std::mem::take(&mut self.spare_flush));
         for &conn in &listed {
-            let slot = self.by_conn.get(conn as usize).copied().unwrap_or(u32::MAX);
+            let slot = self.sockets.slot_of(conn);
             let Some(c) = self.shard.conns().get_mut(conn) else { continue };
             let Some(s) = self.sockets.get_mut(slot) else { continue };
             if s.sending.is_some() || s.writer_finished {
@@ -429,10 +413,11 @@ impl Reactor {
         if offset < s.buf.len() {
             return self.start_send(slot, offset);
         }
-        if s.buf.capacity() > IDLE_BUFFER_KEEP_BYTES && !s.has_big_buffers {
-            s.has_big_buffers = true;
-            self.big_buffers.push(slot);
+        let big = s.buf.capacity() > IDLE_BUFFER_KEEP_BYTES;
+        if big {
+            self.sockets.note_big_buffer(slot);
         }
+        let Some(s) = self.sockets.get_mut(slot) else { return };
         if s.attached {
             // More output may have accumulated meanwhile, or the connection may be closing.
             let conn = s.input.conn;
@@ -460,11 +445,11 @@ impl Reactor {
         s.writer_finished = true;
         s.shutdown(libc::SHUT_WR);
         let reader_open = s.is_reading();
-        if s.recv_armed || reader_open {
-            self.lingering.push_back((self.shard.now_ms() + LINGER_MS, slot, s.fd.as_raw_fd()));
+        let (linger, attached, conn) = (s.recv_armed || reader_open, s.attached, s.input.conn);
+        if linger {
+            self.sockets.linger(slot, self.shard.now_ms() + LINGER_MS);
         }
-        if s.attached {
-            let conn = s.input.conn;
+        if attached {
             self.shard.side_ended(conn, Side::Writer);
         }
         if reader_open {
@@ -477,76 +462,30 @@ impl Reactor {
 
     /// Closes lingering sockets whose peer has not closed within [`LINGER_MS`].
     fn end_lingering(&mut self) {
-        let clock = self.shard.now_ms();
-        while let Some(&(until, slot, fd)) = self.lingering.front() {
-            if until > clock {
-                break;
-            }
-            self.lingering.pop_front();
-            if let Some(s) = self.sockets.get(slot).filter(|s| s.fd.as_raw_fd() == fd && s.writer_finished) {
-                if s.recv_armed {
-                    // Ends the armed receive, whose completion releases the socket.
-                    s.shutdown(libc::SHUT_RDWR);
-                }
-            }
+        for slot in self.sockets.end_lingering(self.shard.now_ms()) {
             self.maybe_release(slot);
         }
     }
 
-    /// Notices that the state removed the connection (both sides ended); the socket is
+    /// Notices that the shard removed the connection (both sides ended); the socket is
     /// closed once no operation on it is in flight.
     fn check_detached(&mut self, slot: u32) {
-        let Some(s) = self.sockets.get_mut(slot) else { return };
+        let Some(s) = self.sockets.get(slot) else { return };
         if s.attached && self.shard.conns().get(s.input.conn).is_none() {
-            s.attached = false;
-            let conn = s.input.conn as usize;
-            if self.by_conn.get(conn) == Some(&slot) {
-                self.by_conn[conn] = u32::MAX;
-            }
+            self.sockets.detach(slot);
         }
         self.maybe_release(slot);
     }
 
     fn maybe_release(&mut self, slot: u32) {
-        let Some(s) = self.sockets.get_mut(slot) else { return };
-        if !s.attached && s.is_idle() && !self.held.iter().any(|&(h, _)| h == slot) {
-            if !s.writer_finished {
-                s.shutdown(libc::SHUT_RDWR);
-            }
-            // Dropping the socket closes the descriptor.
-            self.sockets.remove(slot);
-        } else if !s.attached && s.recv_armed && !s.writer_finished {
-            s.writer_finished = true;
-            // Ends the armed receive.
-            s.shutdown(libc::SHUT_RDWR);
-        }
-    }
-
-    /// Gives back the large output buffers of connections that have gone quiet.
-    fn shrink_quiet_buffers(&mut self) {
-        let mut list = std::mem::take(&mut self.big_buffers);
-        list.retain(|&slot| {
-            let Some(s) = self.sockets.get_mut(slot) else { return false };
-            let out =
-                if s.attached { self.shard.conns().get_mut(s.input.conn).map(|c| &mut c.out) } else { None };
-            if s.sending.is_some() || out.as_ref().is_some_and(|o| !o.is_empty()) {
-                return true;
-            }
-            s.buf = BytesMut::new();
-            if let Some(out) = out.filter(|o| o.capacity() > IDLE_BUFFER_KEEP_BYTES) {
-                *out = BytesMut::new();
-            }
-            s.has_big_buffers = false;
-            false
-        });
-        list.append(&mut self.big_buffers);
-        self.big_buffers = list;
+        let held = self.held.iter().any(|&(h, _)| h == slot);
+        self.sockets.release_if_done(slot, held);
     }
 
     /// Timers: keepalive, the shard's once-a-second work, CONNECT deadlines, lingering
     /// sockets, quiet buffers, a paused accept.
     fn housekeeping(&mut self) {
-        self.shrink_quiet_buffers();
+        self.sockets.shrink_quiet_buffers(self.shard.conns());
         let clock = self.shard.now_ms();
         if clock >= self.next_keepalive_sweep_ms {
             self.next_keepalive_sweep_ms = clock + KEEPALIVE_SWEEP_MS;

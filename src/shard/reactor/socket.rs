@@ -1,8 +1,12 @@
 //! A connection's socket as the event loop sees it: the reading side's state, the
 //! operations in flight on it, and the bytes being sent.
 
+use super::super::connections::{ConnId, Connections};
 use super::super::input::Input;
+use super::super::slab::Slab;
+use super::tuning::IDLE_BUFFER_KEEP_BYTES;
 use bytes::BytesMut;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -66,6 +70,132 @@ impl Socket {
     pub fn shutdown(&self, how: i32) {
         // SAFETY: shutdown(2) on a descriptor we own and have not closed.
         unsafe { libc::shutdown(self.fd.as_raw_fd(), how) };
+    }
+}
+
+/// The shard's sockets: the table, each connection's socket slot, the sockets still read
+/// after their writing side finished (the lingering close), and those holding large
+/// buffers to give back once quiet.
+#[derive(Default)]
+pub struct Sockets {
+    table: Slab<Socket>,
+    /// Socket slot of each connection id (`u32::MAX`: none).
+    by_conn: Vec<u32>,
+    /// Lingering sockets in the order they started: (until, shard clock ms; slot;
+    /// descriptor, to tell a later socket in the slot apart). Kept here rather than in
+    /// [`Socket`], whose every byte is paid per connection.
+    lingering: VecDeque<(u64, u32, i32)>,
+    /// Sockets holding output buffers above [`IDLE_BUFFER_KEEP_BYTES`].
+    big_buffers: Vec<u32>,
+}
+
+impl Sockets {
+    /// A new connection's socket; returns its slot.
+    pub fn insert(&mut self, fd: OwnedFd, input: Input) -> u32 {
+        let conn = input.conn as usize;
+        let slot = self.table.insert(Socket::new(fd, input));
+        if self.by_conn.len() <= conn {
+            self.by_conn.resize(conn + 1, u32::MAX);
+        }
+        self.by_conn[conn] = slot;
+        slot
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Socket> {
+        self.table.get(slot)
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Socket> {
+        self.table.get_mut(slot)
+    }
+
+    /// The slot of a connection's socket (`u32::MAX`: none).
+    pub fn slot_of(&self, conn: ConnId) -> u32 {
+        self.by_conn.get(conn as usize).copied().unwrap_or(u32::MAX)
+    }
+
+    /// The shard let go of the socket's connection (both sides ended).
+    pub fn detach(&mut self, slot: u32) {
+        let Some(s) = self.table.get_mut(slot) else { return };
+        s.attached = false;
+        let conn = s.input.conn as usize;
+        if self.by_conn.get(conn) == Some(&slot) {
+            self.by_conn[conn] = u32::MAX;
+        }
+    }
+
+    /// Closes a detached socket once no operation on it is in flight and no receive of
+    /// it is `held` back; a detached socket with a receive still armed is shut both ways
+    /// first, which ends the receive.
+    pub fn release_if_done(&mut self, slot: u32, held: bool) {
+        let Some(s) = self.table.get_mut(slot) else { return };
+        if s.attached {
+            return;
+        }
+        if s.is_idle() && !held {
+            if !s.writer_finished {
+                s.shutdown(libc::SHUT_RDWR);
+            }
+            // Dropping the socket closes the descriptor.
+            self.table.remove(slot);
+        } else if s.recv_armed && !s.writer_finished {
+            s.writer_finished = true;
+            s.shutdown(libc::SHUT_RDWR);
+        }
+    }
+
+    /// Keeps reading (and discarding) from a socket whose writing side finished, until
+    /// `until_ms`.
+    pub fn linger(&mut self, slot: u32, until_ms: u64) {
+        if let Some(s) = self.table.get(slot) {
+            self.lingering.push_back((until_ms, slot, s.fd.as_raw_fd()));
+        }
+    }
+
+    /// Ends the lingering of sockets whose time is up: their receive is ended by a
+    /// shutdown both ways. Returns their slots, to release once the receive has ended.
+    pub fn end_lingering(&mut self, now_ms: u64) -> Vec<u32> {
+        let mut due = Vec::new();
+        while let Some(&(until, slot, fd)) = self.lingering.front() {
+            if until > now_ms {
+                break;
+            }
+            self.lingering.pop_front();
+            if let Some(s) = self.table.get(slot).filter(|s| s.fd.as_raw_fd() == fd && s.writer_finished) {
+                if s.recv_armed {
+                    s.shutdown(libc::SHUT_RDWR);
+                }
+            }
+            due.push(slot);
+        }
+        due
+    }
+
+    /// A send left the socket with a buffer above [`IDLE_BUFFER_KEEP_BYTES`].
+    pub fn note_big_buffer(&mut self, slot: u32) {
+        if let Some(s) = self.table.get_mut(slot).filter(|s| !s.has_big_buffers) {
+            s.has_big_buffers = true;
+            self.big_buffers.push(slot);
+        }
+    }
+
+    /// Gives back the large output buffers of connections that have gone quiet (the
+    /// socket's spare and the connection's own).
+    pub fn shrink_quiet_buffers(&mut self, conns: &mut Connections) {
+        let table = &mut self.table;
+        self.big_buffers.retain(|&slot| {
+            let Some(s) = table.get_mut(slot) else { return false };
+            let out = if s.attached { conns.get_mut(s.input.conn).map(|c| &mut c.out) } else { None };
+            if s.sending.is_some() || out.as_ref().is_some_and(|o| !o.is_empty()) {
+                return true;
+            }
+            s.buf = BytesMut::new();
+            if let Some(out) = out.filter(|o| o.capacity() > IDLE_BUFFER_KEEP_BYTES) {
+                *out = BytesMut::new();
+            }
+            s.has_big_buffers = false;
+            false
+        });
     }
 }
 
