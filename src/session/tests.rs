@@ -250,6 +250,23 @@ fn expired_messages_are_not_sent_and_live_ones_carry_the_time_left() {
 }
 
 #[test]
+fn a_clock_behind_the_publishers_never_sends_more_expiry_than_was_set() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    let mut d = delivery(QoS::AtLeastOnce, b"m");
+    let m = Arc::make_mut(&mut d.message);
+    // Set to 60 s at 10,000 ms on the publishing shard's clock...
+    m.properties =
+        Some(Arc::new(Properties { message_expiry_interval_secs: Some(60), ..Default::default() }));
+    m.expires_at_ms = Some(70_000);
+    // ...and sent by a shard whose clock was read 500 ms earlier.
+    assert_eq!(s.deliver(d, 9_500, &mut out), DeliverOutcome::Sent);
+    let Packet::Publish(p) = packets(v, &mut out).remove(0) else { panic!() };
+    assert_eq!(p.properties.and_then(|p| p.message_expiry_interval_secs), Some(60), "5.0 [MQTT-3.3.2-6]");
+}
+
+#[test]
 fn queued_message_that_expires_while_waiting_is_dropped_on_pump() {
     let v = ProtocolVersion::V5;
     let mut s = session(v);
