@@ -1,155 +1,16 @@
-//! End to end at MQTT 3.1.1 (and 3.1): a 4-shard broker in this process, real sockets on
-//! 127.0.0.1, the raw client of `common` for byte-level cases and rumqttc for the rest.
-//! The shared scenarios live in `common/mod.rs` (which also explains how cross-shard
-//! pairs are made certain); `e2e_v5.rs` runs them at 5.0.
+//! MQTT 3.1.1 (and 3.1): the scenarios of `scenarios` at 3.1.1 (`v5` runs them at 5.0),
+//! what only 3.1.1 and 3.1 have (CONNACK return codes, the 3.1 protocol name and client
+//! id limit), and rumqttc's 3.1.1 client.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ringmq::protocol::ReasonCode;
 use std::time::{Duration, Instant};
 
-const V: ringmq::protocol::ProtocolVersion = V3_1_1;
+const V: ProtocolVersion = V3_1_1;
 
-// --- publish / subscribe -----------------------------------------------------------------
-
-#[test]
-fn qos0_publish_reaches_every_subscriber_across_shards() {
-    pubsub_roundtrip(V, Q0);
-}
-
-#[test]
-fn qos1_publish_reaches_every_subscriber_with_puback_both_ways() {
-    pubsub_roundtrip(V, Q1);
-}
-
-#[test]
-fn qos2_publish_reaches_every_subscriber_with_full_handshake_both_ways() {
-    pubsub_roundtrip(V, Q2);
-}
-
-#[test]
-fn publish_qos_is_downgraded_to_granted_qos() {
-    qos_downgraded_to_granted(V);
-}
-
-#[test]
-fn publish_qos_is_never_upgraded_to_granted_qos() {
-    qos_not_upgraded_above_published(V);
-}
-
-#[test]
-fn wildcards_match_and_dollar_topics_are_not_matched_by_leading_wildcards() {
-    wildcards_and_dollar_rule(V);
-}
-
-#[test]
-fn overlapping_subscriptions_deliver_once_at_highest_qos() {
-    overlapping_subscriptions_delivered_once(V);
-}
-
-#[test]
-fn client_receives_its_own_publishes_when_subscribed() {
-    own_publishes_received(V);
-}
-
-#[test]
-fn unsubscribe_stops_delivery() {
-    common::unsubscribe_stops_delivery(V);
-}
-
-#[test]
-fn shared_subscription_delivers_each_message_to_exactly_one_member() {
-    shared_subscription_each_message_once(V);
-}
-
-// --- retained ------------------------------------------------------------------------------
-
-#[test]
-fn retained_message_is_set_replaced_and_cleared_and_live_copies_have_retain_0() {
-    retained_set_replace_clear(V);
-}
-
-#[test]
-fn retained_messages_are_sent_on_subscribe_through_wildcards_with_retain_1() {
-    retained_through_wildcards(V);
-}
-
-#[test]
-fn retained_message_set_on_one_connection_is_read_by_many_others() {
-    retained_read_from_many(V);
-}
-
-// --- last will -------------------------------------------------------------------------------
-
-#[test]
-fn will_is_published_when_socket_closes_without_disconnect() {
-    will_on_socket_close(V);
-}
-
-#[test]
-fn will_is_published_on_keepalive_expiry() {
-    will_on_keepalive_expiry(V);
-}
-
-#[test]
-fn will_is_published_on_protocol_error() {
-    will_on_protocol_error(V);
-}
-
-#[test]
-fn will_is_not_published_after_clean_disconnect() {
-    no_will_after_clean_disconnect(V);
-}
-
-// --- sessions --------------------------------------------------------------------------------
-
-#[test]
-fn persistent_session_keeps_subscriptions_across_reconnect() {
-    persistent_session_keeps_subscriptions(V);
-}
-
-#[test]
-fn persistent_session_queues_qos1_and_qos2_while_offline() {
-    offline_messages_delivered_on_reconnect(V);
-}
-
-#[test]
-fn session_present_flag_follows_clean_session() {
-    session_present_flag(V);
-}
-
-#[test]
-fn unacknowledged_qos1_is_resent_with_dup_on_reconnect() {
-    unacked_qos1_resent_with_dup(V);
-}
-
-#[test]
-fn unacknowledged_qos2_publish_and_pubrel_are_resent_on_reconnect() {
-    unacked_qos2_resumed_on_reconnect(V);
-}
-
-#[test]
-fn clean_session_discards_subscriptions_and_queued_messages() {
-    clean_session_discards_state(V);
-}
-
-#[test]
-fn same_client_id_takes_over_and_closes_older_connection() {
-    takeover_closes_older_connection(V);
-}
-
-#[test]
-fn takeover_hands_persistent_session_to_new_connection() {
-    takeover_hands_over_persistent_session(V);
-}
+crate::scenarios::twins!(V);
 
 // --- connection rules --------------------------------------------------------------------------
-
-#[test]
-fn pingreq_gets_pingresp() {
-    common::pingreq_gets_pingresp(V);
-}
 
 #[test]
 fn socket_without_connect_is_closed_at_connect_deadline() {
@@ -166,16 +27,6 @@ fn socket_without_connect_is_closed_at_connect_deadline() {
     let t0 = Instant::now();
     c.expect_closed(Duration::from_secs(4));
     assert!(t0.elapsed() >= Duration::from_millis(800));
-}
-
-#[test]
-fn first_packet_other_than_connect_closes_connection() {
-    first_packet_not_connect_closes(V);
-}
-
-#[test]
-fn second_connect_closes_connection() {
-    second_connect_closes(V);
 }
 
 #[test]
@@ -221,21 +72,13 @@ fn unsupported_protocol_level_6_gets_connack_1_and_close() {
 }
 
 #[test]
-fn malformed_packet_closes_only_that_connection() {
-    common::malformed_packet_closes_only_that_connection(V);
-}
-
-#[test]
 fn mqtt31_mqisdp_client_connects_and_exchanges_messages_with_311() {
     let b = TestBroker::start();
-    let mut fence = Fence::new(b.addr);
     let (mut old, ack) = Raw::connect(b.addr, Conn::new("mqtt31-client", V3_1));
     assert_eq!(ack.code, ReasonCode::SUCCESS);
     old.subscribe_ok(&[("v31/in/0", Q0), ("v31/in/1", Q1), ("v31/in/2", Q2)]);
-    fence.wait(&mut old);
     let mut new = Raw::client(b.addr, "mqtt311-client", V3_1_1);
     new.subscribe_ok(&[("v31/out/0", Q0), ("v31/out/1", Q1), ("v31/out/2", Q2)]);
-    fence.wait(&mut new);
     for q in [Q0, Q1, Q2] {
         new.publish(&format!("v31/in/{}", q as u8), b"to 3.1", q, false);
         let m = old.expect_publish(IO_TIMEOUT);
@@ -258,17 +101,6 @@ fn mqtt31_client_id_longer_than_23_characters_is_refused() {
 
 // --- with rumqttc ------------------------------------------------------------------------------
 
-/// Publishes QoS 0 warm-up messages until the subscriber has one: from then on the
-/// publisher's shard routes to the subscription (the window is the SUBACK bug below).
-async fn warm_up(publisher: &rumqttc::AsyncClient, subscriber: &RumqV4, topic: &str) {
-    let deadline = Instant::now() + IO_TIMEOUT;
-    while !subscriber.publishes().iter().any(|p| &p.payload[..] == b"warm-up") {
-        assert!(Instant::now() < deadline, "rumqttc subscriber never got a warm-up message");
-        publisher.publish(topic, rumqttc::QoS::AtMostOnce, false, "warm-up").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[test]
 fn rumqttc_pubsub_at_qos_0_1_2() {
     let b = TestBroker::start();
@@ -282,8 +114,6 @@ fn rumqttc_pubsub_at_qos_0_1_2() {
             }
             sub.wait_suback(3).await;
             let publisher = RumqV4::connect(RumqV4::options(b.addr, &format!("rq-pub-{round}"))).await;
-            warm_up(&publisher.client, &sub, "rq/t/0").await;
-            let before = sub.publishes().len();
             for i in 0..30 {
                 publisher
                     .client
@@ -291,8 +121,7 @@ fn rumqttc_pubsub_at_qos_0_1_2() {
                     .await
                     .unwrap();
             }
-            let got = sub.wait_publishes(before + 30, IO_TIMEOUT).await;
-            let got: Vec<_> = got[before..].iter().filter(|p| &p.payload[..] != b"warm-up").collect();
+            let got = sub.wait_publishes(30, IO_TIMEOUT).await;
             assert_eq!(got.len(), 30, "{got:?}");
             for (i, p) in got.iter().enumerate() {
                 assert_eq!(&p.payload[..], format!("{i}").as_bytes(), "in publish order");
@@ -334,8 +163,6 @@ fn rumqttc_last_will_is_published_when_client_vanishes() {
         let watcher = RumqV4::connect(RumqV4::options(b.addr, "rq-will-watcher")).await;
         watcher.client.subscribe("rq/will/#", rumqttc::QoS::AtLeastOnce).await.unwrap();
         watcher.wait_suback(1).await;
-        let warm = RumqV4::connect(RumqV4::options(b.addr, "rq-will-warm")).await;
-        warm_up(&warm.client, &watcher, "rq/will/warm").await;
         let mut opts = RumqV4::options(b.addr, "rq-mortal");
         opts.set_last_will(rumqttc::LastWill::new("rq/will/mortal", "bye", rumqttc::QoS::AtLeastOnce, false));
         let mortal = RumqV4::connect(opts).await;
@@ -358,7 +185,6 @@ fn rumqttc_persistent_session_gets_messages_sent_while_offline() {
         c.client.subscribe("rq/offline", rumqttc::QoS::AtLeastOnce).await.unwrap();
         c.wait_suback(1).await;
         let publisher = RumqV4::connect(RumqV4::options(b.addr, "rq-offline-pub")).await;
-        warm_up(&publisher.client, &c, "rq/offline").await;
         c.client.disconnect().await.unwrap();
         c.wait_event("DISCONNECT sent", |e| {
             matches!(e, rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))

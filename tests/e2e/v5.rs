@@ -1,78 +1,27 @@
-//! End to end at MQTT 5.0: the scenarios of `common` (also run at 3.1.1 by
-//! `e2e_v311.rs`), the 5.0-only features (reason codes, assigned client ids, topic
-//! aliases, subscription identifiers, no local, retain as published, session expiry,
-//! properties), rumqttc's 5.0 client, and the cross-shard ordering cases (some ignored
-//! as broker bugs: see each `#[ignore]`).
+//! MQTT 5.0: the scenarios of `scenarios` at 5.0 (`v311` runs them at 3.1.1), the basic
+//! 5.0-only features (reason codes, assigned client ids, topic aliases, subscription
+//! identifiers, no local, retain as published, session expiry, properties), the cross-shard
+//! ordering cases, and rumqttc's 5.0 client. `v5_features` goes further, feature by feature.
 
-mod common;
-
+use crate::common::*;
+use crate::scenarios::will::{expect_wills, will_watchers};
 use bytes::Bytes;
-use common::*;
 use ringmq::protocol::{ByteStr, Disconnect, Packet, ReasonCode, RetainHandling};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-const V: ringmq::protocol::ProtocolVersion = V5;
+const V: ProtocolVersion = V5;
+
+crate::scenarios::twins!(V);
 
 // --- publish / subscribe -----------------------------------------------------------------
 
 #[test]
-fn qos0_publish_reaches_every_subscriber_across_shards() {
-    pubsub_roundtrip(V, Q0);
-}
-
-#[test]
-fn qos1_publish_reaches_every_subscriber_with_puback_both_ways() {
-    pubsub_roundtrip(V, Q1);
-}
-
-#[test]
-fn qos2_publish_reaches_every_subscriber_with_full_handshake_both_ways() {
-    pubsub_roundtrip(V, Q2);
-}
-
-#[test]
-fn publish_qos_is_downgraded_to_granted_qos() {
-    qos_downgraded_to_granted(V);
-}
-
-#[test]
-fn publish_qos_is_never_upgraded_to_granted_qos() {
-    qos_not_upgraded_above_published(V);
-}
-
-#[test]
-fn wildcards_match_and_dollar_topics_are_not_matched_by_leading_wildcards() {
-    wildcards_and_dollar_rule(V);
-}
-
-#[test]
-fn overlapping_subscriptions_deliver_once_at_highest_qos() {
-    overlapping_subscriptions_delivered_once(V);
-}
-
-#[test]
-fn client_receives_its_own_publishes_when_subscribed() {
-    own_publishes_received(V);
-}
-
-#[test]
-fn unsubscribe_stops_delivery() {
-    common::unsubscribe_stops_delivery(V);
-}
-
-#[test]
-fn shared_subscription_delivers_each_message_to_exactly_one_member() {
-    shared_subscription_each_message_once(V);
-}
-
-#[test]
 fn publish_properties_are_forwarded_and_topic_alias_is_not() {
     let b = TestBroker::start();
-    let mut fence = Fence::new(b.addr);
+    let mut pubs = one_per_shard(b.addr);
     let mut s = Raw::client(b.addr, "props-sub", V);
     s.subscribe_ok(&[("props/t", Q1)]);
-    fence.wait(&mut s);
     let sent = props(|p| {
         p.payload_format_indicator = Some(1);
         p.content_type = Some(ByteStr::from("text/plain"));
@@ -82,7 +31,7 @@ fn publish_properties_are_forwarded_and_topic_alias_is_not() {
             vec![(ByteStr::from("k"), ByteStr::from("v1")), (ByteStr::from("k"), ByteStr::from("v2"))];
         p.message_expiry_interval_secs = Some(3600);
     });
-    for p in fence.conns.iter_mut() {
+    for p in pubs.iter_mut() {
         let mut with_alias = sent.clone();
         with_alias.topic_alias = Some(1);
         p.publish_with("props/t", b"with properties", Q1, false, Some(with_alias));
@@ -104,32 +53,15 @@ fn publish_properties_are_forwarded_and_topic_alias_is_not() {
 // --- retained ------------------------------------------------------------------------------
 
 #[test]
-fn retained_message_is_set_replaced_and_cleared_and_live_copies_have_retain_0() {
-    retained_set_replace_clear(V);
-}
-
-#[test]
-fn retained_messages_are_sent_on_subscribe_through_wildcards_with_retain_1() {
-    retained_through_wildcards(V);
-}
-
-#[test]
-fn retained_message_set_on_one_connection_is_read_by_many_others() {
-    retained_read_from_many(V);
-}
-
-#[test]
 fn retain_as_published_keeps_retain_flag_on_live_delivery() {
     let b = TestBroker::start();
-    let mut fence = Fence::new(b.addr);
+    let mut pubs = one_per_shard(b.addr);
     let mut rap = Raw::client(b.addr, "rap", V);
     let ack = rap.subscribe_with(vec![filter("rap/t", sub_opts(Q1, |o| o.retain_as_published = true))], None);
     assert_eq!(ack.reasons, vec![ReasonCode::GRANTED_QOS_1]);
-    fence.wait(&mut rap);
     let mut plain = Raw::client(b.addr, "plain", V);
     plain.subscribe_ok(&[("rap/t", Q1)]);
-    fence.wait(&mut plain);
-    for p in fence.conns.iter_mut() {
+    for p in pubs.iter_mut() {
         p.publish("rap/t", b"retained", Q1, true);
         p.publish("rap/t", b"not retained", Q1, false);
     }
@@ -144,6 +76,7 @@ fn retain_as_published_keeps_retain_flag_on_live_delivery() {
 #[test]
 fn retain_handling_controls_retained_messages_on_subscribe() {
     let b = TestBroker::start();
+    let mut fence = Fence::new(b.addr);
     let mut p = Raw::client(b.addr, "rh-pub", V);
     p.publish("rh/t", b"kept", Q1, true);
     // 0: sent on every SUBSCRIBE; 1: only when the subscription is new; 2: never.
@@ -154,36 +87,16 @@ fn retain_handling_controls_retained_messages_on_subscribe() {
     c.subscribe_with(send(RetainHandling::SendOnSubscribe), None);
     assert!(c.expect_publish(IO_TIMEOUT).retain);
     c.subscribe_with(send(RetainHandling::SendIfNewSubscription), None);
-    c.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut c);
     let mut d = Raw::client(b.addr, "rh-sub-2", V);
     d.subscribe_with(send(RetainHandling::SendIfNewSubscription), None);
     assert!(d.expect_publish(IO_TIMEOUT).retain);
     let mut e = Raw::client(b.addr, "rh-sub-3", V);
     e.subscribe_with(send(RetainHandling::DoNotSend), None);
-    e.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut e);
 }
 
 // --- last will -------------------------------------------------------------------------------
-
-#[test]
-fn will_is_published_when_socket_closes_without_disconnect() {
-    will_on_socket_close(V);
-}
-
-#[test]
-fn will_is_published_on_keepalive_expiry_after_disconnect_0x8d() {
-    will_on_keepalive_expiry(V);
-}
-
-#[test]
-fn will_is_published_on_protocol_error_after_disconnect_0x81() {
-    will_on_protocol_error(V);
-}
-
-#[test]
-fn will_is_not_published_after_clean_disconnect() {
-    no_will_after_clean_disconnect(V);
-}
 
 #[test]
 fn will_is_published_after_disconnect_with_will_message_0x04() {
@@ -196,36 +109,6 @@ fn will_is_published_after_disconnect_with_will_message_0x04() {
 }
 
 // --- sessions --------------------------------------------------------------------------------
-
-#[test]
-fn persistent_session_keeps_subscriptions_across_reconnect() {
-    persistent_session_keeps_subscriptions(V);
-}
-
-#[test]
-fn persistent_session_queues_qos1_and_qos2_while_offline() {
-    offline_messages_delivered_on_reconnect(V);
-}
-
-#[test]
-fn session_present_flag_follows_clean_start() {
-    session_present_flag(V);
-}
-
-#[test]
-fn unacknowledged_qos1_is_resent_with_dup_on_reconnect() {
-    unacked_qos1_resent_with_dup(V);
-}
-
-#[test]
-fn unacknowledged_qos2_publish_and_pubrel_are_resent_on_reconnect() {
-    unacked_qos2_resumed_on_reconnect(V);
-}
-
-#[test]
-fn clean_start_discards_subscriptions_and_queued_messages() {
-    clean_session_discards_state(V);
-}
 
 #[test]
 fn session_expiry_0_ends_the_session_at_disconnect() {
@@ -264,37 +147,7 @@ fn session_expires_after_its_expiry_interval() {
     }
 }
 
-#[test]
-fn same_client_id_takes_over_and_older_connection_gets_disconnect_0x8e() {
-    takeover_closes_older_connection(V);
-}
-
-#[test]
-fn takeover_hands_persistent_session_to_new_connection() {
-    takeover_hands_over_persistent_session(V);
-}
-
 // --- connection rules --------------------------------------------------------------------------
-
-#[test]
-fn pingreq_gets_pingresp() {
-    common::pingreq_gets_pingresp(V);
-}
-
-#[test]
-fn first_packet_other_than_connect_closes_connection() {
-    first_packet_not_connect_closes(V);
-}
-
-#[test]
-fn second_connect_gets_disconnect_0x82_and_close() {
-    second_connect_closes(V);
-}
-
-#[test]
-fn malformed_packet_gets_disconnect_0x81_and_closes_only_that_connection() {
-    common::malformed_packet_closes_only_that_connection(V);
-}
 
 #[test]
 fn empty_client_id_gets_an_assigned_client_identifier() {
@@ -346,12 +199,11 @@ fn unsuback_has_0x11_for_a_filter_that_was_not_subscribed() {
 #[test]
 fn inbound_topic_alias_stands_for_its_topic_until_rebound() {
     let b = TestBroker::start();
-    let mut fence = Fence::new(b.addr);
+    let mut pubs = one_per_shard(b.addr);
     let mut s = Raw::client(b.addr, "alias-sub", V);
     s.subscribe_ok(&[("alias/#", Q1)]);
-    fence.wait(&mut s);
     let alias = |a| Some(props(|p| p.topic_alias = Some(a)));
-    for (i, p) in fence.conns.iter_mut().enumerate() {
+    for (i, p) in pubs.iter_mut().enumerate() {
         p.publish_with("alias/x", format!("{i}:1").as_bytes(), Q1, false, alias(1));
         p.publish_with("", format!("{i}:2").as_bytes(), Q1, false, alias(1));
         p.publish_with("alias/y", format!("{i}:3").as_bytes(), Q0, false, alias(1));
@@ -430,7 +282,7 @@ fn unknown_topic_alias_with_empty_topic_gets_disconnect_0x82() {
 #[test]
 fn subscription_identifiers_are_delivered_for_every_matching_subscription() {
     let b = TestBroker::start();
-    let mut fence = Fence::new(b.addr);
+    let mut pubs = one_per_shard(b.addr);
     let mut s = Raw::client(b.addr, "sid-sub", V);
     let with_id = |id| Some(props(|p| p.subscription_identifiers = vec![id]));
     assert_eq!(
@@ -442,11 +294,9 @@ fn subscription_identifiers_are_delivered_for_every_matching_subscription() {
         vec![ReasonCode(1)]
     );
     s.subscribe_ok(&[("sid/+/none", Q1)]);
-    fence.wait(&mut s);
     let mut other = Raw::client(b.addr, "sid-other", V);
     other.subscribe_ok(&[("sid/#", Q1)]);
-    fence.wait(&mut other);
-    for p in fence.conns.iter_mut() {
+    for p in pubs.iter_mut() {
         p.publish("sid/x", b"both", Q1, false);
         p.publish("sid/a/b", b"one", Q1, false);
         p.publish("sid/a/none", b"hash and none", Q1, false);
@@ -465,7 +315,7 @@ fn subscription_identifiers_are_delivered_for_every_matching_subscription() {
         assert!(ids.is_empty(), "no identifier on this subscription: {m:?}");
     }
     // A retained message sent on subscribe carries the new subscription's identifier.
-    fence.conns[0].publish("sid/kept", b"retained", Q1, true);
+    pubs[0].publish("sid/kept", b"retained", Q1, true);
     let mut late = Raw::client(b.addr, "sid-late", V);
     late.subscribe_with(vec![filter("sid/kept", sub_opts(Q1, |_| {}))], with_id(7));
     let m = late.expect_publish(IO_TIMEOUT);
@@ -478,20 +328,23 @@ fn no_local_subscription_does_not_receive_own_publishes() {
     let mut fence = Fence::new(b.addr);
     let mut me = Raw::client(b.addr, "no-local", V);
     me.subscribe_with(vec![filter("nl/t", sub_opts(Q1, |o| o.no_local = true))], None);
-    fence.wait(&mut me);
     let mut other = Raw::client(b.addr, "nl-other", V);
     other.subscribe_ok(&[("nl/t", Q1)]);
-    fence.wait(&mut other);
     me.publish("nl/t", b"mine", Q1, false);
     fence.conns[0].publish("nl/t", b"theirs", Q1, false);
     assert_eq!(&other.expect_publish(IO_TIMEOUT).payload[..], b"mine");
     assert_eq!(&other.expect_publish(IO_TIMEOUT).payload[..], b"theirs");
     let m = me.expect_publish(IO_TIMEOUT);
     assert_eq!(&m.payload[..], b"theirs", "no local: the client's own message came back [MQTT-3.8.3-3]");
-    me.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut me);
 }
 
-// --- cross-shard ordering (broker bugs while ignored) ---------------------------------------------
+// --- cross-shard ordering ------------------------------------------------------------------------
+//
+// A SUBSCRIBE takes effect on its own shard at once and reaches the others over the mesh;
+// its SUBACK and retained messages wait for a barrier round trip to every shard
+// (`handle_subscribe` in `src/shard/handle.rs`). These tests check every ordered pair of
+// shards for what that promises. They once failed, before the barrier.
 
 /// For every ordered pair of shards (subscriber's, publisher's), 3 times.
 fn shard_pairs() -> Vec<(usize, usize)> {
@@ -549,6 +402,7 @@ fn retained_message_is_sent_to_an_existing_connection_on_another_shard_subscribi
 #[test]
 fn retained_message_replaced_from_another_shard_is_the_one_every_shard_serves() {
     let b = TestBroker::start();
+    let mut fence = Fence::new(b.addr);
     let mut conns = one_per_shard(b.addr);
     let mut topics = Vec::new();
     for a in 0..SHARDS {
@@ -559,27 +413,25 @@ fn retained_message_replaced_from_another_shard_is_the_one_every_shard_serves() 
             topics.push(topic);
         }
     }
-    // Fresh connections on every shard (their CONNECT goes through the mesh first).
+    // New subscribers on every shard.
     for mut s in one_per_shard(b.addr) {
         s.subscribe_ok(&[("replaced/#", Q1)]);
         let got = s.expect_publishes(topics.len(), IO_TIMEOUT);
         let wrong: Vec<String> =
             got.iter().filter(|m| &m.payload[..] != b"second").map(|m| m.topic.to_string()).collect();
         assert!(wrong.is_empty(), "{}: stale retained message on {wrong:?}", s.client_id);
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut s);
     }
 }
 
 #[test]
 fn persistent_session_loses_no_qos1_message_while_reconnecting() {
     let b = TestBroker::start();
-    let mut fence = Fence::new(b.addr);
     let id = "roamer";
     let mut c = Raw::connect_ok(b.addr, Conn::new(id, V).persistent()).0;
     c.subscribe_ok(&[("roam/t", Q1)]);
-    fence.wait(&mut c);
     const TOTAL: usize = 1500;
-    let mut pubs = std::mem::take(&mut fence.conns);
+    let mut pubs = one_per_shard(b.addr);
     let publisher = std::thread::spawn(move || {
         for k in 0..TOTAL {
             let n = pubs.len();
@@ -622,18 +474,64 @@ fn persistent_session_loses_no_qos1_message_while_reconnecting() {
     );
 }
 
+/// A persistent session resumed on another shard gets each QoS 2 message published right
+/// after its CONNACK exactly once [MQTT-4.3.3]. 100 rounds of reconnecting and 10 pipelined
+/// messages from every shard.
+///
+/// Fails today, in most runs, a few rounds in a hundred: one message arrives twice (a new
+/// packet id each time). Until the old holder drops the session's stub, a message from a
+/// third shard can come both directly and through the stub, and the new holder
+/// deduplicates; it stops at the old holder's `Released`, which can overtake the direct
+/// copy still on its way from the third shard (the new holder reads its peers' queues in
+/// turn, not in the order things were sent). A barrier round trip before the new holder
+/// stops deduplicating, as `on_release` does before dropping the stub, would close it.
+#[test]
+#[ignore = "broker bug: a message published while a moved session's stub is released can be delivered twice"]
+fn message_published_right_after_a_session_moved_shards_is_delivered_once() {
+    let b = TestBroker::start();
+    let mut pubs = one_per_shard(b.addr);
+    const EACH: usize = 10;
+    let mut twice = Vec::new();
+    for round in 0..100 {
+        let id = format!("moved-{round}");
+        let topic = format!("moved/{round}");
+        let mut c = Raw::connect_ok(b.addr, Conn::new(&id, V).persistent()).0;
+        c.subscribe_ok(&[(&topic, Q2)]);
+        c.disconnect();
+        let mut c = Raw::connect_ok(b.addr, Conn::new(&id, V).persistent()).0;
+        let ids: Vec<Vec<u16>> = pubs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, p)| {
+                (0..EACH)
+                    .map(|k| p.send_publish(&topic, format!("{i}:{k}").as_bytes(), Q2, false, None))
+                    .collect()
+            })
+            .collect();
+        for (p, ids) in pubs.iter_mut().zip(ids) {
+            for id in ids {
+                p.finish_publish(Q2, id);
+            }
+        }
+        let mut got: Vec<String> =
+            c.expect_publishes(SHARDS * EACH, IO_TIMEOUT).iter().map(payload_str).collect();
+        // Anything more has come by the time the client's ping is answered, or soon after.
+        c.sync();
+        while let Recv::Packet(Packet::Publish(m)) = c.recv(Duration::from_millis(20)) {
+            c.ack(&m);
+            got.push(payload_str(&m));
+        }
+        let distinct: BTreeSet<&String> = got.iter().collect();
+        if distinct.len() != got.len() {
+            twice.push(round);
+        }
+    }
+    assert!(twice.is_empty(), "rounds in which a QoS 2 message came twice: {twice:?}");
+}
+
 // --- with rumqttc 5.0 ---------------------------------------------------------------------------
 
 use rumqttc::v5::mqttbytes::QoS as RQoS;
-
-async fn warm_up_v5(publisher: &rumqttc::v5::AsyncClient, subscriber: &RumqV5, topic: &str) {
-    let deadline = Instant::now() + IO_TIMEOUT;
-    while !subscriber.publishes().iter().any(|p| &p.payload[..] == b"warm-up") {
-        assert!(Instant::now() < deadline, "rumqttc v5 subscriber never got a warm-up message");
-        publisher.publish(topic, RQoS::AtMostOnce, false, "warm-up").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[test]
 fn rumqttc_v5_pubsub_at_qos_0_1_2() {
@@ -647,8 +545,6 @@ fn rumqttc_v5_pubsub_at_qos_0_1_2() {
             }
             sub.wait_suback(3).await;
             let publisher = RumqV5::connect(RumqV5::options(b.addr, &format!("rq5-pub-{round}"))).await;
-            warm_up_v5(&publisher.client, &sub, "rq5/t/0").await;
-            let before = sub.publishes().len();
             for i in 0..30 {
                 publisher
                     .client
@@ -656,8 +552,7 @@ fn rumqttc_v5_pubsub_at_qos_0_1_2() {
                     .await
                     .unwrap();
             }
-            let got = sub.wait_publishes(before + 30, IO_TIMEOUT).await;
-            let got: Vec<_> = got[before..].iter().filter(|p| &p.payload[..] != b"warm-up").collect();
+            let got = sub.wait_publishes(30, IO_TIMEOUT).await;
             assert_eq!(got.len(), 30, "{got:?}");
             for (i, p) in got.iter().enumerate() {
                 assert_eq!(&p.payload[..], format!("{i}").as_bytes(), "in publish order");
@@ -695,8 +590,6 @@ fn rumqttc_v5_last_will_is_published_when_client_vanishes() {
         let watcher = RumqV5::connect(RumqV5::options(b.addr, "rq5-will-watcher")).await;
         watcher.client.subscribe("rq5/will/#", RQoS::AtLeastOnce).await.unwrap();
         watcher.wait_suback(1).await;
-        let warm = RumqV5::connect(RumqV5::options(b.addr, "rq5-will-warm")).await;
-        warm_up_v5(&warm.client, &watcher, "rq5/will/warm").await;
         let mut opts = RumqV5::options(b.addr, "rq5-mortal");
         opts.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
             "rq5/will/mortal",

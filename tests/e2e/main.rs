@@ -1,0 +1,25 @@
+//! The end-to-end tests, one test binary: brokers with 4 shards run in this process on
+//! 127.0.0.1 (`binary` starts the real `ringmq` executable), and clients talk to them over
+//! real sockets, with the raw client of `common` for byte-level cases and rumqttc for the
+//! rest.
+//!
+//! - `common`: the harness (the broker guard, the raw client, placement on shards, fences,
+//!   the rumqttc clients).
+//! - `scenarios`: the behaviour both protocol versions share, each scenario a test in
+//!   `v311` and in `v5` under the same name (`twins!`).
+//! - `v311`, `v5`: the scenarios at each version, and what only that version has.
+//! - `v5_features`: MQTT 5.0 feature by feature, above all across shards.
+//! - `transport`: the socket path under stress (split packets, an empty buffer pool, a
+//!   full mesh) and the end of a connection the broker closes.
+//! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
+//!
+//! Run one group with a filter: `cargo test --test e2e v311::`, `cargo test --test e2e
+//! v5_features::shared`.
+
+mod binary;
+mod common;
+mod scenarios;
+mod transport;
+mod v311;
+mod v5;
+mod v5_features;
