@@ -9,7 +9,8 @@
 //! travels one FIFO queue, and a session sends (or queues behind its receive window)
 //! what it is given in order, so once the client has the fence message of every shard it
 //! has read everything any shard routed to it before: [`Fence::expect_quiet`] asserts
-//! that none of that was anything but fence messages.
+//! that none of that was anything but fence messages. (For a client whose receive window
+//! is full, [`Fence::expect_quiet_behind_window`] uses QoS 0 messages, which pass it.)
 //!
 //! What a fence covers: messages routed before the fence is published, that is, every
 //! publish whose PUBACK or PUBREC the publisher has (at QoS 0: followed by the publisher's
@@ -22,7 +23,8 @@
 //! them [MQTT-4.7.2-1], and [`Raw`] takes their messages out of what the test reads. The
 //! fence subscription stays in the client's session; nothing else publishes to it.
 
-use super::{one_per_shard, Raw, IO_TIMEOUT, Q1, SHARDS};
+use super::{one_per_shard, Raw, IO_TIMEOUT, Q0, Q1, SHARDS};
+use ringmq::protocol::QoS;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -46,12 +48,17 @@ impl Fence {
     /// Reads everything any shard routed to `client` before this call; what is not a
     /// fence message is kept, in order, for the test's next reads.
     pub fn flush(&mut self, client: &mut Raw) {
+        self.flush_at(client, Q1);
+    }
+
+    /// [`Fence::flush`] with fence messages at `qos`.
+    fn flush_at(&mut self, client: &mut Raw, qos: QoS) {
         self.n += 1;
         let topic = format!("{FENCE_PREFIX}{}/{}", self.n, client.client_id);
-        client.subscribe_ok(&[(&topic, Q1)]);
+        client.subscribe_ok(&[(&topic, qos)]);
         client.fence_seen.clear();
         for (i, p) in self.conns.iter_mut().enumerate() {
-            p.publish(&topic, i.to_string().as_bytes(), Q1, false);
+            p.publish(&topic, i.to_string().as_bytes(), qos, false);
         }
         let deadline = Instant::now() + IO_TIMEOUT;
         loop {
@@ -101,6 +108,20 @@ impl Fence {
         assert!(
             client.pending.is_empty(),
             "{}: expected nothing more, got {:?}",
+            client.client_id,
+            client.pending
+        );
+    }
+
+    /// [`Fence::expect_quiet`] for a client whose receive window is full (MQTT 5 Receive
+    /// Maximum): the fence messages are QoS 0, which the window does not hold back (it
+    /// counts QoS 1 and 2 only, section 4.9), so they prove that nothing routed before
+    /// them was sent past the window.
+    pub fn expect_quiet_behind_window(&mut self, client: &mut Raw) {
+        self.flush_at(client, Q0);
+        assert!(
+            client.pending.is_empty(),
+            "{}: expected nothing more with the receive window full, got {:?}",
             client.client_id,
             client.pending
         );

@@ -3,7 +3,7 @@
 //! decoded with `Decoder::with_version(v, usize::MAX)`). Every read has a deadline, so a
 //! test never hangs: a missing packet is a panic naming what was expected.
 
-use super::{payload_str, publish_packet, FENCE_PREFIX, IO_TIMEOUT, QUIET};
+use super::{payload_str, publish_packet, FENCE_PREFIX, IO_TIMEOUT};
 use bytes::{Bytes, BytesMut};
 use ringmq::protocol::{
     Ack, ByteStr, ConnAck, Connect, DecodeError, Decoded, Decoder, Disconnect, LastWill, Packet, Properties,
@@ -257,14 +257,6 @@ impl Raw {
         match self.read_packet(quiet) {
             Recv::Timeout => {}
             other => panic!("{}: expected no packet for {quiet:?}, got {other:?}", self.client_id),
-        }
-    }
-
-    /// [`Raw::expect_no_packet`] for many clients, waiting [`QUIET`] once for all.
-    pub fn expect_quiet_all<'a>(clients: impl IntoIterator<Item = &'a mut Raw>) {
-        std::thread::sleep(QUIET);
-        for c in clients {
-            c.expect_no_packet(Duration::from_millis(1));
         }
     }
 

@@ -31,7 +31,7 @@ fn expired_session_is_removed_with_its_queued_messages_and_subscriptions() {
         assert!(ack.session_present, "{id}: a 60 s session is gone after 3 s");
         let got: BTreeSet<String> = c.expect_publishes(SHARDS, IO_TIMEOUT).iter().map(payload_str).collect();
         assert_eq!(got.len(), SHARDS, "{id}: queued messages {got:?}");
-        c.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut c);
         c.disconnect();
     }
     for id in &short {
@@ -82,7 +82,7 @@ fn session_expiry_raised_at_disconnect_keeps_the_session_and_its_queue() {
         assert!(ack.session_present, "{id}: the expiry raised to 60 s at DISCONNECT was not kept");
         let got: BTreeSet<String> = c.expect_publishes(SHARDS, IO_TIMEOUT).iter().map(payload_str).collect();
         assert_eq!(got, (0..SHARDS).map(|i| format!("queued {i}")).collect::<BTreeSet<_>>(), "{id}");
-        c.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut c);
         c.disconnect();
     }
 }
@@ -118,7 +118,7 @@ fn clean_start_1_with_session_expiry_replaces_the_old_session_with_a_new_persist
         let (mut c, ack) = Raw::connect_ok(b.addr, v5(&id).clean(true).session_expiry(60));
         assert!(!ack.session_present, "{id}: clean start 1 resumed the old session");
         c.subscribe_ok(&[(&new_t, Q1)]);
-        c.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut c);
         c.disconnect();
         for p in fence.conns.iter_mut() {
             p.publish(&old_t, b"old", Q1, false);
@@ -128,7 +128,7 @@ fn clean_start_1_with_session_expiry_replaces_the_old_session_with_a_new_persist
         assert!(ack.session_present, "{id}: the new session (expiry 60) did not persist");
         let got = c.expect_publishes(SHARDS, IO_TIMEOUT);
         assert!(got.iter().all(|m| *m.topic == *new_t), "{id}: old subscription or queue survived: {got:?}");
-        c.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut c);
         c.disconnect();
     }
 }
@@ -160,7 +160,7 @@ fn queued_messages_that_expire_offline_are_dropped_and_the_rest_carry_their_rema
         let (mut c, ack) = Raw::connect_ok(b.addr, v5(id).persistent());
         assert!(ack.session_present, "{id}");
         let got = c.expect_publishes(2 * SHARDS, IO_TIMEOUT);
-        c.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut c);
         for m in &got {
             let text = payload_str(m);
             let left = props_of(m).message_expiry_interval_secs;
@@ -187,14 +187,14 @@ fn message_waiting_behind_the_client_receive_window_expires_and_is_not_sent() {
     p.publish_with("mxw/t", b"long", Q1, false, expiry(30));
     let first = s.expect_publish_noack(IO_TIMEOUT);
     assert_eq!(payload_str(&first), "first");
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet_behind_window(&mut s);
     std::thread::sleep(Duration::from_millis(2200));
     s.send(&Packet::PubAck(Ack::new(first.packet_id)));
     let next = s.expect_publish(IO_TIMEOUT);
     assert_eq!(payload_str(&next), "long", "the expired message was sent after waiting in the queue");
     let left = props_of(&next).message_expiry_interval_secs.expect("expiry interval kept");
     assert!((20..=28).contains(&left), "{left} s left after 2.5 s of 30");
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }
 
 #[test]
@@ -224,13 +224,14 @@ fn expired_unacknowledged_message_does_not_block_the_receive_window_after_reconn
 #[test]
 fn retained_message_expires_and_its_remaining_interval_counts_down() {
     let b = TestBroker::start();
+    let mut fence = Fence::new(b.addr);
     let mut pubs = one_per_shard(b.addr);
     let published = Instant::now();
     for (i, p) in pubs.iter_mut().enumerate() {
         p.publish_with(&format!("mxr/short/{i}"), b"short", Q1, true, expiry(3));
         p.publish_with(&format!("mxr/long/{i}"), b"long", Q1, true, expiry(30));
     }
-    // Read at once on every shard (fresh connections): both, with what they have left.
+    // Read at once on every shard: both, with what they have left.
     for mut s in one_per_shard(b.addr) {
         s.subscribe_ok(&[("mxr/#", Q1)]);
         for m in s.expect_publishes(2 * SHARDS, IO_TIMEOUT) {
@@ -239,7 +240,7 @@ fn retained_message_expires_and_its_remaining_interval_counts_down() {
             let max = if &m.payload[..] == b"short" { 3 } else { 30 };
             assert!((1..=max).contains(&left), "{}: {left} s left of {max}", m.topic);
         }
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut s);
     }
     std::thread::sleep((published + Duration::from_millis(4500)).saturating_duration_since(Instant::now()));
     for mut s in one_per_shard(b.addr) {
@@ -249,6 +250,6 @@ fn retained_message_expires_and_its_remaining_interval_counts_down() {
             let left = props_of(&m).message_expiry_interval_secs.unwrap();
             assert!((20..=26).contains(&left), "{}: {left} s left after 4.5 s of 30", m.topic);
         }
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut s);
     }
 }

@@ -48,7 +48,7 @@ fn broker_never_has_more_unacknowledged_qos1_publishes_to_a_client_than_its_rece
     for m in unacked {
         s.send(&Packet::PubAck(Ack::new(m.packet_id)));
     }
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
     let want: Vec<String> = (0..PER).map(|k| k.to_string()).collect();
     assert_eq!(per_pub.len(), SHARDS);
     for (i, ks) in per_pub {
@@ -68,15 +68,15 @@ fn qos2_exchange_counts_against_the_client_receive_maximum_until_pubcomp() {
     for k in 0..3 {
         let m = s.expect_publish_noack(IO_TIMEOUT);
         assert_eq!((payload_str(&m), m.qos), (k.to_string(), Q2));
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet_behind_window(&mut s);
         let id = m.packet_id;
         s.send(&Packet::PubRec(Ack::new(id)));
         s.expect_match(IO_TIMEOUT, "PUBREL", move |p| matches!(p, Packet::PubRel(a) if a.packet_id == id));
         // Released but not completed: still in flight.
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet_behind_window(&mut s);
         s.send(&Packet::PubComp(Ack::new(id)));
     }
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -86,6 +86,7 @@ fn qos2_exchange_counts_against_the_client_receive_maximum_until_pubcomp() {
 #[test]
 fn maximum_packet_size_is_advertised_and_a_bigger_packet_gets_disconnect_0x95() {
     let b = TestBroker::start_with(|c| c.max_packet_size = 256);
+    let mut fence = Fence::new(b.addr);
     let mut s = Raw::client(b.addr, "mps-sub", V5);
     s.subscribe_ok(&[("mps/t", Q1)]);
     let (mut c, ack) = Raw::connect_ok(b.addr, v5("mps-pub"));
@@ -95,7 +96,7 @@ fn maximum_packet_size_is_advertised_and_a_bigger_packet_gets_disconnect_0x95() 
     assert_eq!(s.expect_publish(IO_TIMEOUT).payload.len(), n, "the 256-byte PUBLISH");
     c.send_publish("mps/t", &vec![b'b'; n + 1], Q1, false, None);
     expect_disconnect(&mut c, ReasonCode::PACKET_TOO_LARGE);
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }
 
 #[test]
@@ -117,10 +118,10 @@ fn message_larger_than_the_client_maximum_packet_size_is_not_sent_to_it_but_othe
     }
     let got: BTreeSet<String> = small.expect_publishes(SHARDS, IO_TIMEOUT).iter().map(payload_str).collect();
     assert_eq!(got, (0..SHARDS).map(|i| format!("small {i}")).collect::<BTreeSet<_>>());
-    small.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut small);
     let got = big.expect_publishes(3 * SHARDS, IO_TIMEOUT);
     assert_eq!(got.iter().filter(|m| m.payload.len() == 300).count(), 2 * SHARDS);
-    big.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut big);
 }
 
 #[test]
@@ -137,5 +138,5 @@ fn a_message_exactly_at_the_client_maximum_packet_size_is_delivered() {
     fence.conns[1].publish("mpe/t", &vec![b'y'; n], Q1, false);
     let m = s.expect_publish(IO_TIMEOUT);
     assert_eq!((m.payload.len(), m.payload[0]), (n, b'y'), "only the {MAX}-byte PUBLISH fits");
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }

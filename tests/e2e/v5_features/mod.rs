@@ -165,8 +165,13 @@ fn payload_len_for(topic: &str, qos: QoS, total: usize) -> usize {
 }
 
 /// Reads every client until `total` PUBLISH packets arrived across them (each
-/// acknowledged); returns (client index, packet). Then asserts all are quiet.
-fn collect_across(clients: &mut [Raw], total: usize, timeout: Duration) -> Vec<(usize, Publish)> {
+/// acknowledged); returns (client index, packet). Then asserts nothing more is coming.
+fn collect_across(
+    fence: &mut Fence,
+    clients: &mut [Raw],
+    total: usize,
+    timeout: Duration,
+) -> Vec<(usize, Publish)> {
     let mut got = Vec::new();
     let deadline = Instant::now() + timeout;
     while got.len() < total {
@@ -188,6 +193,6 @@ fn collect_across(clients: &mut [Raw], total: usize, timeout: Duration) -> Vec<(
             }
         }
     }
-    Raw::expect_quiet_all(clients.iter_mut());
+    fence.expect_quiet_all(clients.iter_mut());
     got
 }

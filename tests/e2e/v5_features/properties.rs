@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn request_response_across_every_pair_of_shards_keeps_response_topic_and_correlation_data() {
     let b = TestBroker::start();
+    let mut fence = Fence::new(b.addr);
     let mut cs = one_per_shard(b.addr);
     let n = cs.len();
     for (i, c) in cs.iter_mut().enumerate() {
@@ -33,7 +34,7 @@ fn request_response_across_every_pair_of_shards_keeps_response_topic_and_correla
             assert_eq!(props_of(&resp).correlation_data, Some(corr), "{i}->{j}: response correlation data");
         }
     }
-    Raw::expect_quiet_all(cs.iter_mut());
+    fence.expect_quiet_all(cs.iter_mut());
 }
 
 #[test]
@@ -109,12 +110,12 @@ fn payload_format_indicator_1_with_invalid_utf8_gets_0x99_when_checking_is_on() 
                 || std::str::from_utf8(&m.payload).is_ok()),
         "an invalid payload claiming UTF-8 was forwarded: {got:?}"
     );
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
     // At QoS 0 there is no acknowledgement to refuse with: DISCONNECT 0x99.
     let mut c = Raw::client(b.addr, "pf-qos0", V5);
     c.send_publish("pf/t", bad, Q0, false, pfi(1));
     expect_disconnect(&mut c, ReasonCode::PAYLOAD_FORMAT_INVALID);
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }
 
 #[test]

@@ -73,7 +73,7 @@ fn puback_0x97_for_a_payload_over_message_size_limit_and_the_message_is_dropped(
     for m in s.expect_publishes(SHARDS, IO_TIMEOUT) {
         assert_eq!(&m.payload[..], &[b'a'; 100][..]);
     }
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }
 
 #[test]

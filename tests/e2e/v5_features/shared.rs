@@ -34,7 +34,7 @@ fn shared_run(fence: &mut Fence, members: &mut [Raw], per: usize, tag: &str) -> 
     let total = per * fence.conns.len();
     let mut counts = vec![vec![0usize; members.len()]; fence.conns.len()];
     let mut seen = BTreeSet::new();
-    for (j, m) in collect_across(members, total, Duration::from_secs(20)) {
+    for (j, m) in collect_across(fence, members, total, Duration::from_secs(20)) {
         let text = payload_str(&m);
         assert!(seen.insert(text.clone()), "{text} delivered to more than one member");
         let parts: Vec<&str> = text.split(':').collect();
@@ -106,14 +106,14 @@ fn departed_shared_member_unacknowledged_qos1_messages_go_to_another_member_on_a
     }
     let first: Vec<String> = (0..2).map(|_| payload_str(&a.expect_publish_noack(IO_TIMEOUT))).collect();
     assert_eq!(first, ["0", "1"]);
-    a.expect_no_packet(QUIET);
+    fence.expect_quiet_behind_window(&mut a);
     let (mut bm, _) = on_shard(b.addr, v5(""), 2);
     bm.subscribe_ok(&[(filter, Q1)]);
     // A leaves without acknowledging; its session (expiry 0) ends.
     a.disconnect();
     let got: BTreeSet<String> = bm.expect_publishes(5, IO_TIMEOUT).iter().map(payload_str).collect();
     assert_eq!(got, (0..5).map(|k| k.to_string()).collect::<BTreeSet<_>>());
-    bm.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut bm);
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn departed_shared_member_qos2_messages_go_to_another_member_unless_it_sent_pubr
     drop_abruptly(a);
     let m = bm.expect_publish(IO_TIMEOUT);
     assert_eq!(payload_str(&m), "open", "only the message without PUBREC goes to another member");
-    bm.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut bm);
 }
 
 #[test]

@@ -36,7 +36,7 @@ fn overlapping_subscriptions_get_one_publish_carrying_every_identifier_from_publ
                 if payload_str(m).starts_with("three") { (vec![11, 22], Q2) } else { (vec![11], Q0) };
             assert_eq!((ids, m.qos), (want_ids, want_qos), "{}: {}", s.client_id, payload_str(m));
         }
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet(s);
     }
 }
 
@@ -56,12 +56,13 @@ fn resubscribing_replaces_the_subscription_identifier() {
             assert_eq!(props_of(&m).subscription_identifiers, want, "round {round}: {m:?}");
         }
     }
-    s.expect_no_packet(QUIET);
+    fence.expect_quiet(&mut s);
 }
 
 #[test]
 fn no_local_holds_for_clients_on_every_shard() {
     let b = TestBroker::start();
+    let mut fence = Fence::new(b.addr);
     let mut cs = one_per_shard(b.addr);
     for c in cs.iter_mut() {
         c.subscribe_with(vec![filter("nlx/t", sub_opts(Q1, |o| o.no_local = true))], None);
@@ -74,7 +75,7 @@ fn no_local_holds_for_clients_on_every_shard() {
             c.expect_publishes(SHARDS - 1, IO_TIMEOUT).iter().map(payload_str).collect();
         let want: BTreeSet<String> = (0..SHARDS).filter(|j| *j != i).map(|j| j.to_string()).collect();
         assert_eq!(got, want, "{}: no local", c.client_id);
-        c.expect_no_packet(QUIET);
+        fence.expect_quiet(c);
     }
 }
 
@@ -124,13 +125,14 @@ fn retain_as_published_holds_on_every_shard_and_retained_replays_always_have_ret
 #[test]
 fn retain_handling_0_1_2_with_retained_messages_from_every_shard() {
     let b = TestBroker::start();
+    let mut fence = Fence::new(b.addr);
     let mut pubs = one_per_shard(b.addr);
     for (i, p) in pubs.iter_mut().enumerate() {
         p.publish(&format!("rhx/{i}"), format!("kept {i}").as_bytes(), Q1, true);
     }
     let rh = |f: &str, h| vec![filter(f, sub_opts(Q1, |o| o.retain_handling = h))];
     let all: BTreeSet<String> = (0..SHARDS).map(|i| format!("kept {i}")).collect();
-    // Fresh connections on every shard (a CONNECT makes its shard drain the mesh first).
+    // New subscribers on every shard.
     for mut s in one_per_shard(b.addr) {
         let expect_all = |s: &mut Raw, what: &str| {
             let got = s.expect_publishes(SHARDS, IO_TIMEOUT);
@@ -143,11 +145,11 @@ fn retain_handling_0_1_2_with_retained_messages_from_every_shard() {
         );
         expect_all(&mut s, "retain handling 1, new subscription");
         s.subscribe_with(rh("rhx/#", RetainHandling::SendIfNewSubscription), None);
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut s);
         s.subscribe_with(rh("rhx/#", RetainHandling::SendOnSubscribe), None);
         expect_all(&mut s, "retain handling 0, existing subscription");
         s.subscribe_with(rh("rhx/+", RetainHandling::DoNotSend), None);
-        s.expect_no_packet(QUIET);
+        fence.expect_quiet(&mut s);
         s.unsubscribe(&["rhx/#"]);
         s.subscribe_with(rh("rhx/#", RetainHandling::SendIfNewSubscription), None);
         expect_all(&mut s, "retain handling 1 after UNSUBSCRIBE");
