@@ -22,7 +22,9 @@ use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
 use super::shared::Shared;
 use crate::protocol::{ByteStr, Publish, QoS, ReasonCode, RetainHandling};
 use crate::router::{merge_overlapping, Pick, ShardSet};
-use crate::session::{Delivery, Message, Origin, PublisherKey, Routed, SharedGroupName, Subscription};
+use crate::session::{
+    Delivery, Limits, Message, Origin, PublisherKey, Routed, SharedGroupName, Subscription,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -68,6 +70,34 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
+    /// The data plane of shard `id`, empty, at `now_ms`.
+    pub fn new(id: u16, shared: Arc<Shared>, now_ms: u64) -> Self {
+        let c = &shared.config;
+        let limits = Limits {
+            max_inflight_messages: c.max_inflight_messages,
+            max_queued_messages: c.max_queued_messages,
+            max_queued_bytes: c.max_queued_bytes,
+            receive_maximum: c.receive_maximum,
+            ..Limits::default()
+        };
+        // A per-process random seed: which topics share a route-cache slot is not predictable.
+        let cache_seed =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), id);
+        DataPlane {
+            id,
+            routes: Routes::new(id, c.share_strategy, cache_seed),
+            sessions: Sessions::new(limits),
+            conns: Connections::default(),
+            outbox: Outbox::new(id, shared.mesh.clone()),
+            drops: DropStats::default(),
+            now_ms,
+            turn_output_bytes: 0,
+            routed_seq: 0,
+            handled_up_to: vec![0; shared.mesh.shards()],
+            shared,
+        }
+    }
+
     /// A PUBLISH from a client: accept it (topic alias, QoS 2 duplicate check), route it,
     /// then acknowledge with the outcome.
     pub fn handle_publish(

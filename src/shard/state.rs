@@ -7,21 +7,19 @@
 use super::barriers::{AfterBarrier, Barriers, PendingSubAck};
 use super::connack::{self, ConnectDecision};
 use super::connections::{ConnId, Connections, Side};
-use super::drops::DropStats;
 use super::handover::Handovers;
 use super::messages::{ConnectToken, MeshMsg};
 use super::outbox::Outbox;
 use super::plane::{Close, DataPlane};
 use super::registry::{home_shard, PendingConnects, PendingTakeover, Registry};
-use super::routes::Routes;
-use super::sessions::{SessionId, Sessions};
+use super::sessions::SessionId;
 use super::shared::Shared;
 use super::takeover::Takeover;
 use crate::config::Config;
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Packet, ProtocolVersion, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
-use crate::session::{Limits, Session, Subscription};
+use crate::session::{Session, Subscription};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,32 +42,8 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: u16, shared: Arc<Shared>, now_ms: u64) -> Self {
-        let c = &shared.config;
-        let limits = Limits {
-            max_inflight_messages: c.max_inflight_messages,
-            max_queued_messages: c.max_queued_messages,
-            max_queued_bytes: c.max_queued_bytes,
-            receive_maximum: c.receive_maximum,
-            ..Limits::default()
-        };
-        // A per-process random seed: which topics share a route-cache slot is not predictable.
-        let cache_seed =
-            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), id);
-        let plane = DataPlane {
-            id,
-            routes: Routes::new(id, c.share_strategy, cache_seed),
-            sessions: Sessions::new(limits),
-            conns: Connections::default(),
-            outbox: Outbox::new(id, shared.mesh.clone()),
-            drops: DropStats::default(),
-            now_ms,
-            turn_output_bytes: 0,
-            routed_seq: 0,
-            handled_up_to: vec![0; shared.mesh.shards()],
-            shared,
-        };
         Shard {
-            plane,
+            plane: DataPlane::new(id, shared, now_ms),
             registry: Registry::default(),
             connects: PendingConnects::new(id),
             handovers: Handovers::default(),
