@@ -3,7 +3,7 @@
 //! A test that asserts a message does *not* come can wait [`super::QUIET`] and see
 //! nothing; that costs 300 ms each time and proves little on a loaded machine. A fence
 //! proves it instead. The client subscribes to a fresh topic; its SUBACK comes only after
-//! a barrier round trip to every shard (`handle_subscribe` in `src/shard/handle.rs`), so
+//! a barrier round trip to every shard (the shard's `handle_subscribe`), so
 //! every shard routes the new subscription by then. A connection on every shard then
 //! publishes one QoS 1 message to it. What one shard routes to a connection on another
 //! travels one FIFO queue, and a session sends (or queues behind its receive window)
@@ -90,9 +90,9 @@ impl Fence {
     ///
     /// Until the old holder has dropped the session's stub, a message published from a
     /// third shard reaches the new holder both directly and through the stub, and the new
-    /// holder deduplicates them; it stops deduplicating when the old holder says
-    /// `Released`, and that can overtake the direct copy of a message still on its way
-    /// from the third shard, which is then delivered a second time (at QoS 2 too). Seen
+    /// holder drops the duplicates until the old holder says `Released`. Published right
+    /// after the move, a message can be delivered twice (at QoS 2 too), probably because
+    /// `Released` overtakes a direct copy still on its way from the third shard. Seen
     /// in about one run in five of `persistent_session_keeps_subscriptions_across_reconnect`
     /// without this wait; the ignored test
     /// `v5::message_published_right_after_a_session_moved_shards_is_delivered_once` shows
