@@ -29,6 +29,9 @@ pub enum HandoverStep {
     /// Old holder: everything sent to the stub for handoff `token` has been forwarded;
     /// drop it and tell `new_holder`.
     DropStub { token: ConnectToken, new_holder: u16 },
+    /// New holder: every queue into this shard has drained since the stub went; the
+    /// session `sid` that arrived under `token` stops deduplicating.
+    EndArrival { sid: SessionId, token: ConnectToken },
 }
 
 /// The sessions of one shard that are moving in or out.

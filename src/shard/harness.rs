@@ -6,9 +6,10 @@
 //! messages in, answered CONNECTs completed, connection output handed to the clients,
 //! closing connections' writers ended.
 //!
-//! The order in which shards take their turns and how many mesh messages a turn takes
-//! come from a seed, so the randomized tests explore interleavings (each queue stays FIFO,
-//! as the real mesh's does) and a failing seed replays exactly.
+//! The order in which shards take their turns, which peer's queue a turn reads first, how
+//! many mesh messages it takes, and which queues lag for a few turns come from a seed, so
+//! the randomized tests explore interleavings (each queue stays FIFO, as the real mesh's
+//! does) and a failing seed replays exactly.
 
 use super::connections::{ConnId, Side};
 use super::input::{Input, Phase};
@@ -55,6 +56,8 @@ pub struct Harness {
     /// xorshift state for turn order and mesh batch sizes; 0 runs shards in order, taking
     /// everything.
     rng: u64,
+    /// Turns left for which each queue (indexed by receiver, then sender) lags.
+    stalls: Vec<u8>,
     chunk: BytesMut,
 }
 
@@ -66,6 +69,7 @@ impl Harness {
 
     /// `shards` shards with `config`; `seed` (non-zero) shuffles turn order and batch sizes.
     pub fn with_config(shards: usize, config: Config, seed: u64) -> Self {
+        let n = shards;
         let shared = Arc::new(Shared::new(config, shards));
         let shards = (0..shards).map(|id| Shard::new(id as u16, shared.clone(), 0)).collect();
         Harness {
@@ -75,6 +79,7 @@ impl Harness {
             now_ms: 0,
             last_second_ms: 0,
             rng: seed,
+            stalls: vec![0; n * n],
             chunk: BytesMut::new(),
         }
     }
@@ -226,13 +231,39 @@ impl Harness {
         })
     }
 
+    /// Whether the queue from `from` to `to` lags this turn. Now and then (with a seed) a
+    /// queue stalls for a few of its receiver's turns while the others move on, as one
+    /// peer's messages can lag behind another's in the real mesh: that is where the
+    /// orderings a cross-shard protocol must survive come from.
+    fn stalled(&mut self, from: usize, to: usize) -> bool {
+        if self.rng == 0 {
+            return false;
+        }
+        let pair = to * self.shards.len() + from;
+        if self.stalls[pair] > 0 {
+            self.stalls[pair] -= 1;
+            return true;
+        }
+        if self.random(16) == 0 {
+            self.stalls[pair] = 1 + self.random(10) as u8;
+            return true;
+        }
+        false
+    }
+
     /// One turn of shard `i`, as the event loop takes it.
     pub fn turn(&mut self, i: usize) {
         let mesh = self.shared.mesh.clone();
         let n = self.shards.len();
         self.shards[i].begin_turn(self.now_ms);
-        for from in 0..n {
+        // Which peer's queue comes first varies too: queues from different peers are not
+        // ordered with each other, and the tests should not rely on any order.
+        let first = self.random(n);
+        for from in (0..n).map(|k| (first + k) % n) {
             let batch = if self.rng == 0 { usize::MAX } else { 1 + self.random(8) };
+            if self.stalled(from, i) {
+                continue;
+            }
             for _ in 0..batch {
                 let Some(m) = mesh.try_recv(from, i) else { break };
                 self.shards[i].on_mesh(m);

@@ -34,15 +34,23 @@ pub struct SessionEntry {
     pub arriving: Option<Box<Arrival>>,
 }
 
-/// A session between its arrival from another shard and the end of the old holder's
-/// stub. A message can then come two ways: forwarded by the stub (which had it first,
-/// in its publishers' order) or directly. Stub copies are delivered at once; direct
-/// copies wait until the stub is gone, since a direct copy can overtake an earlier
-/// message still on its way through the stub; then each is delivered unless the stub
-/// brought it (by the identity of the shared message), keeping every publisher's order
-/// (3.1.1 [MQTT-4.6.0-6], 5.0 [MQTT-4.6.0-5]) without duplicates.
-#[derive(Default)]
+/// A session from its arrival from another shard until no copy of a message can still
+/// come two ways: forwarded by the old holder's stub (which had it first, in its
+/// publishers' order) and directly.
+///
+/// - While the stub exists, stub copies are delivered at once and direct copies wait,
+///   since a direct copy can overtake an earlier message still on its way through the
+///   stub; when the stub is gone, the waiting copies that the stub did not bring are
+///   delivered, in order (3.1.1 [MQTT-4.6.0-6], 5.0 [MQTT-4.6.0-5]).
+/// - After that, a direct copy of a message the stub brought may still be on its way
+///   from its publisher's shard (the stub's end says nothing of the queues into this
+///   shard), so copies are checked against what the stub brought until one more barrier
+///   round trip has drained every queue into this shard.
 pub struct Arrival {
+    /// The handoff the session arrived with.
+    token: ConnectToken,
+    /// The old holder's stub is gone (`Released` came).
+    stub_gone: bool,
     /// Messages the session has: held when it arrived, or brought by the stub.
     seen: HashMap<usize, Arc<Message>>,
     /// Direct deliveries waiting for the stub to go, in arrival order.
@@ -55,9 +63,13 @@ pub struct Arrival {
 impl Arrival {
     /// An arrival of a session that already holds `messages` (in flight and queued), whose
     /// old shard handled every shard's messages up to `handled_up_to`.
-    pub fn new<'m>(messages: impl Iterator<Item = &'m Arc<Message>>, handled_up_to: Box<[u64]>) -> Self {
+    pub fn new<'m>(
+        token: ConnectToken,
+        messages: impl Iterator<Item = &'m Arc<Message>>,
+        handled_up_to: Box<[u64]>,
+    ) -> Self {
         let seen = messages.map(|m| (Arc::as_ptr(m) as usize, m.clone())).collect();
-        Arrival { seen, held: Vec::new(), handled_up_to }
+        Arrival { token, stub_gone: false, seen, held: Vec::new(), handled_up_to }
     }
 
     /// Merges into `handled` (the shard's own) what this arrival's old shard had handled:
@@ -196,11 +208,15 @@ impl Sessions {
                 if shared.is_none() && arrival.handled_before(message) {
                     return Delivered::Ignored;
                 }
-                let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
-                arrival.held.push(delivery);
-                return Delivered::Held;
+                if !arrival.stub_gone {
+                    let delivery =
+                        Delivery { message: message.share(), qos, retain, subscription_ids, shared };
+                    arrival.held.push(delivery);
+                    return Delivered::Held;
+                }
+            } else {
+                arrival.seen.insert(key, message.share());
             }
-            arrival.seen.insert(key, message.share());
         }
         if let Some(&(to, token)) = entry.moved_to.as_deref() {
             let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
@@ -239,12 +255,24 @@ impl Sessions {
 
     /// The old holder's stub of an arrived session is gone: the direct deliveries that
     /// waited for it and that the stub did not bring, in order, to deliver now.
-    pub fn end_arrival(&mut self, sid: SessionId) -> Vec<Delivery> {
-        let Some(arrival) = self.table.get_mut(sid).and_then(|e| e.arriving.take()) else {
+    pub fn stub_gone(&mut self, sid: SessionId) -> Vec<Delivery> {
+        let Some(arrival) = self.table.get_mut(sid).and_then(|e| e.arriving.as_deref_mut()) else {
             return Vec::new();
         };
-        let Arrival { seen, held, .. } = *arrival;
+        arrival.stub_gone = true;
+        let seen = &arrival.seen;
+        let held = std::mem::take(&mut arrival.held);
         held.into_iter().filter(|d| !seen.contains_key(&(Arc::as_ptr(&d.message) as usize))).collect()
+    }
+
+    /// Every queue into this shard has drained since the stub of handoff `token` went:
+    /// no copy can come two ways any more.
+    pub fn end_arrival(&mut self, sid: SessionId, token: ConnectToken) {
+        if let Some(e) = self.table.get_mut(sid) {
+            if e.arriving.as_ref().is_some_and(|a| a.token == token && a.stub_gone) {
+                e.arriving = None;
+            }
+        }
     }
 
     /// Takes the delayed wills that are due (their Will Delay Interval has passed).

@@ -136,7 +136,7 @@ impl Takeover<'_> {
             // What the session already holds, or its old shard handled, counts as seen: a
             // copy still on its way here directly or through the old stub is not
             // delivered again.
-            let arrival = Arrival::new(session.held_messages(), handled_up_to);
+            let arrival = Arrival::new(token, session.held_messages(), handled_up_to);
             let sid = self.plane.sessions.install(session, None, token, self.plane.now_ms);
             if let Some(e) = self.plane.sessions.get_mut(sid) {
                 e.arriving = Some(Box::new(arrival));
@@ -174,16 +174,18 @@ impl Takeover<'_> {
         }
     }
 
-    /// New holder: the old stub is gone; stop deduplicating, and finish a release that
-    /// waited for it.
+    /// New holder: the old stub is gone. Deliver what waited for that, deduplicate until
+    /// one more barrier round trip has drained every queue into this shard, and finish a
+    /// release that waited for the stub.
     pub fn on_released(&mut self, token: ConnectToken) {
         let Some((sid, deferred)) = self.handovers.released(token) else { return };
-        for d in self.plane.sessions.end_arrival(sid) {
+        for d in self.plane.sessions.stub_gone(sid) {
             let message = &mut Routed::from_shared(d.message);
             let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
             self.plane
                 .deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub: false });
         }
+        self.after_barrier(HandoverStep::EndArrival { sid, token });
         if let Some(step) = deferred {
             self.after_barrier(step);
         }
@@ -213,6 +215,7 @@ impl Takeover<'_> {
                 }
                 self.plane.outbox.send(new_holder as usize, MeshMsg::Released { token });
             }
+            HandoverStep::EndArrival { sid, token } => self.plane.sessions.end_arrival(sid, token),
         }
     }
 

@@ -475,19 +475,14 @@ fn persistent_session_loses_no_qos1_message_while_reconnecting() {
 }
 
 /// A persistent session resumed on another shard gets each QoS 2 message published right
-/// after its CONNACK exactly once [MQTT-4.3.3]. 100 rounds of reconnecting and 10 pipelined
-/// messages from every shard.
+/// after its CONNACK exactly once (section 4.3.3). 100 rounds of reconnecting and 10
+/// pipelined messages from every shard.
 ///
-/// Fails today in every run, in about one round in ten: one message arrives twice (a new
-/// packet id each time). Until the old holder drops the session's stub, a message from a
-/// third shard can come both directly and through the stub, and the new holder drops the
-/// duplicates until the old holder says `Released`. Probably `Released` overtakes a
-/// direct copy still on its way from the third shard (the new holder reads its peers'
-/// queues in turn, not in the order things were sent), which then counts as new; if so, a
-/// barrier round trip before the new holder ends the arrival, as `on_release` does before
-/// dropping the stub, would close it.
+/// It failed in about one round in ten until the new holder kept deduplicating for one
+/// more barrier round trip after the old holder's `Released`: a direct copy from a third
+/// shard could still be on its way when `Released` came (the new holder reads its peers'
+/// queues in turn, not in the order things were sent).
 #[test]
-#[ignore = "broker bug: a message published while a moved session's stub is released can be delivered twice"]
 fn message_published_right_after_a_session_moved_shards_is_delivered_once() {
     let b = TestBroker::start();
     let mut pubs = one_per_shard(b.addr);

@@ -62,7 +62,7 @@ impl Fence {
         }
         let deadline = Instant::now() + IO_TIMEOUT;
         loop {
-            // Distinct payloads: a fence message too can come twice (see `settle_handover`).
+            // Distinct payloads, counted once each: a duplicate would be the test's to find.
             let seen: BTreeSet<&str> =
                 client.fence_seen.iter().filter(|(t, _)| *t == topic).map(|(_, p)| p.as_str()).collect();
             let seen = seen.len();
@@ -82,23 +82,6 @@ impl Fence {
                 other => panic!("{}: fence: {other:?}", client.client_id),
             }
         }
-    }
-
-    /// After a persistent session moved to another shard (a reconnect or a takeover that
-    /// resumes it), gives the old holder time to let go before the test publishes: not a
-    /// proof, a wait of a few mesh round trips (a [`Fence::flush`]).
-    ///
-    /// Until the old holder has dropped the session's stub, a message published from a
-    /// third shard reaches the new holder both directly and through the stub, and the new
-    /// holder drops the duplicates until the old holder says `Released`. Published right
-    /// after the move, a message can be delivered twice (at QoS 2 too), probably because
-    /// `Released` overtakes a direct copy still on its way from the third shard. Seen
-    /// in about one run in five of `persistent_session_keeps_subscriptions_across_reconnect`
-    /// without this wait; the ignored test
-    /// `v5::message_published_right_after_a_session_moved_shards_is_delivered_once` shows
-    /// it. Tests about something else wait here so as not to depend on it.
-    pub fn settle_handover(&mut self, client: &mut Raw) {
-        self.flush(client);
     }
 
     /// Asserts that nothing is on its way to `client`: everything any shard routed to it

@@ -26,7 +26,6 @@ pub fn persistent_session_keeps_subscriptions_across_reconnect(v: ProtocolVersio
         c.disconnect();
         let (mut c, ack) = Raw::connect_ok(b.addr, Conn::new(&id, v).persistent());
         assert!(ack.session_present, "{id}: resumed session without session present");
-        fence.settle_handover(&mut c);
         for (i, p) in fence.conns.iter_mut().enumerate() {
             p.publish(&format!("keep/{id}"), format!("{i}").as_bytes(), Q1, false);
         }
@@ -245,7 +244,6 @@ pub fn takeover_hands_persistent_session_to_new_connection(v: ProtocolVersion) {
         let (mut second, ack) = Raw::connect_ok(b.addr, Conn::new(&id, v).persistent());
         assert!(ack.session_present, "{id}: takeover of a persistent session");
         first.expect_closed(IO_TIMEOUT);
-        fence.settle_handover(&mut second);
         fence.conns[k % SHARDS].publish(&topic, b"handed over", Q1, false);
         assert_eq!(&second.expect_publish(IO_TIMEOUT).payload[..], b"handed over", "{id}");
         fence.expect_quiet(&mut second);
