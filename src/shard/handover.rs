@@ -9,7 +9,8 @@
 //!  Barrier ───────────────────▶ BarrierAck ◀── (all answered)
 //!  Release ──────────────────────────────────────────────────▶ Barrier to all,
 //!                                                             all answered: drop stub
-//!  stop deduplicating ◀───────────────────────────────────────── Released
+//!  deliver held copies ◀──────────────────────────────────────── Released
+//!  Barrier ───────────────────▶ BarrierAck ◀── (all answered): stop deduplicating
 //! ```
 //!
 //! Each step waits for a barrier round trip because a shard reads its peers' queues in
