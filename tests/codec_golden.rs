@@ -1278,8 +1278,8 @@ fn four_byte_remaining_length_frame_is_recognised() {
 
 #[test]
 fn non_minimal_remaining_length_is_accepted() {
-    // 5.0 section 1.5.5 asks senders for the shortest encoding [MQTT-1.5.5-1]; the decoder
-    // tolerates a longer one, as 3.1.1 receivers do, and re-encodes it in the shortest.
+    // 5.0 section 1.5.5 asks senders for the shortest encoding (5.0 [MQTT-1.5.5-1]); the
+    // decoder tolerates a longer one, as 3.1.1 receivers do, and re-encodes it in the shortest.
     #[rustfmt::skip]
     let bytes = [
         0xC0,                                       // PINGREQ, flags 0

@@ -158,7 +158,7 @@ fn accept_first(bytes: &[u8]) -> Packet {
 
 #[test]
 fn rejects_remaining_length_of_five_bytes() {
-    // "The maximum number of bytes in the Variable Byte Integer field is four" [MQTT-1.5.5-1].
+    // "The maximum number of bytes in the Variable Byte Integer field is four" (5.0 section 1.5.5).
     let header = [0x30, 0x80, 0x80, 0x80, 0x80, 0x01];
     assert_eq!(check_frame(&header, usize::MAX), Err(E::RemainingLengthTooLong));
     assert_rejects(V5, &header, E::RemainingLengthTooLong, MALFORMED);
@@ -181,7 +181,7 @@ fn rejects_five_byte_variable_byte_integer_in_properties() {
 
 #[test]
 fn rejects_packet_too_large_from_the_header_alone() {
-    // [MQTT-3.1.2-24]: checked against the maximum packet size as soon as the remaining
+    // 5.0 [MQTT-3.2.2-15]: checked against the maximum packet size as soon as the remaining
     // length is known, before any of the body is buffered.
     let header = [0x30, 0x80, 0x01]; // PUBLISH, remaining length 128: 131 bytes in all
     assert_eq!(check_frame(&header, 130), Err(E::PacketTooLarge(131)));
@@ -199,7 +199,7 @@ fn rejects_packet_too_large_from_the_header_alone() {
 
 #[test]
 fn rejects_reserved_packet_type_0() {
-    // [MQTT-2.1.2-1] Type 0 is reserved.
+    // Type 0 is reserved (3.1.1 section 2.2.1, 5.0 section 2.1.2).
     assert_rejects(V3_1_1, &[0x00, 0x00], E::ReservedPacketType, MALFORMED);
     assert_rejects(V5, &[0x00, 0x02, 0x00, 0x01], E::ReservedPacketType, MALFORMED);
 }
@@ -226,7 +226,8 @@ fn typed_packets_v5() -> Vec<(&'static str, Vec<u8>, u8)> {
 
 #[test]
 fn rejects_reserved_fixed_header_flags_for_each_packet_type() {
-    // [MQTT-2.1.3-1] "If invalid flags are received it is a Malformed Packet".
+    // 3.1.1 [MQTT-2.2.2-2], 5.0 [MQTT-2.1.3-1]: "If invalid flags are received it is a Malformed
+    // Packet".
     for (name, bytes, expected_flags) in typed_packets_v5() {
         accept(V5, &bytes);
         for flags in (0..16u8).filter(|&f| f != expected_flags) {
@@ -273,7 +274,7 @@ fn rejects_qos_3_in_publish() {
 
 #[test]
 fn rejects_qos_3_in_will() {
-    // [MQTT-3.1.2-12] (5.0 section 3.1.2.6): will QoS 3 is a Malformed Packet.
+    // 3.1.1 [MQTT-3.1.2-14], 5.0 [MQTT-3.1.2-12]: will QoS 3 is a Malformed Packet.
     let payload = [field(b"c"), field(b"w"), field(b"x")].concat();
     accept_first(&connect_v4(0x04 | 0x10, &payload));
     assert_rejects_first(&connect_v4(0x04 | 0x18, &payload), E::InvalidQos, MALFORMED);
@@ -305,8 +306,8 @@ fn rejects_dup_on_qos_0_publish() {
 
 #[test]
 fn rejects_invalid_utf8() {
-    // [MQTT-1.5.4-1] Ill-formed UTF-8 is a Malformed Packet: a lone continuation byte,
-    // a truncated sequence, 0xFF, and an overlong encoding of '/'.
+    // 3.1.1 [MQTT-1.5.3-1], 5.0 [MQTT-1.5.4-1] Ill-formed UTF-8 is a Malformed Packet: a lone
+    // continuation byte, a truncated sequence, 0xFF, and an overlong encoding of '/'.
     for bad in [&b"a\x80"[..], b"a\xC3", b"\xFF", b"\xC0\xAF"] {
         assert_rejects(V3_1_1, &publish_to(V3_1_1, bad), E::InvalidUtf8, MALFORMED);
         assert_rejects(V5, &subscribe(V5, bad, 0x00), E::InvalidUtf8, MALFORMED);
@@ -316,7 +317,8 @@ fn rejects_invalid_utf8() {
 
 #[test]
 fn rejects_utf16_surrogate_encoded_in_utf8() {
-    // [MQTT-1.5.4-1] U+D800 - U+DFFF must not appear; ED A0 80 is U+D800 in UTF-8 form.
+    // 3.1.1 [MQTT-1.5.3-1], 5.0 [MQTT-1.5.4-1] U+D800 - U+DFFF must not appear; ED A0 80 is
+    // U+D800 in UTF-8 form.
     let surrogate = b"a\xED\xA0\x80";
     assert_rejects(V3_1_1, &publish_to(V3_1_1, surrogate), E::InvalidUtf8, MALFORMED);
     assert_rejects(
@@ -330,7 +332,7 @@ fn rejects_utf16_surrogate_encoded_in_utf8() {
 
 #[test]
 fn rejects_null_character_in_strings() {
-    // [MQTT-1.5.4-2] A UTF-8 string must not include U+0000.
+    // 3.1.1 [MQTT-1.5.3-2], 5.0 [MQTT-1.5.4-2] A UTF-8 string must not include U+0000.
     assert_rejects(V3_1_1, &publish_to(V3_1_1, b"a\x00b"), E::NullCharacter, MALFORMED);
     assert_rejects_first(&connect_v4(0x02, &field(b"c\x00")), E::NullCharacter, MALFORMED);
     assert_rejects(V5, &subscribe(V5, b"a/\x00", 0x00), E::NullCharacter, MALFORMED);
@@ -356,7 +358,7 @@ fn rejects_wildcard_in_publish_topic() {
 
 #[test]
 fn rejects_wildcard_in_will_topic() {
-    // The will topic is a topic name [MQTT-3.1.3-11] [MQTT-3.3.2-2].
+    // The will topic (3.1.1 [MQTT-3.1.3-10], 5.0 [MQTT-3.1.3-11]) is a topic name [MQTT-3.3.2-2].
     for topic in [&b"w/+"[..], b"#"] {
         let payload = [field(b"c"), field(topic), field(b"x")].concat();
         assert_rejects_first(&connect_v4(0x06, &payload), E::WildcardInTopicName, TOPIC_NAME_INVALID);
@@ -397,8 +399,8 @@ fn rejects_empty_will_topic() {
 
 #[test]
 fn rejects_invalid_topic_filters() {
-    // [MQTT-4.7.1-2] '#' alone and last; [MQTT-4.7.1-3] '+' alone in its level;
-    // [MQTT-4.7.3-1] not empty.
+    // 3.1.1 [MQTT-4.7.1-2], 5.0 [MQTT-4.7.1-1] '#' alone and last; 3.1.1 [MQTT-4.7.1-3],
+    // 5.0 [MQTT-4.7.1-2] '+' alone in its level; [MQTT-4.7.3-1] not empty.
     for filter in [&b"a/#/b"[..], b"a#", b"a/b+", b"+a", b"", b"##", b"a/#/"] {
         for v in [V3_1_1, V5] {
             assert_rejects(v, &subscribe(v, filter, 0x00), E::InvalidTopicFilter, TOPIC_FILTER_INVALID);
@@ -414,8 +416,8 @@ fn rejects_invalid_topic_filters() {
 
 #[test]
 fn rejects_invalid_shared_filters() {
-    // [MQTT-4.8.2-1] the share name is at least one character; [MQTT-4.8.2-2] it has no
-    // '/', '+' or '#' and is followed by '/' and a valid topic filter.
+    // 5.0 [MQTT-4.8.2-1] the share name is at least one character; 5.0 [MQTT-4.8.2-2] it has
+    // no '/', '+' or '#' and is followed by '/' and a valid topic filter.
     for filter in [
         &b"$share/"[..],
         b"$share/g",
@@ -440,8 +442,8 @@ fn rejects_invalid_shared_filters() {
 
 #[test]
 fn rejects_packet_id_0() {
-    // [MQTT-2.2.1-3] SUBSCRIBE, UNSUBSCRIBE and PUBLISH at QoS > 0 carry a non-zero
-    // identifier, and the acknowledgements echo it.
+    // 3.1.1 [MQTT-2.3.1-1], 5.0 [MQTT-2.2.1-3] SUBSCRIBE, UNSUBSCRIBE and PUBLISH at QoS > 0
+    // carry a non-zero identifier, and the acknowledgements echo it.
     let publish_qos1 = frame(0x32, &[field(b"t"), vec![0x00, 0x00], b"x".to_vec()].concat());
     let publish_qos2 = frame(0x34, &[field(b"t"), vec![0x00, 0x00], b"x".to_vec()].concat());
     let cases = [
@@ -471,8 +473,8 @@ fn rejects_packet_id_0() {
 
 #[test]
 fn rejects_subscribe_without_filters() {
-    // [MQTT-3.8.3-2] (5.0) / [MQTT-3.8.3-3] (3.1.1): "A SUBSCRIBE packet with no Payload
-    // is a Protocol Error".
+    // 3.1.1 [MQTT-3.8.3-3], 5.0 [MQTT-3.8.3-2]: "A SUBSCRIBE packet with no Payload is a
+    // Protocol Error".
     assert_rejects(V3_1_1, &frame(0x82, &[0x00, 0x01]), E::EmptySubscribe, PROTOCOL_ERROR);
     assert_rejects(V5, &frame(0x82, &[0x00, 0x01, 0x00]), E::EmptySubscribe, PROTOCOL_ERROR);
     assert_rejects(V5, &frame(0x82, &[0x00, 0x01, 0x02, 0x0B, 0x01]), E::EmptySubscribe, PROTOCOL_ERROR);
@@ -514,7 +516,7 @@ fn rejects_retain_handling_3() {
 
 #[test]
 fn rejects_no_local_on_shared_subscription() {
-    // [MQTT-3.8.3-4] (5.0) "It is a Protocol Error to set the No Local bit to 1 on a
+    // 5.0 [MQTT-3.8.3-4] "It is a Protocol Error to set the No Local bit to 1 on a
     // Shared Subscription".
     accept(V5, &subscribe(V5, b"$share/g/a", 0x01));
     accept(V5, &subscribe(V5, b"a", 0x05));
@@ -529,8 +531,7 @@ fn rejects_no_local_on_shared_subscription() {
 
 #[test]
 fn rejects_duplicate_property() {
-    // [MQTT-2.2.2-2] / each property's section: "It is a Protocol Error to include the
-    // <property> more than once".
+    // Each property's section: "It is a Protocol Error to include the <property> more than once".
     let session_expiry = [0x11, 0x00, 0x00, 0x00, 0x0A];
     let twice = [session_expiry, session_expiry].concat();
     assert_rejects_first(&connect_v5(0x02, &twice, &field(b"c")), E::DuplicateProperty(0x11), PROTOCOL_ERROR);
@@ -638,7 +639,7 @@ fn rejects_out_of_range_property_values() {
     let sub = frame(0x82, &[&[0x00, 0x01][..], &block(&[0x0B, 0x00]), &field(b"a"), &[0x00]].concat());
     assert_rejects(V5, &sub, E::InvalidPropertyValue(0x0B), PROTOCOL_ERROR);
     assert_rejects(V5, &publish_v5_props(&[0x0B, 0x00]), E::InvalidPropertyValue(0x0B), PROTOCOL_ERROR);
-    // [MQTT-3.3.2-8] "A sender MUST NOT send a PUBLISH packet containing a Topic Alias
+    // 5.0 [MQTT-3.3.2-8] "A sender MUST NOT send a PUBLISH packet containing a Topic Alias
     // which has the value 0".
     assert_rejects(
         V5,
@@ -646,7 +647,7 @@ fn rejects_out_of_range_property_values() {
         E::InvalidPropertyValue(0x23),
         TOPIC_ALIAS_INVALID,
     );
-    // [MQTT-3.3.2-14] The response topic is a topic name: no wildcards.
+    // 5.0 [MQTT-3.3.2-14] The response topic is a topic name: no wildcards.
     let response_topic = [&[0x08][..], &field(b"r/#")].concat();
     assert_rejects(V5, &publish_v5_props(&response_topic), E::InvalidPropertyValue(0x08), MALFORMED);
     // Sections 3.2.2.3.4, 3.2.2.3.5, 3.2.2.3.11 - 3.2.2.3.13: 0 or 1, else a Protocol Error.
@@ -721,7 +722,7 @@ fn rejects_connect_reserved_flag() {
 
 #[test]
 fn rejects_will_qos_or_retain_without_will_flag() {
-    // [MQTT-3.1.2-11] [MQTT-3.1.2-13] (3.1.1: [MQTT-3.1.2-13] [MQTT-3.1.2-15]).
+    // 3.1.1 [MQTT-3.1.2-13] [MQTT-3.1.2-15], 5.0 [MQTT-3.1.2-11] [MQTT-3.1.2-13].
     for flags in [0x02 | 0x08, 0x02 | 0x10, 0x02 | 0x20, 0x02 | 0x38] {
         assert_rejects_first(&connect_v4(flags, &field(b"c")), E::WillFlagsWithoutWill, MALFORMED);
         assert_rejects_first(&connect_v5(flags, &[], &field(b"c")), E::WillFlagsWithoutWill, MALFORMED);
@@ -730,7 +731,7 @@ fn rejects_will_qos_or_retain_without_will_flag() {
 
 #[test]
 fn rejects_password_without_user_name_in_3_1_1() {
-    // [MQTT-3.1.2-22] "If the User Name Flag is set to 0, the Password Flag MUST be set to 0".
+    // 3.1.1 [MQTT-3.1.2-22] "If the User Name Flag is set to 0, the Password Flag MUST be set to 0".
     let payload = [field(b"c"), field(b"pw")].concat();
     assert_rejects_first(&connect_v4(0x42, &payload), E::PasswordWithoutUserName, MALFORMED);
     assert_rejects_first(&connect(b"MQIsdp", 3, 0x42, &[], &payload), E::PasswordWithoutUserName, MALFORMED);
@@ -862,7 +863,7 @@ fn rejects_invalid_v3_return_codes() {
 
 #[test]
 fn rejects_connack_reserved_flags() {
-    // [MQTT-3.2.2-1] Bits 7-1 of the acknowledge flags are reserved.
+    // 5.0 [MQTT-3.2.2-1] Bits 7-1 of the acknowledge flags are reserved.
     for flags in [0x02, 0x80, 0xFE] {
         assert_rejects(V3_1_1, &frame(0x20, &[flags, 0x00]), E::InvalidConnAckFlags, MALFORMED);
         assert_rejects(V5, &frame(0x20, &[flags, 0x00, 0x00]), E::InvalidConnAckFlags, MALFORMED);

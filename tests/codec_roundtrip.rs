@@ -56,7 +56,8 @@ fn reason(table: &'static [u8]) -> impl Strategy<Value = ReasonCode> {
     proptest::sample::select(table).prop_map(ReasonCode)
 }
 
-/// Any character but U+0000 [MQTT-1.5.4-2]; Rust's `char` already excludes surrogates.
+/// Any character but U+0000 (3.1.1 [MQTT-1.5.3-2], 5.0 [MQTT-1.5.4-2]); Rust's `char` already
+/// excludes surrogates.
 fn string(len: std::ops::Range<usize>) -> impl Strategy<Value = ByteStr> {
     vec(any::<char>().prop_filter("no U+0000", |&c| c != '\0'), len)
         .prop_map(|cs| ByteStr::from(cs.into_iter().collect::<String>()))
@@ -261,7 +262,7 @@ fn connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
     )
         .prop_map(
             move |(clean_start, keep_alive_secs, client_id, will, username, mut password, properties)| {
-                // Before 5.0 a password needs a user name [MQTT-3.1.2-22].
+                // Before 5.0 a password needs a user name (3.1.1 [MQTT-3.1.2-22]).
                 if !v.is_v5() && username.is_none() {
                     password = None;
                 }
@@ -336,7 +337,7 @@ fn subscription_options(v: ProtocolVersion, shared: bool) -> BoxedStrategy<Subsc
     (qos(), any::<bool>(), any::<bool>(), retain_handling)
         .prop_map(move |(qos, no_local, retain_as_published, retain_handling)| SubscriptionOptions {
             qos,
-            // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+            // No Local on a shared subscription is a protocol error (5.0 [MQTT-3.8.3-4]).
             no_local: no_local && !shared,
             retain_as_published,
             retain_handling,

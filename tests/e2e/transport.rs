@@ -60,7 +60,7 @@ fn publishers_flooding_through_a_full_mesh_lose_and_reorder_nothing() {
 
 /// `publishers` clients each send `each` QoS 1 messages of `size` bytes on `NAME/<i>`,
 /// all at once before reading a PUBACK, to one subscriber of `NAME/#`, which must get every
-/// message intact and in each publisher's order [MQTT-4.6.0-6], and nothing more.
+/// message intact and in each publisher's order (3.1.1 [MQTT-4.6.0-6]), and nothing more.
 fn flood_one_subscriber(b: &TestBroker, name: &str, publishers: usize, each: usize, size: usize) {
     let mut fence = Fence::new(b.addr);
     let mut sub = Raw::client(b.addr, format!("{name}-sub"), V3_1_1);
@@ -115,7 +115,7 @@ fn pubrel_1() -> BytesMut {
 
 /// A client that sends two QoS 2 PUBLISHes against a Receive Maximum of 1 and keeps
 /// talking (PUBRELs) before it reads anything: the broker's answer is PUBREC 1, then
-/// DISCONNECT 0x93 [MQTT-3.3.4-7], and the connection ends.
+/// DISCONNECT 0x93 (5.0 [MQTT-3.3.4-7]), and the connection ends.
 fn exceed_receive_maximum_and_keep_sending(b: &TestBroker, client_id: &str) -> Raw {
     let (mut c, _) = Raw::connect_ok(b.addr, Conn::new(client_id, V5));
     let mut out = BytesMut::new();

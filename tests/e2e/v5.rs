@@ -44,7 +44,10 @@ fn publish_properties_are_forwarded_and_topic_alias_is_not() {
         assert_eq!(got.content_type, sent.content_type);
         assert_eq!(got.response_topic, sent.response_topic);
         assert_eq!(got.correlation_data, sent.correlation_data);
-        assert_eq!(got.user_properties, sent.user_properties, "user properties in order [MQTT-3.3.2-18]");
+        assert_eq!(
+            got.user_properties, sent.user_properties,
+            "user properties in order (5.0 [MQTT-3.3.2-18])"
+        );
         let expiry = got.message_expiry_interval_secs.expect("message expiry forwarded");
         assert!((3590..=3600).contains(&expiry), "remaining expiry {expiry}");
     }
@@ -160,7 +163,7 @@ fn empty_client_id_gets_an_assigned_client_identifier() {
             .properties
             .as_ref()
             .and_then(|p| p.assigned_client_identifier.clone())
-            .expect("CONNACK carries an Assigned Client Identifier [MQTT-3.2.2-16]");
+            .expect("CONNACK carries an Assigned Client Identifier (5.0 [MQTT-3.2.2-16])");
         assert!(!id.is_empty());
         assert!(ids.insert(id.to_string()), "assigned id {id} given twice");
         c.subscribe_ok(&[("assigned/t", Q1)]);
@@ -335,7 +338,11 @@ fn no_local_subscription_does_not_receive_own_publishes() {
     assert_eq!(&other.expect_publish(IO_TIMEOUT).payload[..], b"mine");
     assert_eq!(&other.expect_publish(IO_TIMEOUT).payload[..], b"theirs");
     let m = me.expect_publish(IO_TIMEOUT);
-    assert_eq!(&m.payload[..], b"theirs", "no local: the client's own message came back [MQTT-3.8.3-3]");
+    assert_eq!(
+        &m.payload[..],
+        b"theirs",
+        "no local: the client's own message came back (5.0 [MQTT-3.8.3-3])"
+    );
     fence.expect_quiet(&mut me);
 }
 

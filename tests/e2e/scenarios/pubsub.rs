@@ -101,7 +101,8 @@ pub fn publish_qos_is_downgraded_to_granted_qos(v: ProtocolVersion) {
 }
 
 /// A QoS 0 (or 1) publish to a subscription granted a higher QoS is delivered at the
-/// published QoS: the delivered QoS is min(published, granted) [MQTT-3.8.4-8].
+/// published QoS: the delivered QoS is min(published, granted) (3.1.1 [MQTT-3.8.4-6],
+/// 5.0 [MQTT-3.8.4-8]).
 pub fn publish_qos_is_never_upgraded_to_granted_qos(v: ProtocolVersion) {
     let b = TestBroker::start();
     let topic = format!("upgrade/{}", vtag(v));
@@ -176,8 +177,8 @@ pub fn wildcards_match_and_dollar_topics_are_not_matched_by_leading_wildcards(v:
 }
 
 /// Subscriptions `ov/#` (QoS 0), `ov/+` (QoS 2) and `ov/x` (QoS 1) all match `ov/x`:
-/// a QoS 2 message is delivered once, at QoS 2 [MQTT-3.3.4-2]; `ov/y` (matched by the
-/// QoS 0 and QoS 2 filters) likewise. (A QoS 1 publish here is in
+/// a QoS 2 message is delivered once, at QoS 2 (3.1.1 [MQTT-3.3.5-1], 5.0 [MQTT-3.3.4-2]);
+/// `ov/y` (matched by the QoS 0 and QoS 2 filters) likewise. (A QoS 1 publish here is in
 /// [`publish_qos_is_never_upgraded_to_granted_qos`].)
 pub fn overlapping_subscriptions_deliver_once_at_highest_qos(v: ProtocolVersion) {
     let b = TestBroker::start();

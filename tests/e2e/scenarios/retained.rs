@@ -9,7 +9,8 @@ use crate::common::*;
 
 /// Retained messages: set, replaced, cleared with an empty payload; each new subscriber
 /// gets the current one with RETAIN set, existing subscribers get the live ones with
-/// RETAIN clear (including the empty clearing message [MQTT-3.3.1-10]).
+/// RETAIN clear (including the empty clearing message, 3.1.1 [MQTT-3.3.1-10],
+/// 5.0 [MQTT-3.3.1-6]).
 pub fn retained_message_is_set_replaced_and_cleared_and_live_copies_have_retain_0(v: ProtocolVersion) {
     let b = TestBroker::start();
     let mut fence = Fence::new(b.addr);

@@ -209,8 +209,9 @@ pub fn clean_connect_discards_subscriptions_and_queued_messages(v: ProtocolVersi
     }
 }
 
-/// A second connection with the same client id closes the first [MQTT-3.1.4-2] (5.0:
-/// DISCONNECT 0x8E first); the new one works. Ids cover every home shard.
+/// A second connection with the same client id closes the first (3.1.1 [MQTT-3.1.4-2],
+/// 5.0 [MQTT-3.1.4-3]: DISCONNECT 0x8E first); the new one works. Ids cover every home
+/// shard.
 pub fn same_client_id_takes_over_and_closes_older_connection(v: ProtocolVersion) {
     let b = TestBroker::start();
     for id in ids_covering_homes(&format!("take-{}", vtag(v)), 3) {

@@ -47,7 +47,8 @@ pub fn will_is_published_when_socket_closes_without_disconnect(v: ProtocolVersio
 }
 
 /// Keepalive 1 s and silence: the broker closes the connection after 1.5 s
-/// [MQTT-3.1.2-24] and publishes the will. At 5.0 the client gets DISCONNECT 0x8D first.
+/// (3.1.1 [MQTT-3.1.2-24], 5.0 [MQTT-3.1.2-22]) and publishes the will. At 5.0 the client
+/// gets DISCONNECT 0x8D first.
 pub fn will_is_published_on_keepalive_expiry(v: ProtocolVersion) {
     let b = TestBroker::start();
     let mut watchers = will_watchers(&b, v);

@@ -141,7 +141,7 @@ fn our_receive_maximum_is_advertised_and_exceeding_it_gets_disconnect_0x93() {
         c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
         assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(_)));
     }
-    // ...a third is one too many [MQTT-3.3.4-7].
+    // ...a third is one too many (5.0 [MQTT-3.3.4-7]).
     c.send_publish("rm/t", b"x", QoS::ExactlyOnce, false, None);
     expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }
@@ -173,7 +173,7 @@ fn a_new_publish_beyond_the_default_receive_maximum_of_65535_gets_disconnect_0x9
         }
         id = last + 1;
     }
-    // A retransmission of an open exchange (DUP 1) is still acknowledged [MQTT-4.3.3-9]...
+    // A retransmission of an open exchange (DUP 1) is still acknowledged (5.0 [MQTT-4.3.3-10])...
     let mut dup = BytesMut::new();
     let Packet::Publish(mut p) = publish_packet("rm/default", b"x", QoS::ExactlyOnce, false, 1, None) else {
         unreachable!()
@@ -182,7 +182,7 @@ fn a_new_publish_beyond_the_default_receive_maximum_of_65535_gets_disconnect_0x9
     Packet::Publish(p).encode(V5, &mut dup);
     c.send_raw(&dup);
     assert!(matches!(c.expect_packet(IO_TIMEOUT), Packet::PubRec(a) if a.packet_id == 1));
-    // ...a new PUBLISH is the 65,536th unacknowledged one [MQTT-3.3.4-7].
+    // ...a new PUBLISH is the 65,536th unacknowledged one (5.0 [MQTT-3.3.4-7]).
     c.send(&publish_packet("rm/default", b"x", QoS::ExactlyOnce, false, 1, None));
     expect_disconnect(&mut c, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }

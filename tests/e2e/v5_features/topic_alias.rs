@@ -153,7 +153,7 @@ fn inbound_topic_aliases_reach_our_maximum_and_end_with_the_connection() {
     let got: Vec<(String, String)> =
         s.expect_publishes(2, IO_TIMEOUT).iter().map(|m| (m.topic.to_string(), payload_str(m))).collect();
     assert_eq!(got, [("ia/max", "1"), ("ia/max", "2")].map(|(t, p)| (t.to_string(), p.to_string())));
-    // A new connection of the same session starts without aliases [MQTT-3.3.2-7].
+    // A new connection of the same session starts without aliases (5.0 [MQTT-3.3.2-7]).
     c.disconnect();
     let (mut c, ack) = Raw::connect_ok(b.addr, v5("ia-pub").persistent());
     assert!(ack.session_present);
