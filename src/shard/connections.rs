@@ -140,17 +140,19 @@ impl Connections {
         !self.to_flush.is_empty()
     }
 
-    /// The connections listed since the last call, each unlisted (so output appended
-    /// while it is being sent lists it again). `spare` is an empty list to reuse.
+    /// The connections listed since the last call; take each with
+    /// [`Connections::flushing`]. `spare` is an empty list to reuse.
     pub fn take_to_flush(&mut self, spare: Vec<ConnId>) -> Vec<ConnId> {
         debug_assert!(spare.is_empty());
-        let list = std::mem::replace(&mut self.to_flush, spare);
-        for &conn in &list {
-            if let Some(c) = self.table.get_mut(conn) {
-                c.flush_queued = false;
-            }
-        }
-        list
+        std::mem::replace(&mut self.to_flush, spare)
+    }
+
+    /// A listed connection, unlisted as it is taken (output appended while it is being
+    /// sent lists it again).
+    pub fn flushing(&mut self, conn: ConnId) -> Option<&mut Conn> {
+        let c = self.table.get_mut(conn)?;
+        c.flush_queued = false;
+        Some(c)
     }
 
     /// Marks a connection for closing; `goodbye` is the MQTT 5 DISCONNECT reason to send
@@ -252,6 +254,9 @@ mod tests {
         conns.wake_writer(c);
         assert_eq!(conns.take_to_flush(Vec::new()), vec![c]);
         assert!(!conns.has_output());
+        conns.wake_writer(c);
+        assert!(!conns.has_output(), "still listed until taken for flushing");
+        assert!(conns.flushing(c).is_some());
         conns.wake_writer(c);
         assert_eq!(conns.take_to_flush(Vec::new()), vec![c], "listed again after being taken");
     }

@@ -284,11 +284,11 @@ impl Harness {
     fn flush_output(&mut self, i: usize) {
         let shard = &mut self.shards[i];
         for conn in shard.conns().take_to_flush(Vec::new()) {
+            let Some(entry) = shard.conns().flushing(conn) else { continue };
             let Some(c) = self.clients.iter_mut().find(|c| c.shard == i && c.conn == conn && !c.closed)
             else {
                 continue;
             };
-            let Some(entry) = shard.conns().get_mut(conn) else { continue };
             let mut out = std::mem::take(&mut entry.out);
             let closing = entry.is_closing();
             while let Ok(Decoded::Packet(p)) = c.decoder.decode(&mut out) {

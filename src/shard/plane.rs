@@ -276,6 +276,10 @@ impl DataPlane {
     }
 
     /// Hands one delivery to a session and accounts for what became of it.
+    // Inlined, with `Sessions::deliver`, into the delivery loops: as two calls the
+    // hand-over cost about 30 instructions per delivery more than the one call it replaced
+    // (callgrind, fan-out 1 -> 50 at QoS 0); inlined, fewer than before.
+    #[inline(always)]
     pub fn deliver(&mut self, sid: SessionId, d: DeliveryOf<'_>) {
         match self.sessions.deliver(sid, d, &mut self.conns, self.now_ms) {
             Delivered::Accepted { bytes } => self.turn_output_bytes += bytes,

@@ -188,6 +188,8 @@ impl Sessions {
 
     /// Hands one delivery to a session: into its connection's output when it is online,
     /// into its queue when not, or on to the shard it moved to.
+    // Inlined into `DataPlane::deliver`: see there why.
+    #[inline(always)]
     pub fn deliver(
         &mut self,
         sid: SessionId,

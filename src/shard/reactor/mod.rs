@@ -367,7 +367,7 @@ impl Reactor {
         let mut listed = self.shard.conns().take_to_flush(std::mem::take(&mut self.spare_flush));
         for &conn in &listed {
             let slot = self.sockets.slot_of(conn);
-            let Some(c) = self.shard.conns().get_mut(conn) else { continue };
+            let Some(c) = self.shard.conns().flushing(conn) else { continue };
             let Some(s) = self.sockets.get_mut(slot) else { continue };
             if s.sending.is_some() || s.writer_finished {
                 continue;
