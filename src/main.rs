@@ -46,8 +46,9 @@ fn main() {
 
 /// mimalloc asks for transparent huge pages on its arenas, so every 4 KiB a connection
 /// touches costs a 2 MiB page: 2,000 idle connections held 40.7 MiB of RSS with them and
-/// 17.3 MiB without (`ringmq-loadgen conn --n 2000`, README "Runtime"). A broker's heap is
-/// many small per-connection objects, so it runs without them.
+/// 17.3 MiB without (`ringmq-loadgen conn --n 2000`; docs/performance.md, "From monoio to
+/// the shards' own loop"). A broker's heap is many small per-connection objects, so it runs
+/// without them.
 fn disable_transparent_huge_pages() {
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers and changes only this process.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
