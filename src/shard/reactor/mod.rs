@@ -206,11 +206,10 @@ impl Reactor {
         if gave_back {
             self.bufs.publish();
         }
-        // The spare list keeps the larger allocation; the deferred go back to the ring.
-        let spare = batch.split_off(deferred);
-        self.ring.put_back(batch);
-        self.spare_completions = spare;
-        self.spare_completions.clear();
+        // The deferred receives go back to the ring; the emptied list is reused next turn.
+        batch.truncate(deferred);
+        self.ring.put_back(&mut batch);
+        self.spare_completions = batch;
     }
 
     fn on_accept(&mut self, i: usize, res: i32, flags: u32) {

@@ -118,10 +118,14 @@ impl Ring {
         std::mem::replace(&mut self.collected, spare)
     }
 
-    /// Puts back completions that were not handled, ahead of any collected since.
-    pub fn put_back(&mut self, mut unhandled: Vec<Completion>) {
+    /// Puts back completions that were not handled, ahead of any collected since, and
+    /// leaves `unhandled` empty (its allocation, or the collected list's, to reuse).
+    pub fn put_back(&mut self, unhandled: &mut Vec<Completion>) {
+        if unhandled.is_empty() {
+            return;
+        }
         unhandled.append(&mut self.collected);
-        self.collected = unhandled;
+        std::mem::swap(&mut self.collected, unhandled);
     }
 
     /// Whether completions wait to be handled.
