@@ -15,6 +15,7 @@ use super::connections::{ConnId, Side};
 use super::input::{Input, Phase};
 use super::shared::Shared;
 use super::state::Shard;
+use super::xorshift::XorShift;
 use crate::config::Config;
 use crate::protocol::{
     ByteStr, Connect, Decoded, Decoder, Packet, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,
@@ -53,9 +54,9 @@ pub struct Harness {
     clients: Vec<Client>,
     now_ms: u64,
     last_second_ms: u64,
-    /// xorshift state for turn order and mesh batch sizes; 0 runs shards in order, taking
-    /// everything.
-    rng: u64,
+    /// The schedule's generator (turn order, batch sizes, lagging queues); without one,
+    /// shards take turns in order and take everything.
+    rng: Option<XorShift>,
     /// Turns left for which each queue (indexed by receiver, then sender) lags.
     stalls: Vec<u8>,
     chunk: BytesMut,
@@ -78,22 +79,18 @@ impl Harness {
             clients: Vec::new(),
             now_ms: 0,
             last_second_ms: 0,
-            rng: seed,
+            rng: (seed != 0).then(|| XorShift::new(seed)),
             stalls: vec![0; n * n],
             chunk: BytesMut::new(),
         }
     }
 
     fn random(&mut self, bound: usize) -> usize {
-        if self.rng == 0 {
-            return 0;
-        }
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        (x % bound as u64) as usize
+        self.rng.map_or(0, |mut r| {
+            let n = r.below(bound);
+            self.rng = Some(r);
+            n
+        })
     }
 
     /// Opens a connection on `shard` for a client that will speak `version`; it has
@@ -236,7 +233,7 @@ impl Harness {
     /// peer's messages can lag behind another's in the real mesh: that is where the
     /// orderings a cross-shard protocol must survive come from.
     fn stalled(&mut self, from: usize, to: usize) -> bool {
-        if self.rng == 0 {
+        if self.rng.is_none() {
             return false;
         }
         let pair = to * self.shards.len() + from;
@@ -260,7 +257,7 @@ impl Harness {
         // ordered with each other, and the tests should not rely on any order.
         let first = self.random(n);
         for from in (0..n).map(|k| (first + k) % n) {
-            let batch = if self.rng == 0 { usize::MAX } else { 1 + self.random(8) };
+            let batch = if self.rng.is_none() { usize::MAX } else { 1 + self.random(8) };
             if self.stalled(from, i) {
                 continue;
             }

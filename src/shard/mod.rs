@@ -47,6 +47,7 @@ mod shared;
 mod slab;
 mod state;
 mod takeover;
+mod xorshift;
 
 #[cfg(test)]
 mod harness;

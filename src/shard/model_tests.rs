@@ -17,6 +17,7 @@
 //! (scripts/model-seeds.sh), and `RINGMQ_MODEL_SEED=S` replays one.
 
 use super::harness::{connect, publish, subscribe, ClientId, Harness};
+use super::xorshift::XorShift;
 use crate::config::Config;
 use crate::protocol::{
     Ack, ByteStr, Disconnect, Packet, Properties, ProtocolVersion, QoS, ReasonCode, Unsubscribe,
@@ -82,7 +83,7 @@ struct Run {
     unsettled_messages: Vec<MessageId>,
     /// Per recipient, what it received, in order: (message, QoS, DUP).
     received: Vec<Vec<(MessageId, QoS, bool)>>,
-    rng: u64,
+    rng: XorShift,
 }
 
 impl Run {
@@ -108,17 +109,12 @@ impl Run {
             expected: HashMap::new(),
             unsettled_messages: Vec::new(),
             received: vec![Vec::new(); PLAIN_CLIENTS + SHARED_CLIENTS],
-            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            rng: XorShift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
         }
     }
 
     fn random(&mut self, bound: usize) -> usize {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        (x % bound as u64) as usize
+        self.rng.below(bound)
     }
 
     /// One random operation. CONNECTs (takeovers among them) and PUBLISHes are sent

@@ -6,6 +6,7 @@
 
 use super::messages::MeshMsg;
 use super::sessions::SessionId;
+use super::xorshift::XorShift;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::ByteStr;
 use crate::router::{pick, Match, OrderedRetained, Pick, RouteCache, ShardSet, ShareStrategy, Trie};
@@ -59,7 +60,7 @@ pub struct Routes {
     scratch_shards: Vec<u16>,
     strategy: ShareStrategy,
     /// xorshift state, for the random share strategy.
-    rng: u64,
+    rng: XorShift,
 }
 
 impl Routes {
@@ -72,17 +73,8 @@ impl Routes {
             scratch_matches: Vec::new(),
             scratch_shards: Vec::new(),
             strategy,
-            rng: 0x9E37_79B9_7F4A_7C15 ^ (this_shard as u64 + 1),
+            rng: XorShift::new(0x9E37_79B9_7F4A_7C15 ^ (this_shard as u64 + 1)),
         }
-    }
-
-    fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
     }
 
     /// Adds a session's subscription; the change to tell the other shards, if any.
@@ -171,7 +163,7 @@ impl Routes {
             route.shards.iter().for_each(|&s| _ = shards.insert(s));
             return route.sources;
         }
-        let (strategy, random, publisher_hash) = (self.strategy, self.random(), msg.publisher.0);
+        let (strategy, random, publisher_hash) = (self.strategy, self.rng.next_u64(), msg.publisher.0);
         let mut saw_shared = false;
         let sources = self.trie.route(
             &msg.topic,
@@ -206,7 +198,7 @@ impl Routes {
         filter: &str,
         publisher_hash: u64,
     ) -> Option<Pick<SessionId, Subscription>> {
-        let random = self.random();
+        let random = self.rng.next_u64();
         pick(self.trie.shared_group(group, filter)?, self.strategy, publisher_hash, random)
     }
 
@@ -218,7 +210,7 @@ impl Routes {
         filter: &str,
         publisher_hash: u64,
     ) -> Option<(SessionId, Subscription)> {
-        let random = self.random();
+        let random = self.rng.next_u64();
         let group = self.trie.shared_group(group, filter)?;
         group.select_local(self.strategy, publisher_hash, random).copied()
     }
