@@ -291,6 +291,14 @@ impl DataPlane {
         }
     }
 
+    /// Hands on a delivery made elsewhere (by a moved session's stub, or held while it
+    /// existed): the same per-subscriber parts, for the same message.
+    pub fn deliver_again(&mut self, sid: SessionId, d: Delivery, via_stub: bool) {
+        let message = &mut Routed::from_shared(d.message);
+        let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
+        self.deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub });
+    }
+
     /// Delivers to a shared group's pick: here, or through the shard that has the member.
     fn deliver_picked(
         &mut self,

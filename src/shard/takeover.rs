@@ -18,9 +18,9 @@ use super::handover::{HandoverStep, Handovers};
 use super::messages::{ConnectToken, MeshMsg, MovedSession};
 use super::plane::DataPlane;
 use super::registry::{home_shard, token_shard, PendingConnects, PendingTakeover, Registry};
-use super::sessions::{Arrival, DeliveryOf, SessionId};
+use super::sessions::{Arrival, SessionId};
 use crate::protocol::{ByteStr, ReasonCode};
-use crate::session::{Delivery, Routed, Session};
+use crate::session::{Delivery, Session};
 
 /// The parts the cross-shard session protocol touches, borrowed from the shard for one step.
 pub struct Takeover<'s> {
@@ -154,10 +154,7 @@ impl Takeover<'_> {
     /// New holder: a delivery the old holder's stub received.
     pub fn on_moved_delivery(&mut self, token: ConnectToken, d: Delivery) {
         if let Some(sid) = self.handovers.arrival(token) {
-            let message = &mut Routed::from_shared(d.message);
-            let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
-            self.plane
-                .deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub: true });
+            self.plane.deliver_again(sid, d, true);
         }
     }
 
@@ -180,10 +177,7 @@ impl Takeover<'_> {
     pub fn on_released(&mut self, token: ConnectToken) {
         let Some((sid, deferred)) = self.handovers.released(token) else { return };
         for d in self.plane.sessions.stub_gone(sid) {
-            let message = &mut Routed::from_shared(d.message);
-            let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
-            self.plane
-                .deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub: false });
+            self.plane.deliver_again(sid, d, false);
         }
         self.after_barrier(HandoverStep::EndArrival { sid, token });
         if let Some(step) = deferred {
