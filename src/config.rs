@@ -33,11 +33,16 @@ impl Default for LogTypes {
 /// The broker's validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Addresses to listen on. Empty means the local-only default (127.0.0.1 and ::1).
-    pub listeners: Vec<SocketAddr>,
-    /// Whether clients without a user name may connect. There is no password file yet,
-    /// so `false` refuses every client, as Mosquitto does without one.
-    pub allow_anonymous: bool,
+    /// Where to listen. Empty means the local-only default (127.0.0.1 and ::1).
+    pub listeners: Vec<ListenerConfig>,
+    /// Whether a `listener` or `port` line appeared in the config file: Mosquitto 2 then
+    /// refuses anonymous clients unless `allow_anonymous true` says otherwise.
+    pub listeners_in_file: bool,
+    /// Access control for every listener (Mosquitto's global `allow_anonymous`,
+    /// `password_file`, `acl_file`), unless `per_listener_settings` is true.
+    pub security: SecurityOptions,
+    /// Mosquitto's `per_listener_settings`: each listener has its own access control.
+    pub per_listener_settings: bool,
     pub max_queued_messages: usize,
     /// 0 means no limit.
     pub max_queued_bytes: usize,
@@ -85,7 +90,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listeners: Vec::new(),
-            allow_anonymous: true,
+            listeners_in_file: false,
+            security: SecurityOptions::default(),
+            per_listener_settings: false,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
             max_inflight_messages: 20,
@@ -109,16 +116,62 @@ impl Default for Config {
     }
 }
 
+/// One listener: where it binds, and its own access control.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerConfig {
+    /// The addresses it binds: one, or every IPv4 and IPv6 address for a `listener`
+    /// line without one.
+    pub addrs: Vec<SocketAddr>,
+    /// Used instead of [`Config::security`] when `per_listener_settings` is true.
+    pub security: SecurityOptions,
+}
+
+impl ListenerConfig {
+    /// A listener on one address, with no access control options of its own.
+    pub fn on(addr: SocketAddr) -> Self {
+        ListenerConfig { addrs: vec![addr], security: SecurityOptions::default() }
+    }
+}
+
+/// Who may connect and what they may do, as Mosquitto configures it: globally, or per
+/// listener with `per_listener_settings true`. `None` is "not set": the default applies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecurityOptions {
+    pub allow_anonymous: Option<bool>,
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    /// ringmq's own: SCRAM-SHA-256 credentials for MQTT 5 enhanced authentication,
+    /// written by `ringmq passwd --scram`.
+    pub scram_file: Option<PathBuf>,
+}
+
 impl Config {
-    /// The addresses to bind: the configured ones, or 127.0.0.1 and ::1 on `port`.
-    pub fn bind_addrs(&self, port: u16) -> Vec<SocketAddr> {
+    /// The listeners to bind: the configured ones, or 127.0.0.1 and ::1 on `port`.
+    pub fn bind_listeners(&self, port: u16) -> Vec<ListenerConfig> {
         if !self.listeners.is_empty() {
             return self.listeners.clone();
         }
-        vec![
+        let addrs = vec![
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-        ]
+        ];
+        vec![ListenerConfig { addrs, security: SecurityOptions::default() }]
+    }
+
+    /// The access control options that apply on listener `listener` (an index into
+    /// [`Config::bind_listeners`]).
+    pub fn security_for(&self, listener: usize) -> &SecurityOptions {
+        match self.listeners.get(listener) {
+            Some(l) if self.per_listener_settings => &l.security,
+            _ => &self.security,
+        }
+    }
+
+    /// Whether clients without a user name may connect on listener `listener`. Mosquitto
+    /// 2's default: yes only when the config file defines no listener (the broker then
+    /// listens on the loopback addresses alone).
+    pub fn allow_anonymous_on(&self, listener: usize) -> bool {
+        self.security_for(listener).allow_anonymous.unwrap_or(!self.listeners_in_file)
     }
 }
 
@@ -136,8 +189,6 @@ pub enum ConfigError {
 /// Options Mosquitto has that ringmq does not support yet: named so the error says so
 /// rather than "unknown option".
 const UNSUPPORTED_MOSQUITTO_OPTIONS: &[&str] = &[
-    "acl_file",
-    "password_file",
     "psk_file",
     "cafile",
     "capath",
@@ -164,7 +215,6 @@ const UNSUPPORTED_MOSQUITTO_OPTIONS: &[&str] = &[
     "pid_file",
     "user",
     "include_dir",
-    "per_listener_settings",
     "sys_interval",
     "clientid_prefixes",
     "queue_qos0_messages",
@@ -180,11 +230,9 @@ const UNSUPPORTED_MOSQUITTO_OPTIONS: &[&str] = &[
     "log_timestamp",
     "log_timestamp_format",
     "connection_messages",
-    "password_file",
     "ciphers",
     "tls_version",
     "psk_hint",
-    "listener_allow_anonymous",
     "accept_protocol_versions",
 ];
 
@@ -263,6 +311,16 @@ impl Config {
         Ok(())
     }
 
+    /// Where an access control option goes: the last listener's own with
+    /// `per_listener_settings true` (Mosquitto reads the file top to bottom, so the
+    /// option must come after its `listener` line), the global ones otherwise.
+    fn security_options(&mut self) -> &mut SecurityOptions {
+        match self.listeners.last_mut() {
+            Some(l) if self.per_listener_settings => &mut l.security,
+            _ => &mut self.security,
+        }
+    }
+
     fn apply_option(&mut self, option: &str, args: &[&str]) -> Result<(), String> {
         let one = || -> Result<&str, String> {
             match args {
@@ -273,27 +331,35 @@ impl Config {
         match option {
             "listener" => {
                 let port: u16 = parse_num(args.first().ok_or("'listener' needs a port")?)?;
-                match args.get(1) {
+                let addrs = match args.get(1) {
                     Some(host) => {
                         let ip: IpAddr =
                             host.parse().map_err(|_| format!("'{host}' is not an IP address"))?;
-                        self.listeners.push(SocketAddr::new(ip, port));
+                        vec![SocketAddr::new(ip, port)]
                     }
-                    None => {
-                        // Mosquitto listens on every address when none is given.
-                        self.listeners.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
-                        self.listeners.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
-                    }
-                }
+                    // Mosquitto listens on every address when none is given.
+                    None => vec![
+                        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+                    ],
+                };
                 if args.len() > 2 {
                     return Err("'listener' takes a port and an optional address".into());
                 }
+                self.listeners.push(ListenerConfig { addrs, security: SecurityOptions::default() });
+                self.listeners_in_file = true;
             }
             "port" => {
                 let port: u16 = parse_num(one()?)?;
-                self.listeners.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+                self.listeners.push(ListenerConfig::on(addr));
+                self.listeners_in_file = true;
             }
-            "allow_anonymous" => self.allow_anonymous = parse_bool(one()?)?,
+            "per_listener_settings" => self.per_listener_settings = parse_bool(one()?)?,
+            "allow_anonymous" => self.security_options().allow_anonymous = Some(parse_bool(one()?)?),
+            "password_file" => self.security_options().password_file = Some(PathBuf::from(one()?)),
+            "acl_file" => self.security_options().acl_file = Some(PathBuf::from(one()?)),
+            "scram_file" => self.security_options().scram_file = Some(PathBuf::from(one()?)),
             "max_queued_messages" => self.max_queued_messages = parse_num(one()?)?,
             "max_queued_bytes" => self.max_queued_bytes = parse_num(one()?)?,
             "max_inflight_messages" => {
@@ -406,7 +472,8 @@ mod tests {
     #[test]
     fn reads_mosquitto_options() {
         let c = load("# comment\nlistener 1884 127.0.0.1\nallow_anonymous true\nmax_queued_messages 50\nmax_inflight_messages 0\npersistent_client_expiration 2d\ncores 4\ncpus 0,2-3\nlog_type all\n").unwrap();
-        assert_eq!(c.listeners, vec!["127.0.0.1:1884".parse().unwrap()]);
+        assert_eq!(c.listeners, vec![ListenerConfig::on("127.0.0.1:1884".parse().unwrap())]);
+        assert!(c.allow_anonymous_on(0));
         assert_eq!(c.max_queued_messages, 50);
         assert_eq!(c.max_inflight_messages, u16::MAX);
         assert_eq!(c.persistent_client_expiration, Some(Duration::from_secs(2 * 86400)));
@@ -435,8 +502,31 @@ mod tests {
 
     #[test]
     fn unsupported_mosquitto_option_says_so() {
-        let err = load("password_file /etc/pw\n").unwrap_err().to_string();
-        assert!(err.starts_with("ringmq.conf:1: option 'password_file' is a Mosquitto option"), "{err}");
+        let err = load("psk_file /etc/psk\n").unwrap_err().to_string();
+        assert!(err.starts_with("ringmq.conf:1: option 'psk_file' is a Mosquitto option"), "{err}");
+    }
+
+    #[test]
+    fn anonymous_clients_are_refused_by_default_once_a_listener_is_configured() {
+        // Mosquitto 2: allow_anonymous defaults to false unless the file defines no listener.
+        assert!(load("max_queued_messages 5\n").unwrap().allow_anonymous_on(0));
+        assert!(!load("listener 1883\n").unwrap().allow_anonymous_on(0));
+        assert!(!load("port 1883\n").unwrap().allow_anonymous_on(0));
+    }
+
+    #[test]
+    fn access_control_options_are_global_unless_per_listener_settings() {
+        let global = load("listener 1883\npassword_file /a\nlistener 1884\nacl_file /b\n").unwrap();
+        assert_eq!(global.security_for(0).password_file, Some(PathBuf::from("/a")));
+        assert_eq!(global.security_for(1).acl_file, Some(PathBuf::from("/b")));
+        let per = load(
+            "per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884\npassword_file /p\n",
+        )
+        .unwrap();
+        assert!(per.allow_anonymous_on(0));
+        assert!(!per.allow_anonymous_on(1));
+        assert_eq!(per.security_for(0).password_file, None);
+        assert_eq!(per.security_for(1).password_file, Some(PathBuf::from("/p")));
     }
 
     #[test]
@@ -460,7 +550,8 @@ mod tests {
 
     #[test]
     fn default_listeners_are_loopback_only() {
-        let addrs = Config::default().bind_addrs(1883);
-        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+        let listeners = Config::default().bind_listeners(1883);
+        assert_eq!(listeners.len(), 1);
+        assert!(listeners[0].addrs.iter().all(|a| a.ip().is_loopback()));
     }
 }

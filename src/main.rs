@@ -83,7 +83,7 @@ fn run() -> anyhow::Result<()> {
         anyhow::ensure!((1..=1024).contains(&n), "--cores must be between 1 and 1024");
         config.cores = n;
     }
-    config.listeners.extend(cli.listen.iter().copied());
+    config.listeners.extend(cli.listen.iter().map(|a| ringmq::config::ListenerConfig::on(*a)));
     if cli.verbose || config.log.debug {
         config.log.debug = true;
         set_level(Level::Debug);

@@ -19,7 +19,7 @@ impl TestBroker {
         // bound on a slow subscriber (closed-loop QoS 1 publishes faster than one
         // subscriber drains, and ringmq drops QoS 1/2 beyond max_queued_messages).
         let config = Config {
-            listeners: vec!["127.0.0.1:0".parse().unwrap()],
+            listeners: vec![ringmq::config::ListenerConfig::on("127.0.0.1:0".parse().unwrap())],
             cores: 2,
             max_queued_messages: 10_000_000,
             ..Default::default()

@@ -15,10 +15,16 @@ pub enum ConnectDecision {
     Refuse(ReasonCode),
 }
 
-/// Checks a CONNECT against the rules that need no other shard and the configuration.
-/// `assign_id` names a client that sent none (MQTT 5 section 3.1.3.1).
-pub fn check_connect(cfg: &Config, connect: &Connect, assign_id: impl FnOnce() -> String) -> ConnectDecision {
-    if !cfg.allow_anonymous {
+/// Checks a CONNECT that came in on configured listener `listener` against the rules
+/// that need no other shard and the configuration. `assign_id` names a client that sent
+/// none (MQTT 5 section 3.1.3.1).
+pub fn check_connect(
+    cfg: &Config,
+    listener: usize,
+    connect: &Connect,
+    assign_id: impl FnOnce() -> String,
+) -> ConnectDecision {
+    if !cfg.allow_anonymous_on(listener) {
         crate::log!(
             Notice,
             "Client refused: allow_anonymous is false and ringmq has no password file support yet."

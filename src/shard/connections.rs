@@ -45,6 +45,9 @@ pub enum Side {
 /// One connection.
 pub struct Conn {
     pub peer: SocketAddr,
+    /// The configured listener it came in on (an index into `Config::bind_listeners`):
+    /// which access control applies.
+    pub listener: u16,
     /// Encoded packets waiting for the event loop to send them.
     pub out: BytesMut,
     /// The session, once CONNECT has completed (and until a takeover takes it away).
@@ -67,9 +70,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn new(peer: SocketAddr) -> Self {
+    fn new(peer: SocketAddr, listener: u16) -> Self {
         Conn {
             peer,
+            listener,
             out: BytesMut::new(),
             session: None,
             client_id: None,
@@ -104,8 +108,8 @@ pub struct Connections {
 
 impl Connections {
     /// A new connection that has not sent CONNECT yet.
-    pub fn insert(&mut self, peer: SocketAddr) -> ConnId {
-        self.table.insert(Conn::new(peer))
+    pub fn insert(&mut self, peer: SocketAddr, listener: u16) -> ConnId {
+        self.table.insert(Conn::new(peer, listener))
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&Conn> {
@@ -225,7 +229,7 @@ mod tests {
     fn an_entry_outlives_its_first_side_to_end_and_goes_with_the_second() {
         for (first, second) in [(Side::Reader, Side::Writer), (Side::Writer, Side::Reader)] {
             let mut conns = Connections::default();
-            let c = conns.insert(peer());
+            let c = conns.insert(peer(), 0);
             assert!(!conns.side_ended(c, first));
             assert!(conns.get(c).is_some_and(Conn::is_closing));
             assert!(conns.side_ended(c, second));
@@ -236,7 +240,7 @@ mod tests {
     #[test]
     fn a_keepalive_timeout_is_remembered_until_the_reader_ends() {
         let mut conns = Connections::default();
-        let c = conns.insert(peer());
+        let c = conns.insert(peer(), 0);
         conns.get_mut(c).unwrap().keepalive_ms = 1_500;
         conns.close_silent(1_500);
         assert!(!conns.get(c).unwrap().is_closing(), "exactly 1.5 x keepalive is still in time");
@@ -249,7 +253,7 @@ mod tests {
     #[test]
     fn a_connection_is_listed_for_flushing_once_until_taken() {
         let mut conns = Connections::default();
-        let c = conns.insert(peer());
+        let c = conns.insert(peer(), 0);
         conns.wake_writer(c);
         conns.wake_writer(c);
         assert_eq!(conns.take_to_flush(Vec::new()), vec![c]);

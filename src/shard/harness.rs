@@ -99,7 +99,7 @@ impl Harness {
         let peer = SocketAddr::from(([127, 0, 0, 1], 40_000 + self.clients.len() as u16));
         let sh = &mut self.shards[shard];
         sh.begin_turn(self.now_ms);
-        let conn = sh.open_connection(peer);
+        let conn = sh.open_connection(peer, 0);
         let deadline_ms = self.now_ms + sh.config().connect_timeout_secs * 1000;
         let input = Input::new(conn, sh.config().max_packet_size as usize, deadline_ms);
         let decoder = Decoder::with_version(version, usize::MAX);

@@ -67,6 +67,15 @@ use std::thread::JoinHandle;
 /// receive in 6.0, provided-buffer rings in 5.19).
 pub const MIN_KERNEL: &str = "6.1";
 
+/// One shard's socket for one configured listener address.
+pub(crate) struct BoundListener {
+    pub socket: TcpListener,
+    /// The port actually bound (the configured one may be 0).
+    pub port: u16,
+    /// The listener's index in [`Config::bind_listeners`]: which access control applies.
+    pub index: u16,
+}
+
 /// A running broker: its shard threads and the addresses it listens on.
 pub struct Broker {
     shared: Arc<Shared>,
@@ -129,30 +138,37 @@ impl Broker {
     /// Starts the shards and listeners. `port` applies when no listener is configured.
     pub fn start(config: Config, port: u16) -> anyhow::Result<Broker> {
         check_io_uring()?;
+        refuse_access_control_until_enforced(&config)?;
         let shards = config.cores.max(1);
-        let mut per_shard: Vec<Vec<(TcpListener, u16)>> = (0..shards).map(|_| Vec::new()).collect();
+        let mut per_shard: Vec<Vec<BoundListener>> = (0..shards).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         let default_listeners = config.listeners.is_empty();
-        for addr in config.bind_addrs(port) {
-            match bind_reuseport(addr, shards) {
-                Ok(ls) => {
-                    let local = ls[0].local_addr()?;
-                    crate::log!(
-                        Notice,
-                        "Opening {} listen socket on {}.",
-                        if local.is_ipv6() { "ipv6" } else { "ipv4" },
-                        local
-                    );
-                    addrs.push(local);
-                    for (i, l) in ls.into_iter().enumerate() {
-                        per_shard[i].push((l, local.port()));
+        for (index, listener) in config.bind_listeners(port).iter().enumerate() {
+            for &addr in &listener.addrs {
+                match bind_reuseport(addr, shards) {
+                    Ok(ls) => {
+                        let local = ls[0].local_addr()?;
+                        crate::log!(
+                            Notice,
+                            "Opening {} listen socket on {}.",
+                            if local.is_ipv6() { "ipv6" } else { "ipv4" },
+                            local
+                        );
+                        addrs.push(local);
+                        for (i, socket) in ls.into_iter().enumerate() {
+                            per_shard[i].push(BoundListener {
+                                socket,
+                                port: local.port(),
+                                index: index as u16,
+                            });
+                        }
                     }
+                    // ::1 may be missing where IPv6 is off; the loopback default then runs on IPv4.
+                    Err(e) if default_listeners && addr.is_ipv6() => {
+                        crate::log!(Warning, "Warning: not listening on {}: {}.", addr, e);
+                    }
+                    Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
                 }
-                // ::1 may be missing where IPv6 is off; the loopback default then runs on IPv4.
-                Err(e) if default_listeners && addr.is_ipv6() => {
-                    crate::log!(Warning, "Warning: not listening on {}: {}.", addr, e);
-                }
-                Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
             }
         }
         if default_listeners {
@@ -207,7 +223,19 @@ impl Broker {
     }
 }
 
-fn run_shard(id: u16, shared: Arc<Shared>, listeners: Vec<(TcpListener, u16)>) -> anyhow::Result<()> {
+/// `password_file`, `acl_file` and `scram_file` are parsed but not yet enforced by the
+/// shards: starting with them would let in clients the file means to keep out.
+fn refuse_access_control_until_enforced(config: &Config) -> anyhow::Result<()> {
+    let all = std::iter::once(&config.security).chain(config.listeners.iter().map(|l| &l.security));
+    for s in all {
+        if let Some(p) = s.password_file.as_ref().or(s.acl_file.as_ref()).or(s.scram_file.as_ref()) {
+            anyhow::bail!("{}: password_file, acl_file and scram_file are not enforced yet", p.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_shard(id: u16, shared: Arc<Shared>, listeners: Vec<BoundListener>) -> anyhow::Result<()> {
     let shard = Shard::new(id, shared.clone(), shared.clock.now_ms());
     reactor::Reactor::new(shard, shared, listeners)?.run()?;
     Ok(())

@@ -94,10 +94,10 @@ impl Shard {
         }
     }
 
-    /// A new connection, which has yet to send CONNECT.
-    pub fn open_connection(&mut self, peer: SocketAddr) -> ConnId {
+    /// A new connection on configured listener `listener`, which has yet to send CONNECT.
+    pub fn open_connection(&mut self, peer: SocketAddr, listener: u16) -> ConnId {
         self.plane.shared.connections.fetch_add(1, Ordering::Relaxed);
-        self.plane.conns.insert(peer)
+        self.plane.conns.insert(peer, listener)
     }
 
     /// One side of a connection ended; the second removes it.
@@ -130,7 +130,8 @@ impl Shard {
             ConnectDecision::Refuse(ReasonCode::SERVER_UNAVAILABLE)
         } else {
             let (shard, token) = (self.plane.id, &mut self.connects);
-            connack::check_connect(cfg, connect, || {
+            let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener as usize);
+            connack::check_connect(cfg, listener, connect, || {
                 format!("auto-{:04x}-{:012x}", shard, token.new_token() & 0xFFFF_FFFF_FFFF)
             })
         };

@@ -1,6 +1,7 @@
 //! The shard's listening sockets: a multishot accept armed on each, and the pause after
 //! an accept fails (out of file descriptors, most likely) so the loop does not spin.
 
+use super::super::BoundListener;
 use super::ring::{user_data, Op, Ring};
 use io_uring::{cqueue, opcode, types};
 use std::net::TcpListener;
@@ -14,6 +15,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 struct Listener {
     socket: TcpListener,
     port: u16,
+    /// The configured listener it belongs to.
+    index: u16,
     armed: bool,
 }
 
@@ -24,9 +27,11 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub fn new(sockets: Vec<(TcpListener, u16)>) -> Self {
-        let list =
-            sockets.into_iter().map(|(socket, port)| Listener { socket, port, armed: false }).collect();
+    pub fn new(sockets: Vec<BoundListener>) -> Self {
+        let list = sockets
+            .into_iter()
+            .map(|b| Listener { socket: b.socket, port: b.port, index: b.index, armed: false })
+            .collect();
         Listeners { list, retry_at: None }
     }
 
@@ -51,8 +56,15 @@ impl Listeners {
         unsafe { ring.push(&e) }
     }
 
-    /// An accept completion on listener `i`: the new socket and the port it came in on.
-    pub fn on_accept(&mut self, i: usize, res: i32, flags: u32, ring: &mut Ring) -> Option<(OwnedFd, u16)> {
+    /// An accept completion on listener `i`: the new socket, the port it came in on and
+    /// the configured listener's index.
+    pub fn on_accept(
+        &mut self,
+        i: usize,
+        res: i32,
+        flags: u32,
+        ring: &mut Ring,
+    ) -> Option<(OwnedFd, u16, u16)> {
         if !cqueue::more(flags) {
             self.list[i].armed = false;
         }
@@ -66,7 +78,7 @@ impl Listeners {
             self.arm(i, ring);
         }
         // SAFETY: a successful accept returns a new descriptor that we now own.
-        Some((unsafe { OwnedFd::from_raw_fd(res) }, self.list[i].port))
+        Some((unsafe { OwnedFd::from_raw_fd(res) }, self.list[i].port, self.list[i].index))
     }
 
     /// Re-arms accepting once a pause after a failure is over.

@@ -36,7 +36,7 @@ use listeners::Listeners;
 use ring::{decode_user_data, user_data, Completion, EventFdWake, Op, Ring, RECV_BUFFER_GROUP};
 use socket::{peer_addr, set_nodelay, DisplayPeer, Held, Sockets};
 use std::collections::VecDeque;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{Context, Waker};
@@ -74,7 +74,7 @@ impl Reactor {
     pub fn new(
         shard: Shard,
         shared: Arc<Shared>,
-        listeners: Vec<(TcpListener, u16)>,
+        listeners: Vec<super::BoundListener>,
     ) -> std::io::Result<Reactor> {
         let ring = Ring::new()?;
         let count = shard.config().recv_buffers;
@@ -213,12 +213,14 @@ impl Reactor {
     }
 
     fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
-        let Some((fd, port)) = self.listeners.on_accept(i, res, flags, &mut self.ring) else { return };
+        let Some((fd, port, listener)) = self.listeners.on_accept(i, res, flags, &mut self.ring) else {
+            return;
+        };
         let peer = peer_addr(&fd);
         set_nodelay(&fd);
         crate::log!(Information, "New connection from {} on port {}.", DisplayPeer(peer), port);
         let sh = &mut self.shard;
-        let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
+        let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))), listener);
         let deadline_ms = sh.now_ms() + sh.config().connect_timeout_secs * 1000;
         let input = Input::new(conn, sh.config().max_packet_size as usize, deadline_ms);
         let slot = self.sockets.insert(fd, input);

@@ -32,7 +32,7 @@ impl TestBroker {
             });
         });
         let mut config = Config {
-            listeners: vec!["127.0.0.1:0".parse().unwrap()],
+            listeners: vec![ringmq::config::ListenerConfig::on("127.0.0.1:0".parse().unwrap())],
             cores: SHARDS,
             cpus: None,
             ..Config::default()
