@@ -21,6 +21,7 @@
 //! - [`config`]: the command line and the Mosquitto-syntax config file, validated once.
 //! - [`log`](mod@log): Mosquitto-shaped log lines.
 
+pub mod auth;
 pub mod config;
 pub mod log;
 pub mod protocol;
