@@ -107,6 +107,17 @@ impl SeqChecker {
         }
     }
 
+    /// Checks one arriving number of a stream with no order to keep (the retained store:
+    /// one topic per message): whether it is the first arrival; a late one is not counted
+    /// as out of order.
+    pub fn on_seq_unordered(&mut self, seq: u64) -> bool {
+        let arrival = self.on_seq(seq);
+        if arrival == Arrival::Late {
+            self.out_of_order -= 1;
+        }
+        arrival.is_first()
+    }
+
     /// Numbers skipped over and not yet arrived: the loss so far, while the run goes on.
     pub fn gaps(&self) -> u64 {
         self.hole_count + self.written_off
@@ -187,6 +198,16 @@ impl SharedSeen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unordered_stream_counts_late_arrivals_as_unique_not_out_of_order() {
+        let mut c = SeqChecker::default();
+        for seq in [3, 0, 2, 1, 2] {
+            c.on_seq_unordered(seq);
+        }
+        assert_eq!((c.unique, c.duplicates, c.out_of_order), (4, 1, 0));
+        assert_eq!(c.lost(5), 1);
+    }
 
     fn feed(seqs: &[u64]) -> SeqChecker {
         let mut c = SeqChecker::default();

@@ -133,9 +133,10 @@ pub struct ConnOpts {
     /// CPUs to pin the load threads to, e.g. `0,2-5`; thread i runs on the i-th CPU listed.
     #[arg(long, value_parser = parse_cpu_list)]
     pub cpus: Option<CpuList>,
-    /// PID of the broker: sample its CPU time and resident memory from /proc.
-    #[arg(long)]
-    pub broker_pid: Option<u32>,
+    /// PIDs of the broker: sample their CPU time and resident memory from /proc, summed
+    /// (`--broker-pid $(pgrep -x ringmq)`, `--broker-pid 12,34` or the flag repeated).
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
     /// Directory for summary.json, the .hgrm files, report.md and latency.svg.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -55,7 +55,8 @@ pub struct RunConfig {
     /// Load threads.
     pub threads: usize,
     pub cpus: Option<Vec<usize>>,
-    pub broker_pid: Option<u32>,
+    /// The broker's processes, whose CPU and memory are summed.
+    pub broker_pids: Vec<u32>,
     pub out: Option<PathBuf>,
     pub connect_timeout_s: f64,
     /// Topic root of this run: `<prefix>/<run id>`.
@@ -161,7 +162,7 @@ impl RunConfig {
             source_ips: conn.source_ips.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
             threads,
             cpus: conn.cpus.as_ref().map(|c| c.0.clone()),
-            broker_pid: conn.broker_pid,
+            broker_pids: dedup(&conn.broker_pid),
             out: conn.out.clone(),
             connect_timeout_s: conn.connect_timeout.max(0.001),
             topic_root: format!("{}/{}", conn.topic_prefix.trim_end_matches('/'), run_id),
@@ -226,6 +227,14 @@ pub fn turn_ns(
             (per_thread >= crate::turn::AUTO_MIN_EVENTS_PER_S).then_some(crate::turn::TURN_NS_DEFAULT)
         }
     }
+}
+
+/// The PIDs once each, in order: a PID given twice would be counted twice.
+fn dedup(pids: &[u32]) -> Vec<u32> {
+    let mut out = pids.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn check_topic_prefix(p: &str) -> anyhow::Result<()> {

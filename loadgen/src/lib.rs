@@ -33,6 +33,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod hgrm;
+pub mod loss;
 pub mod monitor;
 pub mod net;
 pub mod pacer;

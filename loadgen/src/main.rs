@@ -13,6 +13,9 @@ fn main() {
             for w in &outcome.summary.status.warnings {
                 eprintln!("ringmq-loadgen: warning: {w}");
             }
+            for c in &outcome.summary.status.loss_causes {
+                eprintln!("ringmq-loadgen: likely cause of loss: {}", c.detail);
+            }
             for e in outcome.summary.errors.iter().take(5) {
                 eprintln!("ringmq-loadgen: error: {e}");
             }

@@ -34,7 +34,7 @@ pub struct CpuMark {
 /// Watches the run from the runner's thread: snapshots, progress, broker memory.
 pub struct Monitor {
     pub shared: Arc<Shared>,
-    broker_pid: Option<u32>,
+    broker_pids: Vec<u32>,
     /// Broker memory: the first, largest and latest sample.
     pub rss_start_kib: Option<u64>,
     pub rss_peak_kib: Option<u64>,
@@ -63,7 +63,7 @@ impl Monitor {
         let cfg = shared.cfg.clone();
         Monitor {
             shared,
-            broker_pid: cfg.broker_pid,
+            broker_pids: cfg.broker_pids.clone(),
             rss_start_kib: None,
             rss_peak_kib: None,
             rss_last_kib: None,
@@ -83,7 +83,7 @@ impl Monitor {
     pub fn cpu_mark(&self) -> CpuMark {
         CpuMark {
             t_ns: now_ns(),
-            broker_us: self.broker_pid.and_then(procfs::process_cpu_us),
+            broker_us: procfs::processes_cpu_us(&self.broker_pids),
             threads_us: self.tids.iter().map(|&(_, tid)| procfs::thread_cpu_us(tid)).collect(),
         }
     }
@@ -103,14 +103,12 @@ impl Monitor {
             let _ = self.interval.add(&s.interval);
         }
         let now = now_ns();
-        if let Some(pid) = self.broker_pid {
-            if now >= self.next_rss_ns {
-                self.next_rss_ns = now + RSS_SAMPLE_NS;
-                if let Some(kib) = procfs::process_rss_kib(pid) {
-                    self.rss_last_kib = Some(kib);
-                    self.rss_peak_kib = Some(self.rss_peak_kib.map_or(kib, |p| p.max(kib)));
-                    self.rss_start_kib.get_or_insert(kib);
-                }
+        if !self.broker_pids.is_empty() && now >= self.next_rss_ns {
+            self.next_rss_ns = now + RSS_SAMPLE_NS;
+            if let Some(kib) = procfs::processes_rss_kib(&self.broker_pids) {
+                self.rss_last_kib = Some(kib);
+                self.rss_peak_kib = Some(self.rss_peak_kib.map_or(kib, |p| p.max(kib)));
+                self.rss_start_kib.get_or_insert(kib);
             }
         }
         let start = self.shared.start_ns.load(Ordering::Relaxed);

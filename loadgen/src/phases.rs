@@ -157,10 +157,7 @@ pub fn run_retained(
 
 /// conn: open the connections on their schedule, then hold them.
 pub fn run_conn(cfg: &RunConfig, mon: &mut Monitor) -> Phases {
-    let mut ph = Phases::default();
-    if let Some(pid) = cfg.broker_pid {
-        ph.rss_before_kib = procfs::process_rss_kib(pid);
-    }
+    let mut ph = Phases { rss_before_kib: procfs::processes_rss_kib(&cfg.broker_pids), ..Default::default() };
     let start = now_ns() + START_DELAY_NS;
     let open_ns = secs_to_ns(cfg.conn_n as f64 / cfg.conn_rate_per_s);
     let end = start + open_ns;
@@ -177,8 +174,6 @@ pub fn run_conn(cfg: &RunConfig, mon: &mut Monitor) -> Phases {
     ph.drain_timed_out = !done;
     let hold_end = now_ns() + secs_to_ns(cfg.hold_s);
     mon.watch_until(hold_end, |_| false);
-    if let Some(pid) = cfg.broker_pid {
-        ph.rss_held_kib = procfs::process_rss_kib(pid);
-    }
+    ph.rss_held_kib = procfs::processes_rss_kib(&cfg.broker_pids);
     ph
 }

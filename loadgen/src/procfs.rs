@@ -31,6 +31,25 @@ pub fn process_cpu_us(pid: u32) -> Option<u64> {
     parse_stat_cpu_us(&s, clock_ticks_per_sec())
 }
 
+/// CPU time of several processes together (a broker that runs as several processes, or
+/// several brokers), in microseconds; `None` when there are none or one cannot be read,
+/// so that a partial sum is never taken for the whole.
+pub fn processes_cpu_us(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| process_cpu_us(p)).sum()
+}
+
+/// Resident memory of several processes together, in KiB (`None` as for
+/// [`processes_cpu_us`]).
+pub fn processes_rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| process_rss_kib(p)).sum()
+}
+
 /// CPU time of one thread of this process, in microseconds.
 pub fn thread_cpu_us(tid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
@@ -121,6 +140,11 @@ mod tests {
     fn reads_this_process() {
         assert!(process_cpu_us(std::process::id()).is_some());
         assert!(process_rss_kib(std::process::id()).unwrap() > 0);
+        let me = std::process::id();
+        let one = processes_rss_kib(&[me]).unwrap();
+        assert!(processes_rss_kib(&[me, me]).unwrap() >= 2 * one - 1024, "summed over the PIDs");
+        assert_eq!(processes_cpu_us(&[]), None);
+        assert_eq!(processes_cpu_us(&[me, u32::MAX]), None, "an unreadable PID voids the sum");
         assert!(thread_cpu_us(gettid()).is_some());
     }
 }

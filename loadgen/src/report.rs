@@ -6,7 +6,7 @@ use crate::procfs::Machine;
 use crate::stats::{Counters, Hist, Histograms};
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -44,7 +44,7 @@ impl Build {
 }
 
 /// Percentiles of one histogram, in microseconds.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LatencySummary {
     pub count: u64,
     pub min: f64,
@@ -78,7 +78,7 @@ impl LatencySummary {
 }
 
 /// Message counts and rates of the run.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Messages {
     /// PUBLISH packets sent, warm-up and drain included.
     pub sent: u64,
@@ -106,7 +106,7 @@ pub struct Messages {
 }
 
 /// Connection figures.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Connections {
     pub planned: u64,
     pub attempted: u64,
@@ -122,10 +122,11 @@ pub struct Connections {
 }
 
 /// The broker's cost, from /proc.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Broker {
-    pub pid: u32,
-    pub cmdline: Option<String>,
+    /// The processes measured; every figure below is their sum.
+    pub pids: Vec<u32>,
+    pub cmdlines: Vec<String>,
     /// CPU time over the measurement window.
     pub cpu_s: f64,
     /// Cores' worth of CPU the broker used in the window.
@@ -142,7 +143,7 @@ pub struct Broker {
 }
 
 /// One load thread's CPU use.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadThread {
     pub index: usize,
     pub cpu: Option<usize>,
@@ -152,7 +153,7 @@ pub struct LoadThread {
 }
 
 /// The load generator's own figures.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Loadgen {
     pub threads: Vec<LoadThread>,
     pub busy_max_pct: f64,
@@ -165,7 +166,7 @@ pub struct Loadgen {
 }
 
 /// One publisher's deliveries.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PublisherRow {
     pub id: u32,
     pub sent: u64,
@@ -177,7 +178,7 @@ pub struct PublisherRow {
 }
 
 /// One second of the run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TimelineRow {
     pub t_s: f64,
     pub sent_per_s: f64,
@@ -191,13 +192,24 @@ pub struct TimelineRow {
     pub connected: u64,
 }
 
+/// A cause of loss (see `loss.rs`), in a short tag and a sentence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossCause {
+    /// `queue_limit`, `broker_dropped`, `refused`, `unacknowledged`, `disconnects`,
+    /// `loadgen_saturated` or `drain_ended`.
+    pub kind: String,
+    pub detail: String,
+}
+
 /// Verdict.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
     pub ok: bool,
     pub exit_code: i32,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// When messages were lost: the causes the load generator could see (`loss.rs`).
+    pub loss_causes: Vec<LossCause>,
 }
 
 /// Everything a run found.
@@ -256,8 +268,16 @@ impl Summary {
                 let m = &self.messages;
                 let _ = write!(
                     s,
-                    " qos {} {} retained x {} subs: stored {} delivered {} ({:.0}/s) lost {} dup {}",
-                    c.qos, c.retained_n, c.subs, m.sent, m.unique, m.delivered_per_s, m.lost, m.duplicated
+                    " qos {} {} retained x {} subs: stored {} delivered {} of {} ({:.0}/s) lost {} dup {}",
+                    c.qos,
+                    c.retained_n,
+                    c.subs,
+                    m.sent,
+                    m.unique,
+                    m.expected_deliveries,
+                    m.delivered_per_s,
+                    m.lost,
+                    m.duplicated
                 );
             }
             _ => {
@@ -305,6 +325,9 @@ impl Summary {
             format!("FAILED: {}", self.status.problems.join("; "))
         };
         let _ = write!(s, " | {verdict}");
+        if let Some(c) = self.status.loss_causes.first() {
+            let _ = write!(s, " | likely cause: {}", c.kind.replace('_', " "));
+        }
         s
     }
 
@@ -325,6 +348,9 @@ impl Summary {
         );
         for w in &self.status.warnings {
             let _ = writeln!(s, "- warning: {w}");
+        }
+        for c in &self.status.loss_causes {
+            let _ = writeln!(s, "- likely cause of loss ({}): {}", c.kind.replace('_', " "), c.detail);
         }
         let _ = writeln!(
             s,
@@ -484,7 +510,13 @@ mod tests {
             started_unix_s: 0,
             machine: Machine::read(),
             config: cfg,
-            status: Status { ok: true, exit_code: EXIT_OK, problems: vec![], warnings: vec![] },
+            status: Status {
+                ok: true,
+                exit_code: EXIT_OK,
+                problems: vec![],
+                warnings: vec![],
+                loss_causes: vec![],
+            },
             window_s: 1.0,
             messages: Messages { sent: 1000, unique: 1000, expected_deliveries: 1000, ..Default::default() },
             latency_us,
@@ -533,6 +565,7 @@ mod tests {
             exit_code: EXIT_DELIVERY_FAILED,
             problems: vec!["QoS 1: 3 lost".into()],
             warnings: vec![],
+            loss_causes: vec![],
         };
         assert!(s.one_line().ends_with("| FAILED: QoS 1: 3 lost"));
     }

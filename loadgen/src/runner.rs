@@ -57,7 +57,7 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Outcome> {
     let mut tids = shared.tids.lock().expect("tids").clone();
     tids.sort();
     let mut mon = Monitor::new(shared.clone(), rx, tids);
-    if let Some(pid) = cfg.broker_pid {
+    for &pid in &cfg.broker_pids {
         if procfs::process_cpu_us(pid).is_none() {
             warnings.push(format!("cannot read /proc/{pid}: no broker figures"));
         }

@@ -206,6 +206,15 @@ impl PubDelivery {
     }
 }
 
+/// One subscriber's first arrivals, and whose messages it is owed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubTally {
+    pub expects: std::ops::Range<u32>,
+    pub unique: u64,
+    /// A shared-group member: owed no fixed share of its publishers' messages.
+    pub shared: bool,
+}
+
 /// Error messages kept per thread (the counters count all of them).
 pub const ERRORS_KEPT: usize = 20;
 
@@ -217,6 +226,8 @@ pub struct ThreadStats {
     pub interval: Histogram<u64>,
     /// Deliveries per publisher, summed over this thread's subscribers.
     pub per_pub: Vec<PubDelivery>,
+    /// One entry per subscriber of this thread, for the loss diagnosis.
+    pub per_sub: Vec<SubTally>,
     pub errors: Vec<String>,
 }
 
@@ -227,6 +238,7 @@ impl ThreadStats {
             hists: Histograms::default(),
             interval: new_histogram(),
             per_pub: vec![PubDelivery::default(); pubs],
+            per_sub: Vec::new(),
             errors: Vec::new(),
         }
     }

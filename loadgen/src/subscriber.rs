@@ -8,7 +8,7 @@ use crate::config::Kind;
 use crate::payload::Stamp;
 use crate::plan::Group;
 use crate::role_ctx::RoleCtx;
-use crate::stats::{Hist, PubDelivery, ThreadStats};
+use crate::stats::{Hist, PubDelivery, SubTally, ThreadStats};
 use ringmq::protocol::{Ack, ByteStr, Packet, Publish, QoS, SubAck, Subscribe, SubscriptionOptions};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -57,6 +57,9 @@ impl SubState {
 
     /// Adds this subscriber's per-publisher results to the thread's.
     pub fn fold_into(&self, stats: &mut ThreadStats) {
+        let unique = self.streams.iter().map(|c| c.unique).sum::<u64>()
+            + self.group_deliveries.iter().map(|d| d.unique).sum::<u64>();
+        stats.per_sub.push(SubTally { expects: self.expects.clone(), unique, shared: self.group.is_some() });
         for (i, c) in self.streams.iter().enumerate() {
             let d = &mut stats.per_pub[self.expects.start as usize + i];
             d.add(&PubDelivery { unique: c.unique, duplicates: c.duplicates, out_of_order: c.out_of_order });
@@ -168,11 +171,18 @@ impl SubState {
         p: Publish,
         now: u64,
     ) {
-        stats.counters.delivered += 1;
-        let t = ctx.times.get();
-        if now >= t.warm_end_ns && now < t.end_ns {
-            stats.counters.delivered_in_window += 1;
+        // The retained scenario's clean-up (empty retained payloads) reaches the subscribers
+        // too, after the checks: acknowledged, but not a delivery of the run, so that
+        // `delivered` counts the same messages as `unique` and `duplicated`.
+        let cleanup = p.payload.is_empty() && ctx.cleanup.is_set();
+        if !cleanup {
+            stats.counters.delivered += 1;
+            let t = ctx.times.get();
+            if now >= t.warm_end_ns && now < t.end_ns {
+                stats.counters.delivered_in_window += 1;
+            }
         }
+        let t = ctx.times.get();
         match p.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => Packet::PubAck(Ack::new(p.packet_id)).encode(s.version, &mut s.out),
@@ -186,9 +196,7 @@ impl SubState {
                 }
             }
         }
-        // The retained scenario's clean-up (empty retained payloads) reaches the subscribers
-        // too; the checks are over by then.
-        if p.payload.is_empty() && ctx.cleanup.is_set() {
+        if cleanup {
             return;
         }
         let Some(stamp) = Stamp::read(&p.payload) else {
@@ -201,6 +209,9 @@ impl SubState {
         }
         let idx = (stamp.publisher - self.expects.start) as usize;
         let first = match &self.group {
+            // Each retained message has a topic of its own, and MQTT orders messages per
+            // topic only, so the order the broker sends the store in is not checked.
+            None if ctx.cfg.scenario == Kind::Retained => self.streams[idx].on_seq_unordered(stamp.seq),
             None => {
                 let arrival = self.streams[idx].on_seq(stamp.seq);
                 match arrival {
@@ -226,9 +237,10 @@ impl SubState {
                         self.group_deliveries[idx].duplicates += 1;
                         false
                     }
+                    // Neither first nor duplicate: counted once, as unverified.
                     Mark::Unverified => {
                         stats.counters.unverified += 1;
-                        false
+                        return;
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! gives the verdict (problems, warnings, exit status) in the [`Summary`].
 
 use crate::config::{Kind, RunConfig};
+use crate::loss::{self, LossInput, SubscriberTally};
 use crate::monitor::{busy_pcts, Monitor};
 use crate::phases::Phases;
 use crate::plan::Plan;
@@ -50,6 +51,7 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
     let mut counters = Counters::default();
     let mut hists = Histograms::default();
     let mut per_pub = vec![PubDelivery::default(); cfg.pubs as usize];
+    let mut per_sub = Vec::new();
     let mut errors = Vec::new();
     for r in &results {
         counters.add(&r.counters);
@@ -57,6 +59,7 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
         for (a, b) in per_pub.iter_mut().zip(&r.per_pub) {
             a.add(b);
         }
+        per_sub.extend(r.per_sub.iter().cloned());
         errors.extend(r.errors.iter().cloned());
     }
     let window_s = (ph.window_end.t_ns.saturating_sub(ph.window_start.t_ns) as f64 / 1e9).max(1e-9);
@@ -117,15 +120,16 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
         closed_mid_run: counters.closed_mid_run,
         connect_rate_per_s: (cfg.scenario == Kind::Conn).then(|| counters.conn_attempted as f64 / window_s),
     };
-    let broker = cfg.broker_pid.map(|pid| {
+    let pids = &cfg.broker_pids;
+    let broker = (!pids.is_empty()).then(|| {
         let cpu_us = match (ph.window_start.broker_us, ph.window_end.broker_us) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
         let delivered = if retained { counters.unique } else { counters.delivered_in_window };
         Broker {
-            pid,
-            cmdline: procfs::cmdline(pid),
+            pids: pids.clone(),
+            cmdlines: pids.iter().filter_map(|&p| procfs::cmdline(p)).collect(),
             cpu_s: cpu_us.unwrap_or(0) as f64 / 1e6,
             cpu_cores: cpu_us.unwrap_or(0) as f64 / 1e6 / window_s,
             cpu_us_per_msg: cpu_us
@@ -135,7 +139,7 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
                 .filter(|_| cfg.scenario == Kind::Conn && counters.conn_ok > 0)
                 .map(|c| c as f64 / counters.conn_ok as f64),
             rss_start_kib: ph.rss_before_kib.or(mon.rss_start_kib),
-            rss_end_kib: procfs::process_rss_kib(pid).or(mon.rss_last_kib),
+            rss_end_kib: procfs::processes_rss_kib(pids).or(mon.rss_last_kib),
             rss_peak_kib: mon.rss_peak_kib,
             rss_bytes_per_connection: match (ph.rss_before_kib, ph.rss_held_kib) {
                 (Some(a), Some(b)) if counters.conn_ok > 0 => {
@@ -198,6 +202,33 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
             warnings.push(format!("QoS 0: {lost} message(s) lost (allowed at QoS 0)"));
         }
     }
+    // Loss diagnosis: a subscriber outside a shared group is owed every message of the
+    // publishers it expects.
+    let subscribers: Vec<SubscriberTally> = per_sub
+        .iter()
+        .filter(|t| !t.shared)
+        .map(|t| SubscriberTally {
+            owed: t.expects.clone().map(|p| sent.get(p as usize).copied().unwrap_or(0)).sum(),
+            unique: t.unique,
+        })
+        .collect();
+    let loss_causes = if ran && cfg.scenario != Kind::Conn {
+        loss::likely_causes(&LossInput {
+            qos: cfg.qos,
+            messages: &messages,
+            connections: &connections,
+            subscribers: &subscribers,
+            loadgen_busy_max_pct: busy_max_pct,
+            loadgen_saturated: saturated,
+            drain_timed_out: ph.drain_timed_out,
+        })
+    } else {
+        Vec::new()
+    };
+    let disagree = loss::disagreements(&messages, &per_publisher);
+    if !disagree.is_empty() {
+        warnings.push(format!("the load generator's counters disagree (a bug): {}", disagree.join("; ")));
+    }
     let latency_us: BTreeMap<&'static str, LatencySummary> =
         Hist::ALL.iter().filter_map(|&h| LatencySummary::of(hists.get(h)).map(|l| (h.name(), l))).collect();
     let summary = Summary {
@@ -207,7 +238,7 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
         started_unix_s,
         machine: Machine::read(),
         config: (**cfg).clone(),
-        status: Status { ok: exit_code == EXIT_OK, exit_code, problems, warnings },
+        status: Status { ok: exit_code == EXIT_OK, exit_code, problems, warnings, loss_causes },
         window_s,
         messages,
         latency_us,

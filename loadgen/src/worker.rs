@@ -14,7 +14,7 @@ use crate::publisher::{self, PubState};
 use crate::role_ctx::RoleCtx;
 use crate::schedule::{new_histogram, Schedule};
 use crate::shared::{phase, Shared, Snapshot};
-use crate::stats::{Counters, Histograms, PubDelivery, ThreadStats};
+use crate::stats::{Counters, Histograms, PubDelivery, SubTally, ThreadStats};
 use crate::subscriber::{self, SubState};
 use crate::sync::Semaphore;
 use bytes::BytesMut;
@@ -41,6 +41,7 @@ pub struct ThreadResult {
     pub counters: Counters,
     pub hists: Histograms,
     pub per_pub: Vec<PubDelivery>,
+    pub per_sub: Vec<SubTally>,
     pub errors: Vec<String>,
 }
 
@@ -140,6 +141,7 @@ async fn thread_main(index: usize, specs: Vec<ClientSpec>, shared: Arc<Shared>) 
         counters: stats.counters,
         hists: stats.hists,
         per_pub: stats.per_pub,
+        per_sub: stats.per_sub,
         errors: stats.errors,
     }
 }

@@ -15,13 +15,18 @@ struct TestBroker(Option<Broker>);
 
 impl TestBroker {
     fn start() -> TestBroker {
+        Self::with_queue_limit(10_000_000)
+    }
+
+    /// A broker whose per-client queue holds `max_queued_messages` QoS 1/2 messages.
+    fn with_queue_limit(max_queued_messages: usize) -> TestBroker {
         // Queues far above what a test sends: a loss then means a bug, not the broker's
         // bound on a slow subscriber (closed-loop QoS 1 publishes faster than one
         // subscriber drains, and ringmq drops QoS 1/2 beyond max_queued_messages).
         let config = Config {
             listeners: vec![ringmq::config::ListenerConfig::on("127.0.0.1:0".parse().unwrap())],
             cores: 2,
-            max_queued_messages: 10_000_000,
+            max_queued_messages,
             ..Default::default()
         };
         TestBroker(Some(Broker::start(config, 0).expect("broker starts")))
@@ -60,10 +65,30 @@ fn run(port: u16, args: &[&str]) -> Outcome {
     out
 }
 
+/// The counters of any run tell one story: the identities of `loss::disagreements`, and
+/// the one-line summary prints the summary's own figures.
+fn assert_counters_agree(s: &ringmq_loadgen::Summary) {
+    let m = &s.messages;
+    let disagree = ringmq_loadgen::loss::disagreements(m, &s.per_publisher);
+    assert!(disagree.is_empty(), "{}: {disagree:?}", s.one_line());
+    assert!(!s.status.warnings.iter().any(|w| w.contains("disagree")), "{:?}", s.status.warnings);
+    let line = s.one_line();
+    if s.config.scenario == ringmq_loadgen::config::Kind::Retained {
+        assert_eq!(m.delivered, m.unique + m.duplicated, "only the run's messages count: {line}");
+        assert_eq!(m.out_of_order, 0, "one topic per retained message: no order to break");
+        let said = format!("delivered {} of {}", m.unique, m.expected_deliveries);
+        assert!(line.contains(&said), "{line}");
+    } else {
+        let said = format!("lost {} dup {} reorder {}", m.lost, m.duplicated, m.out_of_order);
+        assert!(line.contains(&said), "{line}");
+    }
+}
+
 /// The checks every publish/subscribe run must pass.
 fn assert_delivered(out: &Outcome, qos: u8) {
     let s = &out.summary;
     let m = &s.messages;
+    assert_counters_agree(s);
     assert_eq!(out.exit_code, EXIT_OK, "{}: {:?} {:?}", s.one_line(), s.status, s.errors);
     assert!(m.sent > 0 && m.expected_deliveries > 0, "{}", s.one_line());
     assert_eq!(s.connections.failed, 0);
@@ -153,6 +178,39 @@ fn retained_measures_delivery_from_subscribe() {
     assert_eq!(s.latency_us["retained_delivery"].count, 600);
 }
 
+/// `retained --n N --subs K --qos 1` against a broker's default-like queue limit: each
+/// subscriber stops at the same count, every counter says the same, and the summary
+/// names the limit as the likely cause.
+#[test]
+fn retained_beyond_a_queue_limit_counts_once_and_names_the_limit() {
+    let broker = TestBroker::with_queue_limit(50);
+    let out = run(broker.port(), &["retained", "--n", "400", "--subs", "3", "--qos", "1"]);
+    let s = &out.summary;
+    assert_counters_agree(s);
+    assert_eq!(out.exit_code, ringmq_loadgen::EXIT_DELIVERY_FAILED, "{}", s.one_line());
+    assert!(s.messages.lost > 0 && s.messages.unique > 0, "{}", s.one_line());
+    assert_eq!(s.messages.unique % 3, 0, "each subscriber got the same count: {}", s.one_line());
+    let first = &s.status.loss_causes[0];
+    assert_eq!(first.kind, "queue_limit", "{:?}", s.status.loss_causes);
+    assert!(s.one_line().ends_with("| likely cause: queue limit"), "{}", s.one_line());
+}
+
+/// `--broker-pid` takes several PIDs (as `$(pgrep -x NAME)` gives them) and sums them.
+#[test]
+fn broker_pids_are_summed() {
+    let broker = TestBroker::start();
+    let mut other = Command::new("sleep").arg("30").spawn().expect("sleep starts");
+    let (me, them) = (std::process::id().to_string(), other.id().to_string());
+    let out =
+        run(broker.port(), &["pairs", "--n", "2", "--qos", "1", "--rate", "100", "--broker-pid", &me, &them]);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_delivered(&out, 1);
+    let b = out.summary.broker.as_ref().expect("broker figures");
+    assert_eq!(b.pids.len(), 2);
+    assert!(b.cpu_us_per_msg.is_some() && b.rss_peak_kib.is_some(), "{b:?}");
+}
+
 #[test]
 fn conn_opens_holds_and_counts_connections() {
     for mqtt in ["3.1.1", "5"] {
@@ -163,6 +221,7 @@ fn conn_opens_holds_and_counts_connections() {
         assert_eq!(out.exit_code, EXIT_OK, "{}: {:?}", s.one_line(), s.errors);
         assert_eq!(s.connections.connected, 60);
         assert_eq!(s.connections.failed, 0);
+        assert_eq!(s.connections.attempted, s.connections.connected + s.connections.failed);
         assert_eq!(s.latency_us["connect"].count, 60);
         assert_eq!(s.latency_us["connect_corrected"].count, 60);
         let rate = s.connections.connect_rate_per_s.unwrap();
