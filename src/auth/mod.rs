@@ -10,8 +10,16 @@
 //!   gives one client: publish, read and SUBSCRIBE checks with Mosquitto 2.0's semantics.
 //! - [`filter_set`]: topic filters as sets of topics (does one cover another, do two
 //!   intersect), so that a SUBSCRIBE is judged against the ACL once for all its topics.
+//! - [`scram_file`]: SCRAM-SHA-256 credentials (salt, iterations, StoredKey, ServerKey)
+//!   and ringmq's file of them.
+//! - [`scram`]: the server side of SCRAM-SHA-256 for MQTT 5 enhanced authentication, a
+//!   state machine from the client's Authentication Data to the server's.
+//! - [`scram_client`]: the client side, for tests and tools.
 
 pub mod acl;
 pub mod filter_set;
 mod lines;
 pub mod password;
+pub mod scram;
+pub mod scram_client;
+pub mod scram_file;
