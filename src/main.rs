@@ -36,6 +36,11 @@ struct Cli {
 }
 
 fn main() {
+    // `ringmq passwd ...` is mosquitto_passwd's twin; it needs none of the broker's set-up.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|first| first == "passwd") {
+        std::process::exit(ringmq::auth::passwd_cmd::main(args.collect()));
+    }
     disable_transparent_huge_pages();
     abort_on_panic();
     if let Err(e) = run() {

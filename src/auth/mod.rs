@@ -6,6 +6,8 @@
 //! - [`password`]: Mosquitto's `password_file` (`$6$` salted SHA-512 and `$7$`
 //!   PBKDF2-SHA512 lines, as `mosquitto_passwd` writes them) and the slow, constant-time
 //!   password check.
+//! - [`passwd_cmd`]: `ringmq passwd`, `mosquitto_passwd`'s twin, which also writes SCRAM
+//!   credential files (`--scram`).
 //! - [`acl`]: Mosquitto's `acl_file` (`topic`, `user`, `pattern` lines) and the rules it
 //!   gives one client: publish, read and SUBSCRIBE checks with Mosquitto 2.0's semantics.
 //! - [`filter_set`]: topic filters as sets of topics (does one cover another, do two
@@ -19,6 +21,9 @@
 pub mod acl;
 pub mod filter_set;
 mod lines;
+#[cfg(test)]
+mod mosquitto_interop_tests;
+pub mod passwd_cmd;
 pub mod password;
 pub mod scram;
 pub mod scram_client;
