@@ -1,10 +1,12 @@
-//! The `ringmq` binary: parse the command line, load the config file, start the shards,
-//! wait for SIGINT or SIGTERM, shut down cleanly.
+//! The `ringmq` binary: parse the command line, load the config file (every error at
+//! once), start the shards, then wait for signals as Mosquitto does: SIGINT and SIGTERM
+//! shut down cleanly, SIGHUP reloads the config file, SIGUSR1 and SIGUSR2 say what they
+//! would do. `-d` runs it in the background; `pid_file` and `user` are honoured.
 
 use clap::Parser;
-use ringmq::config::{parse_cpu_list, Config, DEFAULT_PORT};
-use ringmq::log::{set_level, Level};
+use ringmq::config::{parse_cpu_list, Config, ListenerConfig, LogTypes, DEFAULT_PORT};
 use ringmq::shard::Broker;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,9 +23,15 @@ struct Cli {
     /// Port for the default (loopback) listener when the config defines none.
     #[arg(short = 'p', long = "port")]
     port: Option<u16>,
-    /// Log every packet (Mosquitto's -v).
+    /// Log every packet (Mosquitto's -v: log_type all).
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Run in the background once the listeners are open (Mosquitto's -d).
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+    /// Check the configuration, print every error, and exit: 0 when it is valid, 1 if not.
+    #[arg(long = "test-config")]
+    test_config: bool,
     /// Number of shard threads (default: every online CPU).
     #[arg(long)]
     cores: Option<usize>,
@@ -43,10 +51,21 @@ fn main() {
     }
     disable_transparent_huge_pages();
     abort_on_panic();
-    if let Err(e) = run() {
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
-    }
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            say(&format!("Error: {e:#}"));
+            1
+        }
+    };
+    ringmq::log::flush();
+    std::process::exit(code);
+}
+
+/// Writes a line to standard error, whatever becomes of it (a closed pipe is no reason
+/// to panic).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// mimalloc asks for transparent huge pages on its arenas, so every 4 KiB a connection
@@ -67,17 +86,23 @@ fn abort_on_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
-        eprintln!("Error: ringmq aborts after a panic (a bug: please report the message above).");
+        say("Error: ringmq aborts after a panic (a bug: please report the message above).");
         std::process::abort();
     }));
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// The configuration from the config file and the command line; every error at once.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config =
         Config { cores: std::thread::available_parallelism().map_or(1, |n| n.get()), ..Config::default() };
     if let Some(path) = &cli.config {
-        config.load_file(path)?;
+        if let Err(errors) = config.load_file(path) {
+            let n = errors.0.len();
+            for e in &errors.0 {
+                say(&format!("Error: {e}"));
+            }
+            anyhow::bail!("{n} error(s) in the configuration; ringmq did not start");
+        }
     }
     if let Some(cpus) = &cli.cpus {
         let list = parse_cpu_list(cpus).map_err(|e| anyhow::anyhow!("--cpus: {e}"))?;
@@ -85,47 +110,223 @@ fn run() -> anyhow::Result<()> {
         config.cpus = Some(list);
     }
     if let Some(n) = cli.cores {
-        anyhow::ensure!((1..=1024).contains(&n), "--cores must be between 1 and 1024");
+        anyhow::ensure!((1..=1024).contains(&n), "--cores must be between 1 and 1024, got {n}");
         config.cores = n;
     }
-    config.listeners.extend(cli.listen.iter().map(|a| ringmq::config::ListenerConfig::on(*a)));
-    if cli.verbose || config.log.debug {
-        config.log.debug = true;
-        set_level(Level::Debug);
-    } else {
-        set_level(Level::Notice);
+    config.listeners.extend(cli.listen.iter().map(|a| ListenerConfig::on(*a)));
+    if cli.verbose {
+        config.log.types = LogTypes::ALL;
     }
+    Ok(config)
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    if cli.test_config {
+        say("Configuration file is OK.");
+        return Ok(());
+    }
+    // Before any thread exists: fork keeps only the calling thread.
+    let ready = if cli.daemon { Some(daemonize()?) } else { None };
     block_signals();
+    ringmq::log::configure(&config.log);
+    let pid_file = config.pid_file.clone();
+    if let Some(path) = &pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| anyhow::anyhow!("cannot write pid_file {}: {e}", path.display()))?;
+    }
+    let result = serve(&cli, config, ready);
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Runs the broker until SIGINT or SIGTERM.
+fn serve(cli: &Cli, config: Config, ready: Option<std::fs::File>) -> anyhow::Result<()> {
+    let user = config.user.clone();
     let broker = Broker::start(config, cli.port.unwrap_or(DEFAULT_PORT))?;
-    let sig = wait_for_signal();
-    ringmq::log!(Notice, "ringmq received signal {}, shutting down.", sig);
+    drop_privileges(user.as_deref())?;
+    if let Some(mut parent) = ready {
+        // The parent waiting in `daemonize` exits 0 once it reads this.
+        let _ = parent.write_all(b"1");
+        // From here on a daemon's standard error goes nowhere, as Mosquitto's does.
+        // SAFETY: dup2 onto our own standard error.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
+    }
+    loop {
+        match wait_for_signal() {
+            libc::SIGHUP => reload(cli, &broker),
+            libc::SIGUSR1 => ringmq::log!(
+                Notice,
+                "Received SIGUSR1: persistence is not implemented yet (issue 15), so there is no database to save."
+            ),
+            libc::SIGUSR2 => ringmq::log!(
+                Notice,
+                "Received SIGUSR2: writing the subscription tree to the log is not implemented yet (it needs each shard to answer a mesh request with its trie)."
+            ),
+            sig => {
+                ringmq::log!(Notice, "ringmq received signal {}, shutting down.", signal_name(sig));
+                break;
+            }
+        }
+    }
     broker.shutdown();
     ringmq::log!(Notice, "ringmq stopped.");
     Ok(())
 }
 
-/// Blocks SIGINT and SIGTERM in this thread before the shards start, so that every
-/// thread inherits the mask and only `wait_for_signal` receives them.
-fn block_signals() {
-    // SAFETY: plain libc signal-mask calls on a zeroed, then initialised, sigset_t.
+/// SIGHUP: re-read the config file and apply what can change while running
+/// ([`Broker::reload`] lists it). A file with errors changes nothing.
+fn reload(cli: &Cli, broker: &Broker) {
+    ringmq::log!(Notice, "Reloading config.");
+    match load_config(cli) {
+        Ok(config) => {
+            ringmq::log::configure(&config.log);
+            broker.reload(&config);
+        }
+        Err(e) => ringmq::log!(Error, "Error: {:#}; the running configuration is unchanged.", e),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "unknown",
+    }
+}
+
+/// The signals `wait_for_signal` takes; blocked in every thread.
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set calls on a zeroed, then initialised, sigset_t.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Blocks the signals in this thread before any other starts, so that every thread
+/// inherits the mask and only `wait_for_signal` receives them. SIGPIPE is ignored (the
+/// Rust runtime does so already; said here because a closed log pipe must not stop the
+/// broker).
+fn block_signals() {
+    let set = signal_set();
+    // SAFETY: setting this thread's mask and one signal's disposition.
+    unsafe {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
 }
 
 fn wait_for_signal() -> i32 {
-    // SAFETY: as above; sigwait writes the received signal number into `sig`.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
-        sig
+    let set = signal_set();
+    let mut sig = 0;
+    // SAFETY: sigwait writes the received signal number into `sig`.
+    unsafe { libc::sigwait(&set, &mut sig) };
+    sig
+}
+
+/// Mosquitto's `-d`: the process forks; the parent waits until the child says its
+/// listeners are open (then exits 0) or the child fails (then exits 1, the child having
+/// written why to standard error). The child starts a session and continues with its
+/// standard streams on /dev/null. Returns the child's end of the readiness pipe.
+fn daemonize() -> anyhow::Result<std::fs::File> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors, checked.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        anyhow::bail!("-d: cannot create a pipe: {}", std::io::Error::last_os_error());
     }
+    // SAFETY: fresh descriptors owned by nobody else.
+    let (mut read_end, write_end) =
+        unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+    // SAFETY: no other thread exists yet (see `run`).
+    match unsafe { libc::fork() } {
+        -1 => anyhow::bail!("-d: cannot fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            drop(read_end);
+            // SAFETY: setsid and dup2 on descriptors this process owns.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::dup2(null, 1);
+                    // Standard error stays until the broker is up, so start-up errors
+                    // still reach the terminal; the readiness pipe then closes it.
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+            }
+            Ok(write_end)
+        }
+        _child => {
+            drop(write_end);
+            let mut byte = [0u8; 1];
+            let started = matches!(read_end.read(&mut byte), Ok(1));
+            std::process::exit(if started { 0 } else { 1 });
+        }
+    }
+}
+
+/// Mosquitto's `user`: started as root, the broker switches to this user (default
+/// `mosquitto`, else `nobody` when that user does not exist) once its listeners and
+/// rings are set up. `user root` keeps root.
+fn drop_privileges(user: Option<&str>) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let wanted = user.unwrap_or("mosquitto");
+    if wanted == "root" {
+        return Ok(());
+    }
+    let (name, pw) = match lookup_user(wanted) {
+        Some(pw) => (wanted, pw),
+        None => {
+            ringmq::log!(
+                Warning,
+                "Warning: Unable to drop privileges to '{}' because this user does not exist. Trying 'nobody' instead.",
+                wanted
+            );
+            match lookup_user("nobody") {
+                Some(pw) => ("nobody", pw),
+                None => anyhow::bail!("Unable to drop privileges to 'nobody'."),
+            }
+        }
+    };
+    let cname = std::ffi::CString::new(name)?;
+    // SAFETY: plain libc calls; glibc applies setgid/setuid to every thread.
+    unsafe {
+        if libc::initgroups(cname.as_ptr(), pw.1) != 0 || libc::setgid(pw.1) != 0 || libc::setuid(pw.0) != 0 {
+            anyhow::bail!("Unable to drop privileges to '{}': {}", name, std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// (uid, gid) of a user.
+fn lookup_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a zeroed passwd is a valid value for getpwnam_r to fill.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 4096];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r writes into `pw` and `buf`, both live and sized as passed.
+    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    (rc == 0 && !out.is_null()).then_some((pw.pw_uid, pw.pw_gid))
 }

@@ -9,7 +9,9 @@
 //! - [`passwd_cmd`]: `ringmq passwd`, `mosquitto_passwd`'s twin, which also writes SCRAM
 //!   credential files (`--scram`).
 //! - [`acl`]: Mosquitto's `acl_file` (`topic`, `user`, `pattern` lines) and the rules it
-//!   gives one client: publish, read and SUBSCRIBE checks with Mosquitto 2.0's semantics.
+//!   compiles for one client, with Mosquitto 2.0's rule semantics.
+//! - [`client_acl`]: one client's rules and the checks made with them: PUBLISH, delivery
+//!   and SUBSCRIBE (refused, granted, or granted with each delivery checked).
 //! - [`filter_set`]: topic filters as sets of topics (does one cover another, do two
 //!   intersect), so that a SUBSCRIBE is judged against the ACL once for all its topics.
 //! - [`scram_file`]: SCRAM-SHA-256 credentials (salt, iterations, StoredKey, ServerKey)
@@ -19,12 +21,14 @@
 //! - [`scram_client`]: the client side, for tests and tools.
 
 pub mod acl;
+pub mod client_acl;
 pub mod filter_set;
 mod lines;
 #[cfg(test)]
 mod mosquitto_interop_tests;
 pub mod passwd_cmd;
 pub mod password;
+mod prompt;
 pub mod scram;
 pub mod scram_client;
 pub mod scram_file;

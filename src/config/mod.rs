@@ -1,7 +1,19 @@
-//! Configuration: the command line (Mosquitto's flags plus ringmq's own) and a config
-//! file in Mosquitto's syntax. Everything is validated once at start-up; a line ringmq
-//! does not know is an error naming the file, line and option, and the broker does not
-//! start.
+//! Configuration: the command line (Mosquitto's flags plus ringmq's own) and config files
+//! in Mosquitto's syntax, validated once at start-up (and again on SIGHUP).
+//!
+//! - `mod.rs`: [`Config`] and what it holds: listeners, access control, logging, limits.
+//! - `parser.rs`: reading files: lines, the byte-order mark, `include_dir`, which
+//!   listener an option belongs to, and every error of every file collected in one pass.
+//! - `options.rs`: every option of Mosquitto 2.0's mosquitto.conf(5), what it sets, or
+//!   why it is refused (another open issue, or a C plugin).
+//! - `values.rs`: one value's syntax (booleans, ranges, durations, CPU lists).
+
+mod options;
+mod parser;
+mod values;
+
+pub use parser::{ConfigError, ConfigErrors};
+pub use values::parse_cpu_list;
 
 use crate::router::ShareStrategy;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -20,13 +32,82 @@ pub struct LogTypes {
     pub warning: bool,
     pub notice: bool,
     pub information: bool,
+    pub subscribe: bool,
+    pub unsubscribe: bool,
+    pub websockets: bool,
     /// Per-packet lines ("Received PUBLISH from ..."); `-v` turns them on.
     pub debug: bool,
 }
 
+impl LogTypes {
+    /// Nothing at all (`log_type none`).
+    pub const NONE: LogTypes = LogTypes {
+        error: false,
+        warning: false,
+        notice: false,
+        information: false,
+        subscribe: false,
+        unsubscribe: false,
+        websockets: false,
+        debug: false,
+    };
+    /// Everything (`log_type all`, `-v`).
+    pub const ALL: LogTypes = LogTypes {
+        error: true,
+        warning: true,
+        notice: true,
+        information: true,
+        subscribe: true,
+        unsubscribe: true,
+        websockets: true,
+        debug: true,
+    };
+}
+
 impl Default for LogTypes {
+    /// Mosquitto's default: error, warning, notice and information.
     fn default() -> Self {
-        LogTypes { error: true, warning: true, notice: true, information: true, debug: false }
+        LogTypes { error: true, warning: true, notice: true, information: true, ..LogTypes::NONE }
+    }
+}
+
+/// Where log lines go (Mosquitto's `log_dest`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum LogDest {
+    Stderr,
+    Stdout,
+    /// Appended to; reopened on SIGHUP (for logrotate).
+    File(PathBuf),
+    Syslog,
+}
+
+/// Logging: Mosquitto's `log_dest`, `log_type`, `log_timestamp`, `log_timestamp_format`,
+/// `log_facility`, `connection_messages`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LogConfig {
+    pub types: LogTypes,
+    /// Every destination; empty after `log_dest none`.
+    pub dests: Vec<LogDest>,
+    /// Whether lines start with a timestamp (never on syslog, which has its own).
+    pub timestamp: bool,
+    /// strftime(3) format of the timestamp, in local time; `None`: seconds since 1970.
+    pub timestamp_format: Option<String>,
+    /// Whether connections and disconnections are logged.
+    pub connection_messages: bool,
+    /// syslog facility: `None` is LOG_DAEMON, `Some(n)` LOG_LOCALn (Mosquitto's numbers).
+    pub syslog_facility: Option<u8>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            types: LogTypes::default(),
+            dests: vec![LogDest::Stderr],
+            timestamp: true,
+            timestamp_format: None,
+            connection_messages: true,
+            syslog_facility: None,
+        }
     }
 }
 
@@ -52,12 +133,23 @@ pub struct Config {
     /// Largest packet accepted, fixed header included.
     pub max_packet_size: u32,
     pub max_keepalive_secs: u16,
-    /// Connections per broker; `None` means no limit.
+    /// Connections per broker; `None` means no limit. (`max_connections` after a
+    /// `listener` line is that listener's: [`ListenerConfig::max_connections`].)
     pub max_connections: Option<usize>,
     /// How long a disconnected persistent 3.1.1 session lives; `None` is forever.
     pub persistent_client_expiration: Option<Duration>,
     pub retain_available: bool,
-    pub log: LogTypes,
+    pub log: LogConfig,
+    /// Written with the process id at start, removed at exit (`pid_file`).
+    pub pid_file: Option<PathBuf>,
+    /// The user to switch to after binding when started as root (`user`); `None` is
+    /// Mosquitto's default, `mosquitto`.
+    pub user: Option<String>,
+    /// Seconds between `$SYS` updates (`sys_interval`); 0 turns them off.
+    pub sys_interval_secs: u32,
+    /// TCP_NODELAY on client sockets (`set_tcp_nodelay`). ringmq's default is true: it
+    /// already gathers a turn's packets into one send, so Nagle only adds latency.
+    pub set_tcp_nodelay: bool,
     /// Number of shard threads.
     pub cores: usize,
     /// CPUs to pin the shards to, one each; `None` leaves placement to the kernel.
@@ -102,7 +194,11 @@ impl Default for Config {
             max_connections: None,
             persistent_client_expiration: None,
             retain_available: true,
-            log: LogTypes::default(),
+            log: LogConfig::default(),
+            pid_file: None,
+            user: None,
+            sys_interval_secs: 10,
+            set_tcp_nodelay: true,
             cores: 1,
             cpus: None,
             share_strategy: ShareStrategy::RoundRobin,
@@ -116,20 +212,33 @@ impl Default for Config {
     }
 }
 
-/// One listener: where it binds, and its own access control.
+/// One listener: where it binds, its own limits, and its own access control.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListenerConfig {
     /// The addresses it binds: one, or every IPv4 and IPv6 address for a `listener`
-    /// line without one.
+    /// line without one (fewer with `socket_domain`).
     pub addrs: Vec<SocketAddr>,
     /// Used instead of [`Config::security`] when `per_listener_settings` is true.
     pub security: SecurityOptions,
+    /// Connections on this listener at once (`max_connections` after its `listener`
+    /// line); `None` means no limit of its own.
+    pub max_connections: Option<usize>,
+    /// The network interface it binds to (`bind_interface`, SO_BINDTODEVICE).
+    pub bind_interface: Option<String>,
+    /// Where it was defined (`file:line`), for messages about it.
+    pub origin: Option<String>,
 }
 
 impl ListenerConfig {
-    /// A listener on one address, with no access control options of its own.
+    /// A listener on one address, with no options of its own.
     pub fn on(addr: SocketAddr) -> Self {
-        ListenerConfig { addrs: vec![addr], security: SecurityOptions::default() }
+        ListenerConfig {
+            addrs: vec![addr],
+            security: SecurityOptions::default(),
+            max_connections: None,
+            bind_interface: None,
+            origin: None,
+        }
     }
 }
 
@@ -155,7 +264,7 @@ impl Config {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
         ];
-        vec![ListenerConfig { addrs, security: SecurityOptions::default() }]
+        vec![ListenerConfig { addrs, ..ListenerConfig::on(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)) }]
     }
 
     /// The access control options that apply on listener `listener` (an index into
@@ -175,383 +284,20 @@ impl Config {
     }
 }
 
-/// A config file error, reported as `file:line: message`.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}:{line}: {message}")]
-    Line { file: PathBuf, line: usize, message: String },
-    #[error("cannot read config file {file}: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Options Mosquitto has that ringmq does not support yet: named so the error says so
-/// rather than "unknown option".
-const UNSUPPORTED_MOSQUITTO_OPTIONS: &[&str] = &[
-    "psk_file",
-    "cafile",
-    "capath",
-    "certfile",
-    "keyfile",
-    "require_certificate",
-    "use_identity_as_username",
-    "bridge_cafile",
-    "connection",
-    "address",
-    "topic",
-    "plugin",
-    "auth_plugin",
-    "persistence",
-    "persistence_location",
-    "persistence_file",
-    "autosave_interval",
-    "protocol",
-    "socket_domain",
-    "bind_interface",
-    "http_dir",
-    "mount_point",
-    "log_dest",
-    "pid_file",
-    "user",
-    "include_dir",
-    "sys_interval",
-    "clientid_prefixes",
-    "queue_qos0_messages",
-    "upgrade_outgoing_qos",
-    "websockets_log_level",
-    "allow_zero_length_clientid",
-    "auto_id_prefix",
-    "check_retain_source",
-    "max_inflight_bytes",
-    "set_tcp_nodelay",
-    "allow_duplicate_messages",
-    "memory_limit",
-    "log_timestamp",
-    "log_timestamp_format",
-    "connection_messages",
-    "ciphers",
-    "tls_version",
-    "psk_hint",
-    "accept_protocol_versions",
-];
-
-fn parse_bool(v: &str) -> Result<bool, String> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!("expected true or false, got '{v}'")),
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("expected a number, got '{v}'"))
-}
-
-/// Mosquitto's duration syntax: a number followed by h, d, w, m (months) or y.
-fn parse_expiration(v: &str) -> Result<Duration, String> {
-    let (num, unit) = v.split_at(v.len().saturating_sub(1));
-    let n: u64 = num.parse().map_err(|_| format!("expected e.g. 1h, 2d, 1w, 1m, 1y; got '{v}'"))?;
-    let hours = match unit {
-        "h" => 1,
-        "d" => 24,
-        "w" => 24 * 7,
-        "m" => 24 * 30,
-        "y" => 24 * 365,
-        _ => return Err(format!("unknown unit in '{v}' (use h, d, w, m or y)")),
-    };
-    Ok(Duration::from_secs(n * hours * 3600))
-}
-
-/// Parses a CPU list such as `0,2-5`.
-pub fn parse_cpu_list(v: &str) -> Result<Vec<usize>, String> {
-    let mut cpus = Vec::new();
-    for part in v.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (usize, usize) = (parse_num(a)?, parse_num(b)?);
-                if a > b {
-                    return Err(format!("bad CPU range '{part}'"));
-                }
-                cpus.extend(a..=b);
-            }
-            None => cpus.push(parse_num(part)?),
-        }
-    }
-    if cpus.is_empty() {
-        return Err(format!("empty CPU list '{v}'"));
-    }
-    Ok(cpus)
-}
 
 impl Config {
-    /// Reads a Mosquitto-syntax config file over the current values.
-    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { file: path.into(), source })?;
-        self.apply_text(&text, path)
+    /// Reads a Mosquitto-syntax config file over the current values. Every error of the
+    /// file (and of the files it includes) is returned, each with its file and line.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigErrors> {
+        parser::Parser::new(self).file(path).finish()
     }
 
-    /// Applies config text; `path` is used in error messages.
-    pub fn apply_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let option = words.next().unwrap_or_default();
-            let args: Vec<&str> = words.collect();
-            self.apply_option(option, &args).map_err(|message| ConfigError::Line {
-                file: path.into(),
-                line: i + 1,
-                message,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Where an access control option goes: the last listener's own with
-    /// `per_listener_settings true` (Mosquitto reads the file top to bottom, so the
-    /// option must come after its `listener` line), the global ones otherwise.
-    fn security_options(&mut self) -> &mut SecurityOptions {
-        match self.listeners.last_mut() {
-            Some(l) if self.per_listener_settings => &mut l.security,
-            _ => &mut self.security,
-        }
-    }
-
-    fn apply_option(&mut self, option: &str, args: &[&str]) -> Result<(), String> {
-        let one = || -> Result<&str, String> {
-            match args {
-                [v] => Ok(v),
-                _ => Err(format!("'{option}' takes exactly one value")),
-            }
-        };
-        match option {
-            "listener" => {
-                let port: u16 = parse_num(args.first().ok_or("'listener' needs a port")?)?;
-                let addrs = match args.get(1) {
-                    Some(host) => {
-                        let ip: IpAddr =
-                            host.parse().map_err(|_| format!("'{host}' is not an IP address"))?;
-                        vec![SocketAddr::new(ip, port)]
-                    }
-                    // Mosquitto listens on every address when none is given.
-                    None => vec![
-                        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-                        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-                    ],
-                };
-                if args.len() > 2 {
-                    return Err("'listener' takes a port and an optional address".into());
-                }
-                self.listeners.push(ListenerConfig { addrs, security: SecurityOptions::default() });
-                self.listeners_in_file = true;
-            }
-            "port" => {
-                let port: u16 = parse_num(one()?)?;
-                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
-                self.listeners.push(ListenerConfig::on(addr));
-                self.listeners_in_file = true;
-            }
-            "per_listener_settings" => self.per_listener_settings = parse_bool(one()?)?,
-            "allow_anonymous" => self.security_options().allow_anonymous = Some(parse_bool(one()?)?),
-            "password_file" => self.security_options().password_file = Some(PathBuf::from(one()?)),
-            "acl_file" => self.security_options().acl_file = Some(PathBuf::from(one()?)),
-            "scram_file" => self.security_options().scram_file = Some(PathBuf::from(one()?)),
-            "max_queued_messages" => self.max_queued_messages = parse_num(one()?)?,
-            "max_queued_bytes" => self.max_queued_bytes = parse_num(one()?)?,
-            "max_inflight_messages" => {
-                let n: u16 = parse_num(one()?)?;
-                // Mosquitto: 0 means no limit.
-                self.max_inflight_messages = if n == 0 { u16::MAX } else { n };
-            }
-            "message_size_limit" => self.message_size_limit = parse_num(one()?)?,
-            "max_packet_size" => {
-                let n: u32 = parse_num(one()?)?;
-                if n < 20 {
-                    return Err("max_packet_size must be at least 20 bytes".into());
-                }
-                self.max_packet_size = n;
-            }
-            "max_keepalive" => self.max_keepalive_secs = parse_num(one()?)?,
-            "max_connections" => {
-                let n: i64 = parse_num(one()?)?;
-                self.max_connections = if n < 0 { None } else { Some(n as usize) };
-            }
-            "persistent_client_expiration" => {
-                self.persistent_client_expiration = Some(parse_expiration(one()?)?)
-            }
-            "retain_available" => self.retain_available = parse_bool(one()?)?,
-            "log_type" => {
-                let t = one()?;
-                match t {
-                    "all" => {
-                        self.log = LogTypes {
-                            error: true,
-                            warning: true,
-                            notice: true,
-                            information: true,
-                            debug: true,
-                        }
-                    }
-                    "none" => {
-                        self.log = LogTypes {
-                            error: false,
-                            warning: false,
-                            notice: false,
-                            information: false,
-                            debug: false,
-                        }
-                    }
-                    "error" => self.log.error = true,
-                    "warning" => self.log.warning = true,
-                    "notice" => self.log.notice = true,
-                    "information" => self.log.information = true,
-                    "debug" => self.log.debug = true,
-                    "subscribe" | "unsubscribe" | "websockets" => {}
-                    _ => return Err(format!("unknown log_type '{t}'")),
-                }
-            }
-            "cores" => {
-                let n: usize = parse_num(one()?)?;
-                if n == 0 || n > 1024 {
-                    return Err("cores must be between 1 and 1024".into());
-                }
-                self.cores = n;
-            }
-            "check_payload_format" => self.check_payload_format = parse_bool(one()?)?,
-            "response_information" => self.response_information = Some(one()?.to_string()),
-            "receive_maximum" => {
-                let n: u16 = parse_num(one()?)?;
-                if n == 0 {
-                    return Err("receive_maximum must be between 1 and 65535".into());
-                }
-                self.receive_maximum = n;
-            }
-            "recv_buffers" => {
-                let n: u16 = parse_num(one()?)?;
-                if !n.is_power_of_two() || n > 1 << 15 {
-                    return Err("recv_buffers must be a power of two between 1 and 32768".into());
-                }
-                self.recv_buffers = n;
-            }
-            "mesh_queue" => {
-                let n: u32 = parse_num(one()?)?;
-                if n == 0 || n > MESH_QUEUE_MAX {
-                    return Err(format!("mesh_queue must be between 1 and {MESH_QUEUE_MAX}"));
-                }
-                self.mesh_queue = n;
-            }
-            "connect_timeout" => self.connect_timeout_secs = parse_num(one()?)?,
-            "cpus" => self.cpus = Some(parse_cpu_list(one()?)?),
-            "shared_subscription_strategy" => {
-                self.share_strategy = one()?.parse().map_err(|e| format!("{e}"))?;
-            }
-            _ if UNSUPPORTED_MOSQUITTO_OPTIONS.contains(&option) => {
-                return Err(format!(
-                    "option '{option}' is a Mosquitto option that ringmq does not support yet"
-                ));
-            }
-            _ => return Err(format!("unknown option '{option}'")),
-        }
-        Ok(())
+    /// Applies config text; `path` names it in error messages and anchors a relative
+    /// `include_dir`.
+    pub fn apply_text(&mut self, text: &str, path: &Path) -> Result<(), ConfigErrors> {
+        parser::Parser::new(self).text(text, path).finish()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(text: &str) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        c.apply_text(text, Path::new("ringmq.conf")).map(|_| c)
-    }
-
-    #[test]
-    fn reads_mosquitto_options() {
-        let c = load("# comment\nlistener 1884 127.0.0.1\nallow_anonymous true\nmax_queued_messages 50\nmax_inflight_messages 0\npersistent_client_expiration 2d\ncores 4\ncpus 0,2-3\nlog_type all\n").unwrap();
-        assert_eq!(c.listeners, vec![ListenerConfig::on("127.0.0.1:1884".parse().unwrap())]);
-        assert!(c.allow_anonymous_on(0));
-        assert_eq!(c.max_queued_messages, 50);
-        assert_eq!(c.max_inflight_messages, u16::MAX);
-        assert_eq!(c.persistent_client_expiration, Some(Duration::from_secs(2 * 86400)));
-        assert_eq!(c.cores, 4);
-        assert_eq!(c.cpus, Some(vec![0, 2, 3]));
-        assert!(c.log.debug);
-    }
-
-    #[test]
-    fn mesh_queue_sets_the_cross_shard_queue_length() {
-        assert_eq!(Config::default().mesh_queue, DEFAULT_MESH_QUEUE);
-        assert_eq!(load("mesh_queue 16\n").unwrap().mesh_queue, 16);
-    }
-
-    #[test]
-    fn recv_buffers_sets_the_shard_receive_pool() {
-        assert_eq!(Config::default().recv_buffers, 128);
-        assert_eq!(load("recv_buffers 256\n").unwrap().recv_buffers, 256);
-    }
-
-    #[test]
-    fn unknown_option_names_file_and_line() {
-        let err = load("allow_anonymous true\n\nfrobnicate 3\n").unwrap_err().to_string();
-        assert_eq!(err, "ringmq.conf:3: unknown option 'frobnicate'");
-    }
-
-    #[test]
-    fn unsupported_mosquitto_option_says_so() {
-        let err = load("psk_file /etc/psk\n").unwrap_err().to_string();
-        assert!(err.starts_with("ringmq.conf:1: option 'psk_file' is a Mosquitto option"), "{err}");
-    }
-
-    #[test]
-    fn anonymous_clients_are_refused_by_default_once_a_listener_is_configured() {
-        // Mosquitto 2: allow_anonymous defaults to false unless the file defines no listener.
-        assert!(load("max_queued_messages 5\n").unwrap().allow_anonymous_on(0));
-        assert!(!load("listener 1883\n").unwrap().allow_anonymous_on(0));
-        assert!(!load("port 1883\n").unwrap().allow_anonymous_on(0));
-    }
-
-    #[test]
-    fn access_control_options_are_global_unless_per_listener_settings() {
-        let global = load("listener 1883\npassword_file /a\nlistener 1884\nacl_file /b\n").unwrap();
-        assert_eq!(global.security_for(0).password_file, Some(PathBuf::from("/a")));
-        assert_eq!(global.security_for(1).acl_file, Some(PathBuf::from("/b")));
-        let per = load(
-            "per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884\npassword_file /p\n",
-        )
-        .unwrap();
-        assert!(per.allow_anonymous_on(0));
-        assert!(!per.allow_anonymous_on(1));
-        assert_eq!(per.security_for(0).password_file, None);
-        assert_eq!(per.security_for(1).password_file, Some(PathBuf::from("/p")));
-    }
-
-    #[test]
-    fn bad_values_are_errors() {
-        for bad in [
-            "max_queued_messages lots",
-            "allow_anonymous yes",
-            "listener",
-            "listener 1883 nowhere",
-            "cores 0",
-            "recv_buffers 1000",
-            "recv_buffers 65536",
-            "mesh_queue 0",
-            "mesh_queue 1048577",
-            "persistent_client_expiration 3x",
-            "max_packet_size 5",
-        ] {
-            assert!(load(bad).is_err(), "{bad} should be rejected");
-        }
-    }
-
-    #[test]
-    fn default_listeners_are_loopback_only() {
-        let listeners = Config::default().bind_listeners(1883);
-        assert_eq!(listeners.len(), 1);
-        assert!(listeners[0].addrs.iter().all(|a| a.ip().is_loopback()));
-    }
-}
+mod tests;

@@ -74,6 +74,8 @@ pub(crate) struct BoundListener {
     pub port: u16,
     /// The listener's index in [`Config::bind_listeners`]: which access control applies.
     pub index: u16,
+    /// The listener's connection count and `max_connections`, shared by the shards.
+    pub limit: Arc<reactor::ListenerLimit>,
 }
 
 /// A running broker: its shard threads and the addresses it listens on.
@@ -81,6 +83,8 @@ pub struct Broker {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     addrs: Vec<SocketAddr>,
+    /// Each configured listener's connection limit, for [`Broker::reload`].
+    limits: Vec<Arc<reactor::ListenerLimit>>,
 }
 
 /// Fails with one clear line when io_uring is missing, disabled or too old.
@@ -90,34 +94,8 @@ pub fn check_io_uring() -> anyhow::Result<()> {
             anyhow::bail!("io_uring is disabled on this machine (kernel.io_uring_disabled = 2); ringmq needs io_uring (Linux {MIN_KERNEL} or later)");
         }
     }
-    reactor::probe().map_err(|e| {
-        anyhow::anyhow!(
-            "io_uring is not available ({e}); ringmq needs Linux {MIN_KERNEL} or later with io_uring enabled (check kernel.io_uring_disabled and any seccomp profile)"
-        )
-    })?;
+    reactor::probe().map_err(|e| reactor::explain("the io_uring start-up check", &e, 1, 1))?;
     Ok(())
-}
-
-/// Binds one SO_REUSEPORT socket per shard on `addr`; the first decides the port when
-/// `addr` asks for port 0.
-fn bind_reuseport(addr: SocketAddr, shards: usize) -> std::io::Result<Vec<TcpListener>> {
-    let mut out = Vec::with_capacity(shards);
-    let mut addr = addr;
-    for _ in 0..shards {
-        let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
-        let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-        s.set_reuse_port(true)?;
-        s.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            s.set_only_v6(true)?;
-        }
-        s.bind(&addr.into())?;
-        s.listen(4096)?;
-        let l: TcpListener = s.into();
-        addr = l.local_addr()?;
-        out.push(l);
-    }
-    Ok(out)
 }
 
 /// Pins the calling thread to one CPU.
@@ -140,37 +118,8 @@ impl Broker {
         check_io_uring()?;
         refuse_access_control_until_enforced(&config)?;
         let shards = config.cores.max(1);
-        let mut per_shard: Vec<Vec<BoundListener>> = (0..shards).map(|_| Vec::new()).collect();
-        let mut addrs = Vec::new();
         let default_listeners = config.listeners.is_empty();
-        for (index, listener) in config.bind_listeners(port).iter().enumerate() {
-            for &addr in &listener.addrs {
-                match bind_reuseport(addr, shards) {
-                    Ok(ls) => {
-                        let local = ls[0].local_addr()?;
-                        crate::log!(
-                            Notice,
-                            "Opening {} listen socket on {}.",
-                            if local.is_ipv6() { "ipv6" } else { "ipv4" },
-                            local
-                        );
-                        addrs.push(local);
-                        for (i, socket) in ls.into_iter().enumerate() {
-                            per_shard[i].push(BoundListener {
-                                socket,
-                                port: local.port(),
-                                index: index as u16,
-                            });
-                        }
-                    }
-                    // ::1 may be missing where IPv6 is off; the loopback default then runs on IPv4.
-                    Err(e) if default_listeners && addr.is_ipv6() => {
-                        crate::log!(Warning, "Warning: not listening on {}: {}.", addr, e);
-                    }
-                    Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
-                }
-            }
-        }
+        let reactor::Bound { per_shard, addrs, limits } = reactor::bind_all(&config, port, shards)?;
         if default_listeners {
             crate::log!(Notice, "Starting in local only mode. Connections will only be possible from clients running on this machine.");
             crate::log!(
@@ -187,25 +136,83 @@ impl Broker {
         };
         let shared = Arc::new(Shared::new(config, shards));
         let mut threads = Vec::with_capacity(shards);
+        // Each shard says whether its ring is set up before the broker counts as started,
+        // so a failure (RLIMIT_MEMLOCK, most likely) is a start-up error naming its cause.
+        let (setup_tx, setup_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         for (id, listeners) in per_shard.into_iter().enumerate() {
             let shared = shared.clone();
             let cpu = cpus.as_ref().map(|c| c[id % c.len()]);
+            let setup_tx = setup_tx.clone();
             let t = std::thread::Builder::new().name(format!("ringmq-shard-{id}")).spawn(move || {
                 if let Some(cpu) = cpu {
                     pin_to_cpu(cpu);
                 }
+                let shard = Shard::new(id as u16, shared.clone(), shared.clock.now_ms());
+                let reactor = match reactor::Reactor::new(shard, shared, listeners) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = setup_tx.send(Err(format!("shard {id}: {e}")));
+                        return;
+                    }
+                };
+                let _ = setup_tx.send(Ok(()));
+                drop(setup_tx);
                 // A shard that stops on its own (io_uring_enter failing) takes its clients
                 // and listeners with it: that is the whole broker failing, so it panics,
                 // and the binary's panic hook aborts the process for a supervisor to restart.
-                if let Err(e) = run_shard(id as u16, shared, listeners) {
+                if let Err(e) = reactor.run() {
                     crate::log!(Error, "Error: shard {} stopped: {}", id, e);
                     panic!("shard {id} stopped: {e}");
                 }
             })?;
             threads.push(t);
         }
+        drop(setup_tx);
+        let mut failed = None;
+        for _ in 0..shards {
+            match setup_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Err(_) => {
+                    failed.get_or_insert("a shard thread ended before setting up its ring".into());
+                }
+            }
+        }
+        let broker = Broker { shared, threads, addrs, limits };
+        if let Some(e) = failed {
+            broker.shutdown();
+            anyhow::bail!("{e}");
+        }
         crate::log!(Notice, "ringmq version {} running with {} shard(s).", env!("CARGO_PKG_VERSION"), shards);
-        Ok(Broker { shared, threads, addrs })
+        Ok(broker)
+    }
+
+    /// Applies a reloaded configuration (SIGHUP), as Mosquitto does for what ringmq
+    /// supports. It reloads:
+    /// - logging: `log_dest` (files are reopened, for logrotate), `log_type`,
+    ///   `log_timestamp`, `log_timestamp_format`, `log_facility`, `connection_messages`;
+    /// - each listener's `max_connections` (listeners matched by their order in the file).
+    ///
+    /// It does not change what needs a restart in Mosquitto too (listeners, their
+    /// addresses, `user`, `pid_file`), nor ringmq's own start-up shape (`cores`, `cpus`,
+    /// `recv_buffers`, `mesh_queue`); the other limits are read by the shards from the
+    /// configuration they started with, and are not reloaded yet.
+    pub fn reload(&self, config: &Config) {
+        crate::log::configure(&config.log);
+        let configured = config.bind_listeners(0);
+        if configured.len() != self.limits.len() {
+            crate::log!(
+                Warning,
+                "Warning: the reloaded config file has {} listener(s), the broker {}; listeners change only on restart.",
+                configured.len(),
+                self.limits.len()
+            );
+        }
+        for (limit, listener) in self.limits.iter().zip(&configured) {
+            limit.set_max(listener.max_connections);
+        }
     }
 
     /// The addresses the broker listens on (with the ports actually bound).
@@ -232,11 +239,5 @@ fn refuse_access_control_until_enforced(config: &Config) -> anyhow::Result<()> {
             anyhow::bail!("{}: password_file, acl_file and scram_file are not enforced yet", p.display());
         }
     }
-    Ok(())
-}
-
-fn run_shard(id: u16, shared: Arc<Shared>, listeners: Vec<BoundListener>) -> anyhow::Result<()> {
-    let shard = Shard::new(id, shared.clone(), shared.clock.now_ms());
-    reactor::Reactor::new(shard, shared, listeners)?.run()?;
     Ok(())
 }

@@ -1,15 +1,29 @@
-//! The shard's listening sockets: a multishot accept armed on each, and the pause after
-//! an accept fails (out of file descriptors, most likely) so the loop does not spin.
+//! The shard's listening sockets: a multishot accept armed on each, each listener's
+//! connection limit, and the pause after an accept fails (out of file descriptors, most
+//! likely) so the loop does not spin. A run of failures is one episode: logged when it
+//! starts and, with its count, when accepting works again.
 
 use super::super::BoundListener;
+use super::bind::{ListenerLimit, ListenerSeat};
 use super::ring::{user_data, Op, Ring};
+use std::sync::Arc;
 use io_uring::{cqueue, opcode, types};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// How long accepting pauses after a failed accept.
+/// How long accepting pauses after the first failed accept of an episode; each further
+/// failure doubles the pause, up to [`ACCEPT_RETRY_MAX`].
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// A run of failed accepts, logged once at its start and once at its end.
+struct AcceptFailures {
+    /// The first failure's error.
+    first: std::io::Error,
+    count: u64,
+    pause: Duration,
+}
 
 /// A listening socket and whether its multishot accept is armed.
 struct Listener {
@@ -17,22 +31,34 @@ struct Listener {
     port: u16,
     /// The configured listener it belongs to.
     index: u16,
+    limit: Arc<ListenerLimit>,
     armed: bool,
+}
+
+/// A connection a listener accepted.
+pub struct Accepted {
+    pub fd: OwnedFd,
+    /// The port it came in on.
+    pub port: u16,
+    /// The configured listener's index.
+    pub listener: u16,
+    pub seat: ListenerSeat,
 }
 
 /// The shard's listeners.
 pub struct Listeners {
     list: Vec<Listener>,
     retry_at: Option<Instant>,
+    failures: Option<AcceptFailures>,
 }
 
 impl Listeners {
     pub fn new(sockets: Vec<BoundListener>) -> Self {
         let list = sockets
             .into_iter()
-            .map(|b| Listener { socket: b.socket, port: b.port, index: b.index, armed: false })
+            .map(|b| Listener { socket: b.socket, port: b.port, index: b.index, limit: b.limit, armed: false })
             .collect();
-        Listeners { list, retry_at: None }
+        Listeners { list, retry_at: None, failures: None }
     }
 
     /// Arms an accept on every listener that has none.
@@ -56,29 +82,61 @@ impl Listeners {
         unsafe { ring.push(&e) }
     }
 
-    /// An accept completion on listener `i`: the new socket, the port it came in on and
-    /// the configured listener's index.
-    pub fn on_accept(
-        &mut self,
-        i: usize,
-        res: i32,
-        flags: u32,
-        ring: &mut Ring,
-    ) -> Option<(OwnedFd, u16, u16)> {
+    /// An accept completion on listener `i`: the new socket, the port it came in on, the
+    /// configured listener's index and the connection's place on it. A connection beyond
+    /// the listener's `max_connections` is closed at once.
+    pub fn on_accept(&mut self, i: usize, res: i32, flags: u32, ring: &mut Ring) -> Option<Accepted> {
         if !cqueue::more(flags) {
             self.list[i].armed = false;
         }
         if res < 0 {
-            let e = std::io::Error::from_raw_os_error(-res);
-            crate::log!(Error, "Error accepting a connection: {}.", e);
-            self.retry_at = Some(Instant::now() + ACCEPT_RETRY);
+            self.failed(std::io::Error::from_raw_os_error(-res));
             return None;
+        }
+        if let Some(f) = self.failures.take() {
+            crate::log!(
+                Notice,
+                "Accepting connections again, after {} failed accept(s) (the first: {}).",
+                f.count,
+                f.first
+            );
         }
         if !self.list[i].armed && self.retry_at.is_none() {
             self.arm(i, ring);
         }
         // SAFETY: a successful accept returns a new descriptor that we now own.
-        Some((unsafe { OwnedFd::from_raw_fd(res) }, self.list[i].port, self.list[i].index))
+        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+        let l = &self.list[i];
+        let Some(seat) = l.limit.admit() else {
+            crate::log_connection!(
+                "Client connection from {} denied: max_connections exceeded.",
+                super::socket::DisplayPeer(super::socket::peer_addr(&fd))
+            );
+            return None;
+        };
+        Some(Accepted { fd, port: l.port, listener: l.index, seat })
+    }
+
+    /// A failed accept: the first of an episode is logged, the rest counted; accepting
+    /// pauses, longer each time.
+    fn failed(&mut self, e: std::io::Error) {
+        let pause = match &mut self.failures {
+            Some(f) => {
+                f.count += 1;
+                f.pause = (f.pause * 2).min(ACCEPT_RETRY_MAX);
+                f.pause
+            }
+            None => {
+                crate::log!(
+                    Error,
+                    "Error accepting a connection: {}; accepting pauses and retries (the count is logged when it works again).",
+                    e
+                );
+                self.failures = Some(AcceptFailures { first: e, count: 1, pause: ACCEPT_RETRY });
+                ACCEPT_RETRY
+            }
+        };
+        self.retry_at = Some(Instant::now() + pause);
     }
 
     /// Re-arms accepting once a pause after a failure is over.

@@ -18,12 +18,14 @@
 //! cost a re-armed read and an allocation per receive, and a read buffer per idle
 //! connection; docs/performance.md has the before/after figures.
 
+mod bind;
 mod listeners;
 mod ring;
 mod socket;
 mod tuning;
 
-pub use ring::probe;
+pub use bind::{bind_all, Bound, ListenerLimit};
+pub use ring::{explain, probe, SetupError};
 
 use super::bufring::BufRing;
 use super::connections::{ConnId, Side};
@@ -71,20 +73,23 @@ pub struct Reactor {
 }
 
 impl Reactor {
+    /// Sets up the shard's ring and buffer ring; an error names its cause (see
+    /// [`explain`]).
     pub fn new(
         shard: Shard,
         shared: Arc<Shared>,
         listeners: Vec<super::BoundListener>,
-    ) -> std::io::Result<Reactor> {
-        let ring = Ring::new()?;
-        let count = shard.config().recv_buffers;
-        let bufs = BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, count, RECV_BUFFER_BYTES)?;
+    ) -> Result<Reactor, SetupError> {
+        let (shards, count) = (shared.mesh.shards(), shard.config().recv_buffers);
+        let ring = Ring::new().map_err(|e| explain("io_uring set-up", &e, shards, count))?;
+        let bufs = BufRing::register(&ring.submitter(), RECV_BUFFER_GROUP, count, RECV_BUFFER_BYTES)
+            .map_err(|e| explain("registering the receive buffers with io_uring", &e, shards, count))?;
         // SAFETY: eventfd(2) returns a new descriptor or -1, checked.
         // Blocking, on purpose: io_uring answers a read on a non-blocking descriptor with
         // EAGAIN instead of waiting for it.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if efd < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(SetupError(format!("eventfd failed: {}", std::io::Error::last_os_error())));
         }
         // SAFETY: efd is a fresh descriptor nobody else owns.
         let wake_fd = Arc::new(EventFdWake(unsafe { OwnedFd::from_raw_fd(efd) }));
@@ -213,17 +218,21 @@ impl Reactor {
     }
 
     fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
-        let Some((fd, port, listener)) = self.listeners.on_accept(i, res, flags, &mut self.ring) else {
+        let Some(listeners::Accepted { fd, port, listener, seat }) =
+            self.listeners.on_accept(i, res, flags, &mut self.ring)
+        else {
             return;
         };
         let peer = peer_addr(&fd);
-        set_nodelay(&fd);
-        crate::log!(Information, "New connection from {} on port {}.", DisplayPeer(peer), port);
+        if self.shard.config().set_tcp_nodelay {
+            set_nodelay(&fd);
+        }
+        crate::log_connection!("New connection from {} on port {}.", DisplayPeer(peer), port);
         let sh = &mut self.shard;
         let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))), listener);
         let deadline_ms = sh.now_ms() + sh.config().connect_timeout_secs * 1000;
         let input = Input::new(conn, sh.config().max_packet_size as usize, deadline_ms);
-        let slot = self.sockets.insert(fd, input);
+        let slot = self.sockets.insert(fd, input, seat);
         self.connect_deadlines.push_back((deadline_ms, slot, conn));
         self.arm_recv(slot);
     }

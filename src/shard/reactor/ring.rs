@@ -57,6 +57,58 @@ fn builder() -> io_uring::Builder {
     b
 }
 
+/// Why setting up a ring failed, in words that name the cause and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// Locked memory one shard's ring and buffer ring take (what the kernel charges to
+/// RLIMIT_MEMLOCK for a user without CAP_IPC_LOCK): the submission entries (64 bytes)
+/// and their index array (4), the completion entries (16), the rings' headers, and the
+/// provided-buffer ring's descriptors (16 bytes per buffer), each rounded up to pages.
+pub fn memlock_bytes_per_shard(recv_buffers: u16) -> u64 {
+    const PAGE: u64 = 4096;
+    let pages = |bytes: u64| bytes.div_ceil(PAGE) * PAGE;
+    let sq = pages(u64::from(SQ_ENTRIES) * 64);
+    let rings = pages(u64::from(SQ_ENTRIES) * 4 + u64::from(CQ_ENTRIES) * 16 + 2 * PAGE);
+    sq + rings + pages(u64::from(recv_buffers) * 16)
+}
+
+/// Names the cause of a failed io_uring set-up (`what`: which step) for `shards` shards.
+pub fn explain(what: &str, e: &std::io::Error, shards: usize, recv_buffers: u16) -> SetupError {
+    let cause = match e.raw_os_error() {
+        Some(libc::ENOMEM) => {
+            let need_kib = memlock_bytes_per_shard(recv_buffers) * shards as u64 / 1024 + 64;
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit fills the struct it is given.
+            unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+            let have = if lim.rlim_cur == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                format!("{} KiB", lim.rlim_cur / 1024)
+            };
+            format!(
+                "the locked-memory limit (RLIMIT_MEMLOCK, `ulimit -l`) is {have} and {shards} shard(s) need about {need_kib} KiB of it (it counts every process of this user). Raise it: `ulimit -l {}` or `ulimit -l unlimited` in the shell that starts ringmq, LimitMEMLOCK=infinity in its systemd unit, or a memlock line in /etc/security/limits.conf; or run fewer shards (--cores)",
+                need_kib.next_power_of_two()
+            )
+        }
+        Some(libc::EPERM) => {
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").unwrap_or_default();
+            if disabled.trim() == "1" {
+                "kernel.io_uring_disabled = 1 lets only root and the group in kernel.io_uring_group use io_uring".into()
+            } else {
+                "io_uring is forbidden to this process (a seccomp profile, a container runtime's default, or a security module)".into()
+            }
+        }
+        Some(libc::ENOSYS) => "this kernel has no io_uring; ringmq needs Linux 6.1 or later".into(),
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => {
+            "this kernel lacks an io_uring feature ringmq needs (Linux 6.1 or later: DEFER_TASKRUN, multishot receive, provided-buffer rings)".into()
+        }
+        _ => "check kernel.io_uring_disabled and any seccomp profile".into(),
+    };
+    SetupError(format!("{what} failed: {e}: {cause}"))
+}
+
 /// Builds a ring the way the shards do and registers a buffer ring on it: the features
 /// ringmq needs, checked once at start-up.
 pub fn probe() -> std::io::Result<()> {

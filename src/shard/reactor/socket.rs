@@ -4,6 +4,7 @@
 use super::super::connections::{ConnId, Connections};
 use super::super::input::Input;
 use super::super::slab::Slab;
+use super::bind::ListenerSeat;
 use super::tuning::IDLE_BUFFER_KEEP_BYTES;
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -40,10 +41,12 @@ pub struct Socket {
     pub writer_finished: bool,
     /// Listed among the sockets whose large buffers are given back once quiet.
     pub has_big_buffers: bool,
+    /// Its place on its listener (`max_connections`), given back as the socket closes.
+    _seat: ListenerSeat,
 }
 
 impl Socket {
-    pub fn new(fd: OwnedFd, input: Input) -> Self {
+    pub fn new(fd: OwnedFd, input: Input, seat: ListenerSeat) -> Self {
         Socket {
             fd,
             input,
@@ -53,6 +56,7 @@ impl Socket {
             sending: None,
             writer_finished: false,
             has_big_buffers: false,
+            _seat: seat,
         }
     }
 
@@ -91,9 +95,9 @@ pub struct Sockets {
 
 impl Sockets {
     /// A new connection's socket; returns its slot.
-    pub fn insert(&mut self, fd: OwnedFd, input: Input) -> u32 {
+    pub fn insert(&mut self, fd: OwnedFd, input: Input, seat: ListenerSeat) -> u32 {
         let conn = input.conn as usize;
-        let slot = self.table.insert(Socket::new(fd, input));
+        let slot = self.table.insert(Socket::new(fd, input, seat));
         if self.by_conn.len() <= conn {
             self.by_conn.resize(conn + 1, u32::MAX);
         }

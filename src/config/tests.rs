@@ -1,0 +1,203 @@
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    let mut c = Config::default();
+    c.apply_text(text, Path::new("ringmq.conf")).map(|_| c)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    load(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn reads_mosquitto_options() {
+    let c = load("# comment\nlistener 1884 127.0.0.1\nallow_anonymous true\nmax_queued_messages 50\nmax_inflight_messages 0\npersistent_client_expiration 2d\ncores 4\ncpus 0,2-3\nlog_type all\n").unwrap();
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].addrs, vec!["127.0.0.1:1884".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(c.listeners[0].origin.as_deref(), Some("ringmq.conf:2"));
+    assert!(c.allow_anonymous_on(0));
+    assert_eq!(c.max_queued_messages, 50);
+    assert_eq!(c.max_inflight_messages, u16::MAX);
+    assert_eq!(c.persistent_client_expiration, Some(Duration::from_secs(2 * 86400)));
+    assert_eq!(c.cores, 4);
+    assert_eq!(c.cpus, Some(vec![0, 2, 3]));
+    assert_eq!(c.log.types, LogTypes::ALL);
+}
+
+#[test]
+fn mesh_queue_sets_the_cross_shard_queue_length() {
+    assert_eq!(Config::default().mesh_queue, DEFAULT_MESH_QUEUE);
+    assert_eq!(load("mesh_queue 16\n").unwrap().mesh_queue, 16);
+}
+
+#[test]
+fn recv_buffers_sets_the_shard_receive_pool() {
+    assert_eq!(Config::default().recv_buffers, 128);
+    assert_eq!(load("recv_buffers 256\n").unwrap().recv_buffers, 256);
+}
+
+#[test]
+fn unknown_option_names_file_and_line() {
+    assert_eq!(errors("allow_anonymous true\n\nfrobnicate 3\n"), ["ringmq.conf:3: frobnicate: unknown option"]);
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_in_one_pass() {
+    let e = errors("listener 70000\nmax_keepalive 70000\npid_file /run/x.pid\nfrobnicate\nlog_type loud\ncafile /etc/ca.pem\n");
+    assert_eq!(
+        e,
+        [
+            "ringmq.conf:1: listener: expected a whole number from 0 to 65535, got '70000'",
+            "ringmq.conf:2: max_keepalive: expected a whole number from 0 to 65535, got '70000'",
+            "ringmq.conf:4: frobnicate: unknown option",
+            "ringmq.conf:5: log_type: expected one of debug, error, warning, notice, information, subscribe, unsubscribe, websockets, none, all; got 'loud'",
+            "ringmq.conf:6: cafile: TLS listeners are not supported yet (issue 14)",
+        ]
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let c = load("\u{feff}listener 1884 127.0.0.1\n").unwrap();
+    assert_eq!(c.listeners.len(), 1);
+}
+
+#[test]
+fn options_owned_elsewhere_say_where() {
+    let e = errors("persistence true\nlistener 8080\nprotocol websockets\nconnection b\naddress 10.0.0.1:1883\ntopic # both 0\nauth_plugin /x.so\nplugin_opt_x 1\n");
+    assert!(e[0].contains("issue 15"), "{e:?}");
+    assert!(e[1].contains("protocol: WebSockets") && e[1].contains("issue 14"), "{e:?}");
+    assert_eq!(e[2], "ringmq.conf:4: connection: bridges are not implemented yet");
+    assert_eq!(e[3], "ringmq.conf:5: address: bridges are not implemented yet");
+    assert_eq!(e[4], "ringmq.conf:6: topic: bridges are not implemented yet");
+    assert!(e[5].contains("C plugins"), "{e:?}");
+    assert!(e[6].contains("C plugins"), "{e:?}");
+    assert_eq!(e.len(), 7);
+}
+
+#[test]
+fn options_that_change_nothing_without_persistence_are_accepted() {
+    let c = load("persistence false\npersistence_location /var/lib/mosquitto/\npersistence_file mosquitto.db\nautosave_interval 1800\n").unwrap();
+    assert!(c.listeners.is_empty());
+}
+
+#[test]
+fn logging_options() {
+    let c = load("log_dest stdout\nlog_dest file /var/log/m.log\nlog_type error\nlog_type warning\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\nconnection_messages false\nlog_timestamp false\n").unwrap();
+    assert_eq!(c.log.dests, vec![LogDest::Stdout, LogDest::File("/var/log/m.log".into())]);
+    assert_eq!(c.log.types, LogTypes { error: true, warning: true, ..LogTypes::NONE });
+    assert_eq!(c.log.timestamp_format.as_deref(), Some("%Y-%m-%dT%H:%M:%S"));
+    assert!(!c.log.connection_messages && !c.log.timestamp);
+    assert_eq!(load("log_type none\n").unwrap().log.types, LogTypes::NONE);
+    assert!(load("log_dest none\n").unwrap().log.dests.is_empty());
+    assert_eq!(Config::default().log.dests, vec![LogDest::Stderr]);
+    assert!(Config::default().log.types.information, "Mosquitto logs connections by default");
+}
+
+#[test]
+fn listener_options_apply_to_the_listener_above_them() {
+    let c = load("max_connections 5\nlistener 1883\nmax_connections 10\nsocket_domain ipv4\nlistener 1884 ::1\nbind_interface lo\n").unwrap();
+    assert_eq!(c.max_connections, Some(5));
+    assert_eq!(c.listeners[0].max_connections, Some(10));
+    assert_eq!(c.listeners[0].addrs, vec!["0.0.0.0:1883".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(c.listeners[1].max_connections, None);
+    assert_eq!(c.listeners[1].bind_interface.as_deref(), Some("lo"));
+}
+
+#[test]
+fn port_and_bind_address_make_the_default_listener() {
+    let c = load("bind_address 127.0.0.1\nport 1885\n").unwrap();
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].addrs, vec!["127.0.0.1:1885".parse::<SocketAddr>().unwrap()]);
+    let both = load("port 1885\n").unwrap();
+    assert_eq!(both.listeners[0].addrs.len(), 2, "port listens on IPv4 and IPv6, as in Mosquitto");
+}
+
+#[test]
+fn duplicate_and_overlapping_listeners_are_refused() {
+    let e = errors("listener 1883\nlistener 1883\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("ringmq.conf:2: listener: port 1883 on ") && e[0].contains("ringmq.conf:1"), "{e:?}");
+    assert_eq!(errors("listener 1883 127.0.0.1\nlistener 1883\n").len(), 1);
+    assert!(load("listener 1883 127.0.0.1\nlistener 1884 127.0.0.1\nlistener 0 127.0.0.1\nlistener 0 127.0.0.1\n").is_ok());
+}
+
+#[test]
+fn include_dir_reads_conf_files_in_name_order() {
+    let dir = std::env::temp_dir().join(format!("ringmq-include-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("b.conf"), "max_queued_messages 7\n").unwrap();
+    std::fs::write(dir.join("a.conf"), "max_queued_messages 3\nbogus 1\n").unwrap();
+    std::fs::write(dir.join("c.txt"), "bogus 2\n").unwrap();
+    let mut c = Config::default();
+    let text = format!("include_dir {}\n", dir.display());
+    let e = c.apply_text(&text, Path::new("main.conf")).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].to_string(), format!("{}:2: bogus: unknown option", dir.join("a.conf").display()));
+    std::fs::remove_file(dir.join("a.conf")).unwrap();
+    let mut c = Config::default();
+    c.apply_text(&text, Path::new("main.conf")).unwrap();
+    assert_eq!(c.max_queued_messages, 7);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = errors("include_dir /nonexistent/ringmq-conf.d\n");
+    assert!(e[0].starts_with("ringmq.conf:1: include_dir: cannot read directory /nonexistent/ringmq-conf.d"), "{e:?}");
+}
+
+#[test]
+fn a_missing_file_is_one_error() {
+    let mut c = Config::default();
+    let e = c.load_file(Path::new("/nonexistent/ringmq.conf")).unwrap_err();
+    assert_eq!(e.to_string(), "/nonexistent/ringmq.conf: cannot read it: No such file or directory (os error 2)");
+}
+
+#[test]
+fn anonymous_clients_are_refused_by_default_once_a_listener_is_configured() {
+    // Mosquitto 2: allow_anonymous defaults to false unless the file defines no listener.
+    assert!(load("max_queued_messages 5\n").unwrap().allow_anonymous_on(0));
+    assert!(!load("listener 1883\n").unwrap().allow_anonymous_on(0));
+    assert!(!load("port 1883\n").unwrap().allow_anonymous_on(0));
+}
+
+#[test]
+fn access_control_options_are_global_unless_per_listener_settings() {
+    let global = load("listener 1883\npassword_file /a\nlistener 1884\nacl_file /b\n").unwrap();
+    assert_eq!(global.security_for(0).password_file, Some(PathBuf::from("/a")));
+    assert_eq!(global.security_for(1).acl_file, Some(PathBuf::from("/b")));
+    let per = load(
+        "per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884\npassword_file /p\n",
+    )
+    .unwrap();
+    assert!(per.allow_anonymous_on(0));
+    assert!(!per.allow_anonymous_on(1));
+    assert_eq!(per.security_for(0).password_file, None);
+    assert_eq!(per.security_for(1).password_file, Some(PathBuf::from("/p")));
+}
+
+#[test]
+fn bad_values_are_errors() {
+    for bad in [
+        "max_queued_messages lots",
+        "allow_anonymous yes",
+        "listener",
+        "listener 1883 no-such-host.invalid",
+        "cores 0",
+        "recv_buffers 1000",
+        "recv_buffers 65536",
+        "mesh_queue 0",
+        "mesh_queue 1048577",
+        "persistent_client_expiration 3x",
+        "max_packet_size 5",
+        "log_dest carrier-pigeon",
+        "socket_domain ipv5",
+        "sys_interval 10",
+    ] {
+        assert!(load(bad).is_err(), "{bad} should be rejected");
+    }
+}
+
+#[test]
+fn default_listeners_are_loopback_only() {
+    let listeners = Config::default().bind_listeners(1883);
+    assert_eq!(listeners.len(), 1);
+    assert!(listeners[0].addrs.iter().all(|a| a.ip().is_loopback()));
+}
