@@ -243,8 +243,13 @@ fn run(command: &Command) -> Result<(), Exit> {
         Action::Create { user, password } => {
             let password = obtain_password(password.as_deref())?;
             let line = format!("{user}:{}\n", hasher.secret(password.as_bytes()));
-            write_atomically(file, line.as_bytes(), None)
-                .map_err(|e| fail(format!("Error: Unable to open file {} for writing. {e}.", file.display())))
+            write_atomically(file, line.as_bytes(), None).map_err(|e| {
+                fail(format!(
+                    "Error: Unable to open file {} for writing. {}.",
+                    file.display(),
+                    os_message(&e)
+                ))
+            })
         }
         Action::Update { user, password } => {
             let text = read_existing(file)?;

@@ -138,11 +138,25 @@ impl PasswordFile {
 
     /// Parses a password file's text; `path` only names the file in messages.
     ///
-    /// Every line Mosquitto 2.0 refuses (a hash it cannot decode, a user with no hash) is
+    /// Every line that does not give a user a usable hash (a hash that does not decode, a
+    /// user with no hash, a second line for the same user, a line that is not UTF-8) is
     /// reported as `file:line: message`, all of them at once. The lines Mosquitto skips
-    /// with a notice (an empty user name, a later duplicate of a user, which loses to the
-    /// first) are kept in [`warnings`](Self::warnings).
+    /// with a notice (an empty user name, an over-long field) are kept in
+    /// [`warnings`](Self::warnings).
     pub fn parse(text: &[u8], path: &Path) -> Result<PasswordFile, Vec<String>> {
+        let (file, errors) = PasswordFile::parse_as_mosquitto(text, path);
+        if errors.is_empty() {
+            Ok(file)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Parses as Mosquitto 2.0 loads: every good entry is kept and every bad line only
+    /// reported (Mosquitto logs "Invalid password hash for user X, removing entry." and
+    /// starts). Of two lines for one user the first is kept, as Mosquitto 2.0.15 and later
+    /// do (2.0.11 kept the last).
+    pub fn parse_as_mosquitto(text: &[u8], path: &Path) -> (PasswordFile, Vec<String>) {
         let mut file = PasswordFile::default();
         let mut errors = Vec::new();
         for (number, line) in lines::numbered(text) {
@@ -157,7 +171,7 @@ impl PasswordFile {
             } else if user.len() > FIELD_LEN_MAX_BYTES || secret.len() > FIELD_LEN_MAX_BYTES {
                 file.warnings.push(format!("{at}: user name or hash too long, line ignored"));
             } else if file.users.contains_key(user) {
-                file.warnings.push(format!("{at}: duplicate user '{user}', line ignored"));
+                errors.push(format!("{at}: duplicate user '{user}' (the first line for it is kept)"));
             } else if secret.is_empty() {
                 errors.push(format!("{at}: no password hash for user '{user}'"));
             } else {
@@ -169,11 +183,7 @@ impl PasswordFile {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(file)
-        } else {
-            Err(errors)
-        }
+        (file, errors)
     }
 
     /// The hash of `user`, if the file names that user.
@@ -316,13 +326,17 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_first_of_duplicate_users_with_a_warning() {
-        let text = format!("bob:{BOB_PBKDF2}\nbob:{ALICE_SHA512}\n :{ALICE_SHA512}\n");
-        let file = parse(&text).unwrap();
-        assert!(file.lookup("bob").unwrap().verify(b"bob-secret"));
-        assert_eq!(file.warnings().len(), 2, "{:?}", file.warnings());
-        assert!(file.warnings()[0].starts_with("pw.txt:2: duplicate user 'bob'"));
-        assert!(file.warnings()[1].starts_with("pw.txt:3: empty user name"));
+    fn refuses_duplicate_users_unless_loading_as_mosquitto_does() {
+        let text = format!("bob:{BOB_PBKDF2}\nbob:{ALICE_SHA512}\n :{ALICE_SHA512}\ncarol:plain\n");
+        let errors = parse(&text).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("pw.txt:2: duplicate user 'bob'"), "{}", errors[0]);
+        let (file, errors) = PasswordFile::parse_as_mosquitto(text.as_bytes(), Path::new(PATH));
+        assert_eq!(errors.len(), 2);
+        assert!(file.lookup("bob").unwrap().verify(b"bob-secret"), "the first line wins");
+        assert!(file.lookup("carol").is_none(), "a bad entry is removed");
+        assert_eq!(file.warnings().len(), 1, "{:?}", file.warnings());
+        assert!(file.warnings()[0].starts_with("pw.txt:3: empty user name"));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! `ServerKey = HMAC(SaltedPassword, "Server Key")`.
 //!
 //! The file is ringmq's own, in the password file's line discipline (comments, blank
-//! lines, CRLF and duplicates as Mosquitto treats them there), one line per user:
+//! lines and CRLF as Mosquitto treats them there; a second line for a user is an error),
+//! one line per user:
 //!
 //! ```text
 //! user:SCRAM-SHA-256$<iterations>$<salt>$<StoredKey>$<ServerKey>
@@ -178,7 +179,7 @@ impl ScramFile {
             } else if user.len() > FIELD_LEN_MAX_BYTES {
                 file.warnings.push(format!("{at}: user name too long, line ignored"));
             } else if file.users.contains_key(user) {
-                file.warnings.push(format!("{at}: duplicate user '{user}', line ignored"));
+                errors.push(format!("{at}: duplicate user '{user}'"));
             } else {
                 match ScramCredentials::parse(secret) {
                     Ok(credentials) => {
@@ -262,10 +263,11 @@ mod tests {
     fn reports_every_bad_line() {
         let good = ScramCredentials::derive(b"pw", b"salt", 4096);
         let text = format!(
-            "a:$7$101$x$y\nb:{good}\nc:SCRAM-SHA-256$0$c2FsdA==$AA==$AA==\nd:SCRAM-SHA-256$1$c2FsdA==$AA==$AA==\n"
+            "a:$7$101$x$y\nb:{good}\nc:SCRAM-SHA-256$0$c2FsdA==$AA==$AA==\nd:SCRAM-SHA-256$1$c2FsdA==$AA==$AA==\nb:{good}\n"
         );
         let errors = parse(&text).unwrap_err();
-        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[3].starts_with("scram:5: duplicate user 'b'"));
         assert!(errors[0].starts_with("scram:1: user 'a': not a SCRAM-SHA-256$ line"));
         assert!(errors[1].starts_with("scram:3: user 'c': invalid iteration count '0'"));
         assert!(errors[2].starts_with("scram:4: user 'd': invalid StoredKey (base64 of 32 bytes"));

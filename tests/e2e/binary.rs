@@ -168,7 +168,7 @@ fn config_file_with_unknown_option_fails_to_start_naming_file_and_line() {
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "ringmq started with an unknown option; stderr: {stderr}");
-    let want = format!("{}:3: unknown option", path.display());
+    let want = format!("{}:3: frobnicate: unknown option", path.display());
     assert!(stderr.contains(&want), "stderr should contain {want:?}: {stderr}");
     assert!(!stderr.contains("Opening ipv4 listen socket"), "it listened before refusing: {stderr}");
 }
