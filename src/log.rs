@@ -271,7 +271,8 @@ fn run_writer() {
         let dropped = w.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             w.dropped_total.fetch_add(dropped, Ordering::Relaxed);
-            let text = format!("Warning: {dropped} log lines were dropped: the log destination did not keep up.");
+            let text =
+                format!("Warning: {dropped} log lines were dropped: the log destination did not keep up.");
             dests.write(&Line { level: Level::Warning, time: SystemTime::now(), text });
         }
         w.busy.store(false, Ordering::Release);
@@ -427,7 +428,8 @@ mod tests {
     #[test]
     fn a_file_destination_gets_the_lines() {
         let path = std::env::temp_dir().join(format!("ringmq-log-{}.log", std::process::id()));
-        let cfg = LogConfig { dests: vec![LogDest::File(path.clone())], timestamp: false, ..LogConfig::default() };
+        let cfg =
+            LogConfig { dests: vec![LogDest::File(path.clone())], timestamp: false, ..LogConfig::default() };
         let mut d = Destinations::open(&cfg);
         d.write(&Line { level: Level::Notice, time: SystemTime::now(), text: "hello".into() });
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");

@@ -327,6 +327,7 @@ fn lookup_user(name: &str) -> Option<(libc::uid_t, libc::gid_t)> {
     let mut buf = vec![0u8; 4096];
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: getpwnam_r writes into `pw` and `buf`, both live and sized as passed.
-    let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    let rc =
+        unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
     (rc == 0 && !out.is_null()).then_some((pw.pw_uid, pw.pw_gid))
 }

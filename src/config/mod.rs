@@ -264,7 +264,10 @@ impl Config {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
         ];
-        vec![ListenerConfig { addrs, ..ListenerConfig::on(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)) }]
+        vec![ListenerConfig {
+            addrs,
+            ..ListenerConfig::on(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+        }]
     }
 
     /// The access control options that apply on listener `listener` (an index into
@@ -283,7 +286,6 @@ impl Config {
         self.security_for(listener).allow_anonymous.unwrap_or(!self.listeners_in_file)
     }
 }
-
 
 impl Config {
     /// Reads a Mosquitto-syntax config file over the current values. Every error of the

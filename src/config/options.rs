@@ -233,7 +233,9 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
 
         // Limits.
         "max_queued_messages" => c.max_queued_messages = parse_range::<u32>(one()?, 0, u32::MAX)? as usize,
-        "max_queued_bytes" => c.max_queued_bytes = parse_range::<u64>(one()?, 0, u64::from(u32::MAX))? as usize,
+        "max_queued_bytes" => {
+            c.max_queued_bytes = parse_range::<u64>(one()?, 0, u64::from(u32::MAX))? as usize
+        }
         "max_inflight_messages" => {
             let n = parse_range::<u16>(one()?, 0, 65535)?;
             // Mosquitto: 0 means no limit.
@@ -241,11 +243,15 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         }
         "max_inflight_bytes" => {
             if parse_range::<u64>(one()?, 0, u64::from(u32::MAX))? != 0 {
-                return Err("only 0 (no limit) is supported yet; max_inflight_messages bounds the window".into());
+                return Err(
+                    "only 0 (no limit) is supported yet; max_inflight_messages bounds the window".into()
+                );
             }
         }
         "message_size_limit" => c.message_size_limit = parse_range::<u32>(one()?, 0, 268_435_455)?,
-        "max_packet_size" => c.max_packet_size = parse_range::<u32>(one()?, 20, super::PROTOCOL_MAX_PACKET_BYTES)?,
+        "max_packet_size" => {
+            c.max_packet_size = parse_range::<u32>(one()?, 20, super::PROTOCOL_MAX_PACKET_BYTES)?
+        }
         "max_keepalive" => c.max_keepalive_secs = parse_range::<u16>(one()?, 0, 65535)?,
         "persistent_client_expiration" => c.persistent_client_expiration = Some(parse_expiration(one()?)?),
         "retain_available" => c.retain_available = parse_bool(one()?)?,
@@ -256,7 +262,9 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         }
         "queue_qos0_messages" => {
             if parse_bool(one()?)? {
-                return Err("only 'false' is supported yet: offline clients get QoS 1 and 2 messages only".into());
+                return Err(
+                    "only 'false' is supported yet: offline clients get QoS 1 and 2 messages only".into()
+                );
             }
         }
         "upgrade_outgoing_qos" => {
@@ -297,7 +305,9 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         "sys_interval" => {
             let n = parse_range::<u32>(one()?, 0, 65535)?;
             if n != 0 {
-                return Err("$SYS topics are not published yet; only 'sys_interval 0' (off) is accepted".into());
+                return Err(
+                    "$SYS topics are not published yet; only 'sys_interval 0' (off) is accepted".into()
+                );
             }
             c.sys_interval_secs = n;
         }
@@ -355,7 +365,9 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
             return Err("bridges are not implemented yet".into());
         }
         _ if BRIDGE.contains(&option) => {
-            return Err("bridges are not implemented yet (and this option belongs after a 'connection' line)".into())
+            return Err(
+                "bridges are not implemented yet (and this option belongs after a 'connection' line)".into()
+            )
         }
         _ => return Err("unknown option".into()),
     }
@@ -380,7 +392,9 @@ fn listener(p: &mut Parser<'_>, args: &[&str]) -> Result<(), String> {
             Err(_) => {
                 let mut v: Vec<SocketAddr> = (h, port)
                     .to_socket_addrs()
-                    .map_err(|e| format!("'{h}' is neither an IP address nor a host name that resolves: {e}"))?
+                    .map_err(|e| {
+                        format!("'{h}' is neither an IP address nor a host name that resolves: {e}")
+                    })?
                     .collect();
                 v.sort();
                 v.dedup();
@@ -417,7 +431,12 @@ fn log_dest(p: &mut Parser<'_>, args: &[&str]) -> Result<(), String> {
         ["file"] => return Err("'file' needs a path".into()),
         ["topic"] => return Err("'topic' is not implemented yet ($SYS topics are not published yet)".into()),
         ["dlt"] => return Err("'dlt' needs Mosquitto's DLT build; use syslog or file".into()),
-        _ => return Err(format!("expected stderr, stdout, syslog, file PATH, topic or none; got '{}'", args.join(" "))),
+        _ => {
+            return Err(format!(
+                "expected stderr, stdout, syslog, file PATH, topic or none; got '{}'",
+                args.join(" ")
+            ))
+        }
     };
     if !p.config.log.dests.contains(&dest) {
         p.config.log.dests.push(dest);

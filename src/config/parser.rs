@@ -235,7 +235,9 @@ impl<'a> Parser<'a> {
                 self.errors.push(ConfigError {
                     file: PathBuf::from(where_),
                     line: None,
-                    message: "socket_domain: the default listener's bind_address is of the other address family".into(),
+                    message:
+                        "socket_domain: the default listener's bind_address is of the other address family"
+                            .into(),
                 });
             }
         }

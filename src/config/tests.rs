@@ -38,7 +38,10 @@ fn recv_buffers_sets_the_shard_receive_pool() {
 
 #[test]
 fn unknown_option_names_file_and_line() {
-    assert_eq!(errors("allow_anonymous true\n\nfrobnicate 3\n"), ["ringmq.conf:3: frobnicate: unknown option"]);
+    assert_eq!(
+        errors("allow_anonymous true\n\nfrobnicate 3\n"),
+        ["ringmq.conf:3: frobnicate: unknown option"]
+    );
 }
 
 #[test]
@@ -117,9 +120,15 @@ fn port_and_bind_address_make_the_default_listener() {
 fn duplicate_and_overlapping_listeners_are_refused() {
     let e = errors("listener 1883\nlistener 1883\n");
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("ringmq.conf:2: listener: port 1883 on ") && e[0].contains("ringmq.conf:1"), "{e:?}");
+    assert!(
+        e[0].starts_with("ringmq.conf:2: listener: port 1883 on ") && e[0].contains("ringmq.conf:1"),
+        "{e:?}"
+    );
     assert_eq!(errors("listener 1883 127.0.0.1\nlistener 1883\n").len(), 1);
-    assert!(load("listener 1883 127.0.0.1\nlistener 1884 127.0.0.1\nlistener 0 127.0.0.1\nlistener 0 127.0.0.1\n").is_ok());
+    assert!(load(
+        "listener 1883 127.0.0.1\nlistener 1884 127.0.0.1\nlistener 0 127.0.0.1\nlistener 0 127.0.0.1\n"
+    )
+    .is_ok());
 }
 
 #[test]
@@ -140,14 +149,20 @@ fn include_dir_reads_conf_files_in_name_order() {
     assert_eq!(c.max_queued_messages, 7);
     std::fs::remove_dir_all(&dir).unwrap();
     let e = errors("include_dir /nonexistent/ringmq-conf.d\n");
-    assert!(e[0].starts_with("ringmq.conf:1: include_dir: cannot read directory /nonexistent/ringmq-conf.d"), "{e:?}");
+    assert!(
+        e[0].starts_with("ringmq.conf:1: include_dir: cannot read directory /nonexistent/ringmq-conf.d"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn a_missing_file_is_one_error() {
     let mut c = Config::default();
     let e = c.load_file(Path::new("/nonexistent/ringmq.conf")).unwrap_err();
-    assert_eq!(e.to_string(), "/nonexistent/ringmq.conf: cannot read it: No such file or directory (os error 2)");
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/ringmq.conf: cannot read it: No such file or directory (os error 2)"
+    );
 }
 
 #[test]

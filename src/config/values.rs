@@ -77,8 +77,14 @@ mod tests {
 
     #[test]
     fn range_errors_say_what_is_allowed() {
-        assert_eq!(parse_range::<u16>("70000", 0, 65535).unwrap_err(), "expected a whole number from 0 to 65535, got '70000'");
-        assert_eq!(parse_range::<u16>("x", 1, 10).unwrap_err(), "expected a whole number from 1 to 10, got 'x'");
+        assert_eq!(
+            parse_range::<u16>("70000", 0, 65535).unwrap_err(),
+            "expected a whole number from 0 to 65535, got '70000'"
+        );
+        assert_eq!(
+            parse_range::<u16>("x", 1, 10).unwrap_err(),
+            "expected a whole number from 1 to 10, got 'x'"
+        );
         assert_eq!(parse_range::<i64>("-1", -1, 5), Ok(-1));
     }
 

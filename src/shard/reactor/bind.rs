@@ -62,11 +62,8 @@ pub struct Bound {
 /// Binds every listener for `shards` shards. A port that is taken fails the start with
 /// "Address already in use", as in Mosquitto.
 pub fn bind_all(config: &Config, port: u16, shards: usize) -> anyhow::Result<Bound> {
-    let mut bound = Bound {
-        per_shard: (0..shards).map(|_| Vec::new()).collect(),
-        addrs: Vec::new(),
-        limits: Vec::new(),
-    };
+    let mut bound =
+        Bound { per_shard: (0..shards).map(|_| Vec::new()).collect(), addrs: Vec::new(), limits: Vec::new() };
     let default_listeners = config.listeners.is_empty();
     for (index, listener) in config.bind_listeners(port).iter().enumerate() {
         let limit = Arc::new(ListenerLimit::new(listener.max_connections));
@@ -100,7 +97,8 @@ pub fn bind_all(config: &Config, port: u16, shards: usize) -> anyhow::Result<Bou
                     crate::log!(Warning, "Warning: not listening on {}: {}.", addr, e);
                 }
                 Err(e) => {
-                    let at = listener.origin.as_deref().map(|o| format!(" (listener at {o})")).unwrap_or_default();
+                    let at =
+                        listener.origin.as_deref().map(|o| format!(" (listener at {o})")).unwrap_or_default();
                     anyhow::bail!("cannot listen on {addr}{at}: {e}");
                 }
             }
@@ -121,9 +119,8 @@ fn new_socket(addr: SocketAddr, listener: &ListenerConfig) -> std::io::Result<so
         s.set_only_v6(true)?;
     }
     if let Some(dev) = &listener.bind_interface {
-        s.bind_device(Some(dev.as_bytes())).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("bind_interface {dev}: {e}"))
-        })?;
+        s.bind_device(Some(dev.as_bytes()))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("bind_interface {dev}: {e}")))?;
     }
     Ok(s)
 }
@@ -135,7 +132,11 @@ fn new_socket(addr: SocketAddr, listener: &ListenerConfig) -> std::io::Result<so
 /// socket without it is bound first: that fails with "Address already in use" whenever
 /// anything listens there. It is closed before the shards' sockets bind. With port 0 the
 /// first shard's socket picks the port and the others join it.
-fn bind_reuseport(addr: SocketAddr, listener: &ListenerConfig, shards: usize) -> std::io::Result<Vec<TcpListener>> {
+fn bind_reuseport(
+    addr: SocketAddr,
+    listener: &ListenerConfig,
+    shards: usize,
+) -> std::io::Result<Vec<TcpListener>> {
     if addr.port() != 0 {
         let probe = new_socket(addr, listener)?;
         probe.bind(&addr.into())?;

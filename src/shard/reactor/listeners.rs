@@ -6,10 +6,10 @@
 use super::super::BoundListener;
 use super::bind::{ListenerLimit, ListenerSeat};
 use super::ring::{user_data, Op, Ring};
-use std::sync::Arc;
 use io_uring::{cqueue, opcode, types};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long accepting pauses after the first failed accept of an episode; each further
@@ -56,7 +56,13 @@ impl Listeners {
     pub fn new(sockets: Vec<BoundListener>) -> Self {
         let list = sockets
             .into_iter()
-            .map(|b| Listener { socket: b.socket, port: b.port, index: b.index, limit: b.limit, armed: false })
+            .map(|b| Listener {
+                socket: b.socket,
+                port: b.port,
+                index: b.index,
+                limit: b.limit,
+                armed: false,
+            })
             .collect();
         Listeners { list, retry_at: None, failures: None }
     }
