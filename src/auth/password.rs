@@ -77,9 +77,10 @@ impl PasswordHash {
 
     /// Whether `password` is the one this hash was made from.
     ///
-    /// Slow on purpose for `$7$` (one PBKDF2 run of the line's iteration count, about
-    /// 0.1 ms at 101 iterations and 100 ms at 100,000): callers run it off the shard's
-    /// loop. The final comparison takes the same time wherever the hashes differ.
+    /// Slow on purpose for `$7$`: one PBKDF2 run of the line's iteration count, two
+    /// SHA-512 blocks per iteration, so the cost grows with the count the file chose (101 by
+    /// default, often 100,000 or more in hardened installations): callers run it off the
+    /// shard's loop. The final comparison takes the same time wherever the hashes differ.
     pub fn verify(&self, password: &[u8]) -> bool {
         match self {
             PasswordHash::Sha512 { salt, hash } => constant_time_eq(&sha512_salted(password, salt), hash),
