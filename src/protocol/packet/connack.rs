@@ -47,12 +47,38 @@ impl ConnAck {
     }
 
     pub fn encode_body(&self, version: ProtocolVersion, out: &mut BytesMut) {
-        out.put_u8(self.session_present as u8);
+        // MQTT 3.1 has no Session Present flag: its CONNACK's first byte is "reserved
+        // values, not used" (3.1 section 3.2), sent as 0, as Mosquitto does; the flag came
+        // with 3.1.1 (section 3.2.2.2).
+        let session_present = self.session_present && version != ProtocolVersion::V3_1;
+        out.put_u8(session_present as u8);
         if version.is_v5() {
             out.put_u8(self.code.0);
             put_block(out, self.properties.as_deref());
         } else {
             out.put_u8(self.code.to_v3_connack());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Packet;
+
+    fn encoded(version: ProtocolVersion) -> Vec<u8> {
+        let ack = ConnAck { session_present: true, code: ReasonCode::SUCCESS, properties: None };
+        let mut out = BytesMut::new();
+        Packet::ConnAck(ack).encode(version, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn session_present_is_sent_from_3_1_1_on_and_never_at_3_1() {
+        // 3.1: byte 1 is reserved and 0 whatever the session (3.1 section 3.2).
+        assert_eq!(encoded(ProtocolVersion::V3_1), [0x20, 0x02, 0x00, 0x00]);
+        // 3.1.1 and 5.0: bit 0 is Session Present (section 3.2.2.2).
+        assert_eq!(encoded(ProtocolVersion::V3_1_1), [0x20, 0x02, 0x01, 0x00]);
+        assert_eq!(encoded(ProtocolVersion::V5), [0x20, 0x03, 0x01, 0x00, 0x00]);
     }
 }
