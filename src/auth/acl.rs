@@ -18,7 +18,9 @@
 //! Topics starting with `$` are matched only by rules starting with `$` [MQTT-4.7.2-1].
 //! Patterns with `%u` are skipped for clients without a user name, and a client whose user
 //! name or client id contains `+` or `#` gets no pattern at all (it could otherwise widen
-//! its own rules).
+//! its own rules; Mosquitto 1.x refused `/` too, 2.0 allows it, so `%c` = `a/b` adds a
+//! level). Where ringmq reads more than Mosquitto: tabs separate words as spaces do, and a
+//! `#` comment may follow leading blanks (Mosquitto calls both lines invalid).
 //!
 //! Without an `acl_file` every client may do everything ([`ClientAcl::allow_all`]); with
 //! one, a client that no rule names (a user without a block, an anonymous client when the
@@ -38,9 +40,13 @@ use std::path::Path;
 /// What a rule allows; `Deny` refuses both directions whatever later rules say.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Access {
+    /// `deny`: checked before every allowing rule of its section.
     Deny,
+    /// `read`: deliveries (and SUBSCRIBE).
     Read,
+    /// `write`: PUBLISH and wills.
     Write,
+    /// `readwrite`, the default.
     ReadWrite,
 }
 
