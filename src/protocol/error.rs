@@ -37,6 +37,10 @@ pub enum DecodeError {
          5.0 [MQTT-4.7.1-1] [MQTT-4.7.1-2])"
     )]
     InvalidTopicFilter,
+    #[error("topic name of more than 201 levels (the broker's bound, as Mosquitto's)")]
+    TopicNameTooDeep,
+    #[error("topic filter of more than 201 levels (the broker's bound, as Mosquitto's)")]
+    TopicFilterTooDeep,
     #[error("invalid shared subscription filter (5.0 [MQTT-4.8.2-1] [MQTT-4.8.2-2])")]
     InvalidSharedFilter,
     #[error("packet identifier 0 (3.1.1 [MQTT-2.3.1-1], 5.0 [MQTT-2.2.1-3])")]
@@ -99,6 +103,11 @@ impl DecodeError {
             // A bad shared filter is a bad topic filter (5.0 [MQTT-4.8.2-1] [MQTT-4.8.2-2]).
             Self::InvalidTopicFilter | Self::InvalidSharedFilter => ReasonCode::TOPIC_FILTER_INVALID,
             Self::WildcardInTopicName | Self::EmptyTopicName => ReasonCode::TOPIC_NAME_INVALID,
+            // The spec sets no level bound, so no reason code names it; these are the
+            // codes Mosquitto 2.0 sends for its bound (`TOPIC_HIERARCHY_LIMIT`): a name
+            // is a protocol error, a filter a malformed packet.
+            Self::TopicNameTooDeep => ReasonCode::PROTOCOL_ERROR,
+            Self::TopicFilterTooDeep => ReasonCode::MALFORMED_PACKET,
             Self::DuplicateProperty(_)
             | Self::ZeroPacketId
             | Self::AuthBeforeV5

@@ -9,6 +9,14 @@ use std::fmt;
 /// Longest topic name or filter, in bytes: the length prefix of a UTF-8 string is 16 bits.
 pub const TOPIC_LEN_MAX_BYTES: usize = 65_535;
 
+/// Most levels a topic name or filter may have: 201, that is at most 200 `/`. The spec
+/// sets no bound (only the 65,535-byte length, [MQTT-4.7.3-3]), but every level of a
+/// filter is a node in the trie and every level of a name a step of the walk, so a topic
+/// of 65,535 `/` would cost 65,536 of each per packet. Mosquitto refuses more than 200
+/// `/` (`TOPIC_HIERARCHY_LIMIT`, lib/util_topic.c, added for CVE-2019-11779) in names,
+/// filters and wills alike; the same bound answers its clients the same way.
+pub const TOPIC_LEVELS_MAX: usize = 201;
+
 /// Prefix that marks a shared subscription's filter (`$share/{group}/{filter}`).
 pub const SHARED_PREFIX: &str = "$share/";
 
@@ -73,6 +81,17 @@ fn validate_common(topic: &str) -> Result<(), TopicError> {
         return Err(TopicError::NullCharacter);
     }
     Ok(())
+}
+
+/// Whether a topic name or filter has more than [`TOPIC_LEVELS_MAX`] levels. Kept apart
+/// from the spec's rules above (the validators): the decoders apply it to what clients
+/// send, while the trie and the ACL file take any valid topic. A topic shorter than that
+/// many bytes cannot have so many levels, so the PUBLISH path counts nothing for the
+/// topics it nearly always sees.
+#[inline]
+pub fn too_many_levels(topic: &str) -> bool {
+    let separators_max = TOPIC_LEVELS_MAX - 1;
+    topic.len() > separators_max && topic.bytes().filter(|&b| b == b'/').count() > separators_max
 }
 
 /// Checks a topic name as it appears in PUBLISH (and in a will).
@@ -316,6 +335,21 @@ mod tests {
         for (filter, topic, expected) in cases {
             assert_eq!(matches(filter, topic), *expected, "{filter:?} vs {topic:?}");
         }
+    }
+
+    #[test]
+    fn topics_of_more_than_201_levels_are_too_many() {
+        let deepest = "/".repeat(TOPIC_LEVELS_MAX - 1);
+        let too_deep = "/".repeat(TOPIC_LEVELS_MAX);
+        assert!(!too_many_levels(&deepest));
+        assert!(too_many_levels(&too_deep));
+        assert!(too_many_levels(&format!("{too_deep}#")));
+        assert!(!too_many_levels(&"a".repeat(TOPIC_LEVELS_MAX * 10)), "long but shallow");
+        let shared_deepest = format!("$share/g/{}", "/".repeat(TOPIC_LEVELS_MAX - 3));
+        assert!(!too_many_levels(&shared_deepest));
+        assert!(too_many_levels(&format!("{shared_deepest}/")), "the share prefix counts");
+        // The 65,535 `/` of the report: 65,536 levels.
+        assert!(too_many_levels(&"/".repeat(TOPIC_LEN_MAX_BYTES)));
     }
 
     #[test]

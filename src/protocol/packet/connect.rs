@@ -3,7 +3,7 @@
 use super::Props;
 use crate::protocol::error::DecodeError;
 use crate::protocol::properties::{block_len, put_block, Properties, PropertyContext};
-use crate::protocol::topic::{validate_topic_name, TopicError};
+use crate::protocol::topic::{too_many_levels, validate_topic_name, TopicError};
 use crate::protocol::wire::{binary_len, put_binary, ByteStr, Reader};
 use crate::protocol::{ProtocolVersion, QoS};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -91,6 +91,11 @@ impl Connect {
                 TopicError::Empty => DecodeError::EmptyTopicName,
                 _ => DecodeError::WildcardInTopicName,
             })?;
+            // The broker's bound on levels (see `TOPIC_LEVELS_MAX`); Mosquitto closes
+            // without a CONNACK here too.
+            if too_many_levels(&topic) {
+                return Err(DecodeError::TopicNameTooDeep);
+            }
             let payload = r.binary()?;
             Some(LastWill { topic, payload, qos: will_qos, retain: will_retain, properties })
         } else {

@@ -3,6 +3,7 @@
 use super::{kind, Props};
 use crate::protocol::error::DecodeError;
 use crate::protocol::properties::{block_len, put_block, Properties, PropertyContext};
+use crate::protocol::topic::too_many_levels;
 use crate::protocol::wire::{put_binary, put_varint, ByteStr, Reader};
 use crate::protocol::{ProtocolVersion, QoS};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -36,6 +37,10 @@ impl Publish {
         // No wildcards in a topic name [MQTT-3.3.2-2].
         if topic.has_wildcard() {
             return Err(DecodeError::WildcardInTopicName);
+        }
+        // The broker's bound on levels (see `TOPIC_LEVELS_MAX`); free below 201 bytes.
+        if too_many_levels(&topic) {
+            return Err(DecodeError::TopicNameTooDeep);
         }
         let packet_id = if qos == QoS::AtMostOnce {
             0

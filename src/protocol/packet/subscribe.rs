@@ -4,7 +4,7 @@ use super::Props;
 use crate::protocol::error::DecodeError;
 use crate::protocol::properties::{block_len, put_block, Properties, PropertyContext};
 use crate::protocol::reason::{valid_suback, ReasonCode};
-use crate::protocol::topic::{parse_shared, validate_topic_filter};
+use crate::protocol::topic::{parse_shared, too_many_levels, validate_topic_filter};
 use crate::protocol::wire::{binary_len, put_binary, ByteStr, Reader};
 use crate::protocol::{ProtocolVersion, QoS};
 use bytes::{BufMut, BytesMut};
@@ -83,11 +83,19 @@ pub struct Subscribe {
 
 /// Checks a filter, shared or not, for SUBSCRIBE and UNSUBSCRIBE.
 pub(super) fn check_filter(filter: &str) -> Result<bool, DecodeError> {
-    match parse_shared(filter) {
-        Ok(Some(_)) => Ok(true),
-        Ok(None) => validate_topic_filter(filter).map(|_| false).map_err(|_| DecodeError::InvalidTopicFilter),
-        Err(_) => Err(DecodeError::InvalidSharedFilter),
+    let shared = match parse_shared(filter) {
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            validate_topic_filter(filter).map_err(|_| DecodeError::InvalidTopicFilter)?;
+            false
+        }
+        Err(_) => return Err(DecodeError::InvalidSharedFilter),
+    };
+    // The broker's bound on levels (see `TOPIC_LEVELS_MAX`), the whole filter counted.
+    if too_many_levels(filter) {
+        return Err(DecodeError::TopicFilterTooDeep);
     }
+    Ok(shared)
 }
 
 pub(super) fn nonzero_packet_id(r: &mut Reader) -> Result<u16, DecodeError> {
