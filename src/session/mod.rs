@@ -63,6 +63,16 @@ pub enum SessionError {
     ReceiveMaximumExceeded,
     #[error("subscription identifier in a PUBLISH from a client (5.0 [MQTT-3.3.4-6])")]
     SubscriptionIdFromClient,
+    #[error("acknowledgement of the wrong kind for the message in flight (section 4.3)")]
+    WrongAcknowledgement,
+}
+
+/// The acknowledgements a client sends for the messages it receives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AckKind {
+    PubAck,
+    PubRec,
+    PubComp,
 }
 
 impl SessionError {
@@ -79,6 +89,7 @@ impl SessionError {
             Self::SubscriptionIdFromClient => {
                 "subscription identifier in a PUBLISH from a client (5.0 [MQTT-3.3.4-6])"
             }
+            Self::WrongAcknowledgement => "acknowledgement of the wrong kind for the message in flight",
         }
     }
 
@@ -86,7 +97,9 @@ impl SessionError {
     pub fn reason_code(self) -> ReasonCode {
         match self {
             Self::TopicAliasInvalid => ReasonCode::TOPIC_ALIAS_INVALID,
-            Self::UnknownTopicAlias | Self::SubscriptionIdFromClient => ReasonCode::PROTOCOL_ERROR,
+            Self::UnknownTopicAlias | Self::SubscriptionIdFromClient | Self::WrongAcknowledgement => {
+                ReasonCode::PROTOCOL_ERROR
+            }
             Self::ReceiveMaximumExceeded => ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
         }
     }
@@ -336,6 +349,28 @@ impl Session {
         self.ack(out, Packet::PubComp, packet_id, reason);
     }
 
+    /// Checks that an acknowledgement fits the message in flight under its identifier: a
+    /// QoS 1 message is answered by PUBACK alone, a QoS 2 message by PUBREC and then
+    /// PUBCOMP (section 4.3.2, 4.3.3). Anything else (PUBREC or PUBCOMP for QoS 1; PUBACK
+    /// for QoS 2; PUBCOMP before PUBREC) is a protocol violation, which closes the
+    /// connection (3.1.1 [MQTT-4.8.0-1]; 5.0 section 4.13.1, with DISCONNECT 0x82), as
+    /// Mosquitto does. An identifier not in flight is a late duplicate and passes: the
+    /// `handle_*` methods ignore it (or answer PUBREL 0x92).
+    pub fn check_ack(&self, kind: AckKind, packet_id: u16) -> Result<(), SessionError> {
+        let Some(state) = self.outbound.inflight.state_of(packet_id) else { return Ok(()) };
+        let fits = match kind {
+            AckKind::PubAck => state == OutState::AwaitingPubAck,
+            // A repeated PUBREC (our PUBREL was lost) is answered again.
+            AckKind::PubRec => state != OutState::AwaitingPubAck,
+            AckKind::PubComp => state == OutState::AwaitingPubComp,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(SessionError::WrongAcknowledgement)
+        }
+    }
+
     /// PUBACK for a QoS 1 message we sent. Unknown ids are ignored (a late duplicate).
     pub fn handle_puback(&mut self, packet_id: u16, now_ms: u64, out: &mut BytesMut) {
         if let Some(i) = self.outbound.find(packet_id, OutState::AwaitingPubAck) {
@@ -379,7 +414,7 @@ impl Session {
         if d.qos == QoS::AtMostOnce {
             return self.deliver_qos0(&d.message, d.retain, &d.subscription_ids, now_ms, out);
         }
-        if self.online && self.outbound.queue.is_empty() && self.outbound.inflight.len() < self.window() {
+        if self.has_room() && self.outbound.queue.is_empty() {
             return self.send_tracked(d, now_ms, out);
         }
         if self.outbound.enqueue(d, self.limits.max_queued_messages, self.limits.max_queued_bytes) {
@@ -424,7 +459,7 @@ impl Session {
         if outcome == DeliverOutcome::Sent {
             let state =
                 if d.qos == QoS::AtLeastOnce { OutState::AwaitingPubAck } else { OutState::AwaitingPubRec };
-            self.outbound.inflight.push_back(InflightOut { packet_id, state, delivery: d });
+            self.outbound.inflight.push_back(InflightOut { packet_id, state, delivery: d, resend: false });
         }
         outcome
     }
@@ -513,38 +548,66 @@ impl Session {
 
     /// Moves queued messages into the window while it has room.
     pub fn pump(&mut self, now_ms: u64, out: &mut BytesMut) {
-        while self.online && self.outbound.inflight.len() < self.window() {
+        if self.outbound.inflight.awaiting_resend() > 0 {
+            self.resend(now_ms, out);
+        }
+        while self.has_room() {
             let Some(d) = self.outbound.dequeue() else { break };
             self.send_tracked(d, now_ms, out);
         }
     }
 
+    /// Whether a new message may go out now: online, the window not full, and nothing
+    /// from an earlier connection still waiting to be sent again (it goes first).
+    #[inline]
+    fn has_room(&self) -> bool {
+        let inflight = &self.outbound.inflight;
+        self.online && inflight.awaiting_resend() == 0 && inflight.sent() < self.window()
+    }
+
+    /// Sends again, oldest first and as far as the window allows, what an earlier
+    /// connection left unacknowledged: a PUBLISH with DUP set under its original packet
+    /// identifier, or the PUBREL [MQTT-4.4.0-1]. The window bounds these too: the client's
+    /// Receive Maximum counts every unacknowledged QoS 1 and 2 PUBLISH on the connection
+    /// (5.0 [MQTT-3.3.4-9]). Re-sending a whole window of 2 to a client that came back
+    /// with a Receive Maximum of 1 broke that rule; a client that enforces it disconnects
+    /// (0x93), reconnects, and gets the same again, and its deliveries never move on.
+    fn resend(&mut self, now_ms: u64, out: &mut BytesMut) {
+        let mut i = 0;
+        while self.online && i < self.outbound.inflight.len() {
+            if self.outbound.inflight.sent() >= self.window() {
+                break;
+            }
+            let f = self.outbound.inflight.get(i);
+            if !f.resend {
+                i += 1;
+                continue;
+            }
+            let packet_id = f.packet_id;
+            if f.state == OutState::AwaitingPubComp {
+                self.ack(out, Packet::PubRel, packet_id, ReasonCode::SUCCESS);
+                self.outbound.inflight.mark_resent(i);
+                i += 1;
+                continue;
+            }
+            let d = &f.delivery;
+            let (m, qos, retain, ids) = (d.message.clone(), d.qos, d.retain, d.subscription_ids.clone());
+            // One that expired (or no longer fits the client) leaves the window.
+            let outcome = self.send_publish(&m, qos, retain, &ids, packet_id, true, now_ms, out);
+            if outcome == DeliverOutcome::Sent {
+                self.outbound.inflight.mark_resent(i);
+                i += 1;
+            } else {
+                self.outbound.inflight.remove(i);
+            }
+        }
+    }
+
     /// On reconnect: re-send every unacknowledged PUBLISH with DUP set and every PUBREL,
-    /// in their original order [MQTT-4.4.0-1], then what was queued.
+    /// in their original order [MQTT-4.4.0-1], then what was queued; all of it as the new
+    /// connection's window allows (see [`Session::resend`]).
     pub fn resume(&mut self, now_ms: u64, out: &mut BytesMut) {
-        let mut inflight = std::mem::take(&mut self.outbound.inflight);
-        inflight.retain(|f| match f.state {
-            OutState::AwaitingPubComp => {
-                self.ack(out, Packet::PubRel, f.packet_id, ReasonCode::SUCCESS);
-                true
-            }
-            _ => {
-                let d = &f.delivery;
-                // One that expired (or no longer fits the client) leaves the window.
-                let outcome = self.send_publish(
-                    &d.message,
-                    d.qos,
-                    d.retain,
-                    &d.subscription_ids,
-                    f.packet_id,
-                    true,
-                    now_ms,
-                    out,
-                );
-                outcome == DeliverOutcome::Sent
-            }
-        });
-        self.outbound.inflight = inflight;
+        self.outbound.inflight.mark_all_for_resend();
         self.pump(now_ms, out);
     }
 

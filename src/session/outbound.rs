@@ -23,6 +23,9 @@ pub struct InflightOut {
     pub packet_id: u16,
     pub state: OutState,
     pub delivery: Delivery,
+    /// Sent on an earlier connection and not yet again on this one (see
+    /// [`Inflight::mark_all_for_resend`]).
+    pub(super) resend: bool,
 }
 
 /// Beyond this many packets in flight, the identifiers in use are kept in an [`IdSet`]
@@ -65,6 +68,8 @@ impl IdSet {
 pub struct Inflight {
     entries: VecDeque<InflightOut>,
     ids: Option<Box<IdSet>>,
+    /// How many entries have `resend` set.
+    awaiting_resend: usize,
 }
 
 impl Inflight {
@@ -107,12 +112,22 @@ impl Inflight {
         self.entries.iter().position(|f| f.packet_id == packet_id && f.state == state)
     }
 
+    /// The state of the exchange holding this identifier, if one does (identifiers in
+    /// flight are unique).
+    pub fn state_of(&self, packet_id: u16) -> Option<OutState> {
+        if !self.holds(packet_id) {
+            return None;
+        }
+        self.entries.iter().find(|f| f.packet_id == packet_id).map(|f| f.state)
+    }
+
     /// Removes the entry at `i` (a position from [`Inflight::position`]).
     #[inline]
     pub fn remove(&mut self, i: usize) {
         if let Some(set) = &mut self.ids {
             set.set(self.entries[i].packet_id, false);
         }
+        self.awaiting_resend -= self.entries[i].resend as usize;
         self.entries.remove(i);
         self.forget_ids_when_empty();
     }
@@ -121,13 +136,49 @@ impl Inflight {
         self.entries[i].state = state;
     }
 
+    /// The entry at `i`.
+    pub fn get(&self, i: usize) -> &InflightOut {
+        &self.entries[i]
+    }
+
+    /// A new connection: every entry is to be sent again on it, as the window allows. The
+    /// client's Receive Maximum is per connection (5.0 section 4.9), so until then the
+    /// entries do not count against it.
+    pub fn mark_all_for_resend(&mut self) {
+        self.entries.iter_mut().for_each(|f| f.resend = true);
+        self.awaiting_resend = self.entries.len();
+    }
+
+    /// The entry at `i` has been sent again on this connection.
+    pub fn mark_resent(&mut self, i: usize) {
+        let f = &mut self.entries[i];
+        self.awaiting_resend -= f.resend as usize;
+        f.resend = false;
+    }
+
+    /// Entries still to be sent again on this connection.
+    #[inline]
+    pub fn awaiting_resend(&self) -> usize {
+        self.awaiting_resend
+    }
+
+    /// Entries sent on this connection and not yet acknowledged: what the client's
+    /// Receive Maximum bounds.
+    #[inline]
+    pub fn sent(&self) -> usize {
+        self.entries.len() - self.awaiting_resend
+    }
+
     /// Keeps the entries `keep` says to, in order.
     pub fn retain(&mut self, mut keep: impl FnMut(&InflightOut) -> bool) {
-        let ids = &mut self.ids;
+        let (ids, awaiting) = (&mut self.ids, &mut self.awaiting_resend);
         self.entries.retain(|f| {
             let kept = keep(f);
             if let (false, Some(set)) = (kept, ids.as_mut()) {
                 set.set(f.packet_id, false);
+            }
+            if !kept {
+                *awaiting -= f.resend as usize;
             }
             kept
         });
@@ -217,7 +268,7 @@ mod tests {
             subscription_ids: vec![],
             shared: None,
         };
-        InflightOut { packet_id, state: OutState::AwaitingPubAck, delivery }
+        InflightOut { packet_id, state: OutState::AwaitingPubAck, delivery, resend: false }
     }
 
     /// What `holds` must say: a scan of the entries.

@@ -406,3 +406,63 @@ fn below_the_receive_maximum_a_reused_open_identifier_is_acknowledged_and_not_ro
         assert_eq!(packets(v, &mut out).len(), 3, "{v:?}");
     }
 }
+
+#[test]
+fn an_acknowledgement_must_fit_the_qos_and_step_of_the_message_in_flight() {
+    use AckKind::{PubAck, PubComp, PubRec};
+    let mut s = session(ProtocolVersion::V3_1_1);
+    let mut out = BytesMut::new();
+    s.deliver(delivery(QoS::AtLeastOnce, b"one"), 0, &mut out);
+    s.deliver(delivery(QoS::ExactlyOnce, b"two"), 0, &mut out);
+    let sent = packets(ProtocolVersion::V3_1_1, &mut out);
+    let (Packet::Publish(one), Packet::Publish(two)) = (&sent[0], &sent[1]) else { panic!("{sent:?}") };
+    let (one, two) = (one.packet_id, two.packet_id);
+    let wrong = Err(SessionError::WrongAcknowledgement);
+    // QoS 1 is answered by PUBACK alone (section 4.3.2).
+    assert_eq!(s.check_ack(PubRec, one), wrong);
+    assert_eq!(s.check_ack(PubComp, one), wrong);
+    assert_eq!(s.check_ack(PubAck, one), Ok(()));
+    // QoS 2 by PUBREC, then PUBCOMP (section 4.3.3); a PUBREC may come again.
+    assert_eq!(s.check_ack(PubAck, two), wrong);
+    assert_eq!(s.check_ack(PubComp, two), wrong, "PUBCOMP before PUBREC");
+    assert_eq!(s.check_ack(PubRec, two), Ok(()));
+    s.handle_pubrec(two, ReasonCode::SUCCESS, 0, &mut out);
+    assert_eq!(s.check_ack(PubAck, two), wrong);
+    assert_eq!(s.check_ack(PubRec, two), Ok(()), "a repeated PUBREC");
+    assert_eq!(s.check_ack(PubComp, two), Ok(()));
+    // An identifier not in flight is a late duplicate of any kind.
+    for kind in [PubAck, PubRec, PubComp] {
+        assert_eq!(s.check_ack(kind, 999), Ok(()));
+    }
+    assert_eq!(SessionError::WrongAcknowledgement.reason_code(), ReasonCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn resume_resends_no_more_than_the_new_window_and_the_rest_as_it_opens() {
+    let v = ProtocolVersion::V5;
+    let mut s = session(v);
+    let mut out = BytesMut::new();
+    for payload in [&b"one"[..], b"two", b"three"] {
+        s.deliver(delivery(QoS::ExactlyOnce, payload), 0, &mut out);
+    }
+    let sent = packets(v, &mut out);
+    assert_eq!(sent.len(), 2, "window of 2: 'three' waits");
+    let Packet::Publish(one) = &sent[0] else { panic!("{sent:?}") };
+    s.handle_pubrec(one.packet_id, ReasonCode::SUCCESS, 0, &mut out);
+    packets(v, &mut out);
+    // The client comes back with a Receive Maximum of 1 (5.0 [MQTT-3.3.4-9]).
+    s.detach();
+    s.attach(v, 1, usize::MAX);
+    s.resume(0, &mut out);
+    assert_eq!(packets(v, &mut out), vec![Packet::PubRel(Ack::new(one.packet_id))]);
+    s.handle_pubcomp(one.packet_id, 0, &mut out);
+    let again = packets(v, &mut out);
+    let [Packet::Publish(two)] = &again[..] else { panic!("{again:?}") };
+    assert!(two.dup && &two.payload[..] == b"two", "re-sent under its own id, DUP set");
+    s.handle_pubrec(two.packet_id, ReasonCode::SUCCESS, 0, &mut out);
+    assert_eq!(packets(v, &mut out), vec![Packet::PubRel(Ack::new(two.packet_id))]);
+    s.handle_pubcomp(two.packet_id, 0, &mut out);
+    let last = packets(v, &mut out);
+    let [Packet::Publish(three)] = &last[..] else { panic!("{last:?}") };
+    assert!(!three.dup && &three.payload[..] == b"three", "then the queue");
+}

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Packet, ProtocolVersion, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
-use crate::session::{Session, Subscription};
+use crate::session::{AckKind, Session, SessionError, Subscription};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -247,6 +247,7 @@ impl Shard {
     /// One packet from a connected client.
     pub fn handle_packet(&mut self, conn: ConnId, packet: Packet) -> Result<(), Close> {
         let lost = || Close::protocol_error(ReasonCode::UNSPECIFIED_ERROR, "connection state lost");
+        let wrong_ack = |e: SessionError| Close::protocol_error(e.reason_code(), e.describe());
         let plane = &mut self.plane;
         let c = plane.conns.get_mut(conn).ok_or_else(lost)?;
         let sid =
@@ -263,10 +264,19 @@ impl Shard {
         let (now, out) = (plane.now_ms, &mut c.out);
         match packet {
             Packet::Publish(p) => return plane.handle_publish(conn, sid, p, &cid),
-            Packet::PubAck(a) => entry.session.handle_puback(a.packet_id, now, out),
-            Packet::PubRec(a) => entry.session.handle_pubrec(a.packet_id, a.reason, now, out),
+            Packet::PubAck(a) => {
+                entry.session.check_ack(AckKind::PubAck, a.packet_id).map_err(wrong_ack)?;
+                entry.session.handle_puback(a.packet_id, now, out)
+            }
+            Packet::PubRec(a) => {
+                entry.session.check_ack(AckKind::PubRec, a.packet_id).map_err(wrong_ack)?;
+                entry.session.handle_pubrec(a.packet_id, a.reason, now, out)
+            }
             Packet::PubRel(a) => entry.session.handle_pubrel(a.packet_id, out),
-            Packet::PubComp(a) => entry.session.handle_pubcomp(a.packet_id, now, out),
+            Packet::PubComp(a) => {
+                entry.session.check_ack(AckKind::PubComp, a.packet_id).map_err(wrong_ack)?;
+                entry.session.handle_pubcomp(a.packet_id, now, out)
+            }
             Packet::Subscribe(s) => self.handle_subscribe(conn, sid, s, &cid),
             Packet::Unsubscribe(u) => self.handle_unsubscribe(conn, sid, u, &cid),
             Packet::PingReq => {
