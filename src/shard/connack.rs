@@ -37,6 +37,15 @@ pub fn check_connect(
     if connect.will.as_ref().is_some_and(|w| w.retain && !cfg.retain_available) {
         return ConnectDecision::Refuse(ReasonCode::RETAIN_NOT_SUPPORTED);
     }
+    // A will is a PUBLISH waiting to happen: `message_size_limit` bounds its payload as
+    // it bounds a PUBLISH's, and refusing it now beats dropping it when it is due.
+    // Mosquitto refuses it so: CONNACK 0x95 (Packet too large) in 5.0, and in 3.x, which
+    // has no such return code, 5 (not authorized: `to_v3_connack` maps 0x95 there).
+    let limit = cfg.message_size_limit as usize;
+    if limit > 0 && connect.will.as_ref().is_some_and(|w| w.payload.len() > limit) {
+        crate::log!(Debug, "Client {} connected with too large Will payload.", connect.client_id);
+        return ConnectDecision::Refuse(ReasonCode::PACKET_TOO_LARGE);
+    }
     if !connect.version.is_v5() && connect.keep_alive_secs > cfg.max_keepalive_secs {
         // A 3.x client cannot be told another keepalive; Mosquitto refuses it too.
         return ConnectDecision::Refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);

@@ -142,7 +142,20 @@ impl DataPlane {
             _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,
             _ if oversize => {
                 crate::log!(Information, "Dropped too large PUBLISH from {} (message_size_limit).", cid);
+                // Not 0x95 "Packet too large", which Mosquitto sends: a PUBACK or PUBREC
+                // may not carry it (5.0 sections 3.4.2.1, 3.5.2.1), and a client that
+                // checks (ringmq's own codec does) takes it for a malformed packet. 0x97
+                // is for "an implementation or administrative imposed limit".
                 ReasonCode::QUOTA_EXCEEDED
+            }
+            // `$share/` begins a shared subscription's filter (5.0 section 4.8.2), so no
+            // filter can match a topic name that begins with it: the message could reach
+            // no one. Mosquitto refuses every name that begins with `$share` as
+            // unauthorized (`acl__check_dollar`, src/security.c), so 0x87 here too; 3.1.1
+            // cannot say no, so its PUBACK goes out as usual and the message is dropped.
+            Some(m) if m.topic.starts_with("$share") => {
+                crate::log!(Debug, "Denied PUBLISH from {} to '{}' ($share).", cid, m.topic);
+                ReasonCode::NOT_AUTHORIZED
             }
             Some(mut m) => {
                 m.publisher = PublisherKey::new(self.id, sid, 0);

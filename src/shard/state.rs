@@ -140,6 +140,12 @@ impl Shard {
                 self.refuse_connect(conn, connect.version, reason);
                 return None;
             }
+            ConnectDecision::Register { client_id, assigned }
+                if !self.connack_fits(connect, assigned.then_some(&client_id)) =>
+            {
+                self.drop_connect(conn);
+                return None;
+            }
             ConnectDecision::Register { client_id, assigned } => (client_id, assigned),
         };
         let token = self.connects.new_token();
@@ -150,6 +156,36 @@ impl Shard {
             .outbox
             .send(home, MeshMsg::Register { client_id: client_id.clone(), from, token, clean_start });
         Some(Registration { client_id, assigned, token })
+    }
+
+    /// Whether the CONNACK that accepts this CONNECT fits the client's Maximum Packet
+    /// Size: the server must not send a packet larger than that (5.0 [MQTT-3.1.2-24]).
+    /// Asked before the client id is registered, so a client that could not be told it is
+    /// connected takes no session over.
+    fn connack_fits(&self, connect: &Connect, assigned: Option<&ByteStr>) -> bool {
+        let Some(max) = connect.properties.as_ref().and_then(|p| p.maximum_packet_size) else {
+            return true;
+        };
+        let limits = self.plane.sessions.limits();
+        let properties = connack::connack_properties(&self.plane.shared.config, &limits, connect, assigned);
+        let mut connack = bytes::BytesMut::new();
+        Packet::ConnAck(ConnAck { session_present: true, code: ReasonCode::SUCCESS, properties })
+            .encode(connect.version, &mut connack);
+        connack.len() <= max as usize
+    }
+
+    /// Closes a connection whose CONNACK would not fit its client's Maximum Packet Size,
+    /// sending nothing: no CONNACK, and no DISCONNECT, which may only follow a CONNACK
+    /// (5.0 [MQTT-3.14.0-1]). Mosquitto closes it so too.
+    fn drop_connect(&mut self, conn: ConnId) {
+        if let Some(c) = self.plane.conns.get(conn) {
+            crate::log!(
+                Information,
+                "Client connection from {} closed: CONNACK larger than its Maximum Packet Size.",
+                c.peer
+            );
+        }
+        self.plane.conns.close(conn, None, "");
     }
 
     /// Writes a refusing CONNACK and marks the connection for closing.

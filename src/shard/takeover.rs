@@ -78,12 +78,19 @@ impl Takeover<'_> {
         token: ConnectToken,
     ) -> Option<Box<MovedSession>> {
         let plane = &mut *self.plane;
+        let resume = !clean_start && plane.sessions.get(sid).is_some_and(|e| e.session.is_persistent());
         if let Some(conn) = plane.sessions.conn_of(sid) {
             if let Some(c) = plane.conns.get_mut(conn) {
                 c.session = None;
-                // The old connection closes without DISCONNECT from its client: its will
-                // goes out unless the session lives on in the new connection.
-                if !clean_start {
+                // The old connection closes without DISCONNECT from its client, so its
+                // will goes out ("If the existing Client has a Will Message, that Will
+                // Message is published as described in section 3.1.2.5", 5.0 [MQTT-3.1.4-3]),
+                // unless the session lives on in the new connection and: the will waits
+                // out a Will Delay Interval, which the new connection cancels (5.0
+                // [MQTT-3.1.3-9]); or the client is 3.x, where the spec leaves it open
+                // and Mosquitto keeps the will. A 5.0 will without a delay goes out at the
+                // close, resumed session or not (5.0 [MQTT-3.1.2-8]).
+                if resume && (!c.version.is_v5() || c.will_delay_secs > 0) {
                     c.will = None;
                 }
                 crate::log!(
@@ -95,7 +102,6 @@ impl Takeover<'_> {
             plane.conns.close(conn, Some(ReasonCode::SESSION_TAKEN_OVER), "");
             plane.fire_will(conn);
         }
-        let resume = !clean_start && plane.sessions.get(sid).is_some_and(|e| e.session.is_persistent());
         if resume {
             let limits = plane.sessions.limits();
             let entry = plane.sessions.get_mut(sid)?;
