@@ -17,6 +17,9 @@ pub struct Match<S> {
     /// The subscription has No Local set (MQTT 5).
     pub no_local: bool,
     pub subscription_ids: Vec<u32>,
+    /// The subscriber's ACL must be asked whether it may read the topic (see
+    /// `Subscription::read_checked`).
+    pub read_checked: bool,
 }
 
 impl<S> Match<S> {
@@ -28,6 +31,7 @@ impl<S> Match<S> {
             retain_as_published: options.retain_as_published,
             no_local: options.no_local,
             subscription_ids: subscription_id.into_iter().collect(),
+            read_checked: false,
         }
     }
 }
@@ -45,11 +49,15 @@ pub fn merge_overlapping<S: Ord + Copy>(matches: &mut Vec<Match<S>>) {
     for i in 1..matches.len() {
         if matches[i].subscriber == matches[kept].subscriber {
             let ids = std::mem::take(&mut matches[i].subscription_ids);
-            let (qos, rap) = (matches[i].qos, matches[i].retain_as_published);
+            let (qos, rap, checked) =
+                (matches[i].qos, matches[i].retain_as_published, matches[i].read_checked);
             let into = &mut matches[kept];
             into.qos = into.qos.max(qos);
             into.retain_as_published |= rap;
             into.subscription_ids.extend(ids);
+            // Whether a client may read a topic does not depend on the subscription: one
+            // subscription that needs no check proves the topic readable.
+            into.read_checked &= checked;
         } else {
             kept += 1;
             matches.swap(kept, i);

@@ -110,6 +110,9 @@ impl SessionError {
 pub struct Subscription {
     pub options: SubscriptionOptions,
     pub subscription_id: Option<u32>,
+    /// The filter reaches topics the subscriber's ACL does not let it read: each
+    /// delivery is checked. False for the usual subscription, which costs nothing then.
+    pub read_checked: bool,
 }
 
 /// Messages dropped because a bound was reached, for the once-per-episode log.

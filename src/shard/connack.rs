@@ -15,25 +15,10 @@ pub enum ConnectDecision {
     Refuse(ReasonCode),
 }
 
-/// Checks a CONNECT that came in on configured listener `listener` against the rules
-/// that need no other shard and the configuration. `assign_id` names a client that sent
-/// none (MQTT 5 section 3.1.3.1).
-pub fn check_connect(
-    cfg: &Config,
-    listener: usize,
-    connect: &Connect,
-    assign_id: impl FnOnce() -> String,
-) -> ConnectDecision {
-    if !cfg.allow_anonymous_on(listener) {
-        crate::log!(
-            Notice,
-            "Client refused: allow_anonymous is false and ringmq has no password file support yet."
-        );
-        return ConnectDecision::Refuse(ReasonCode::NOT_AUTHORIZED);
-    }
-    if connect.properties.as_ref().and_then(|p| p.authentication_method.as_ref()).is_some() {
-        return ConnectDecision::Refuse(ReasonCode::BAD_AUTHENTICATION_METHOD);
-    }
+/// Checks a CONNECT against the rules that need no other shard and the configuration
+/// (credentials are `login.rs`'s). `assign_id` names a client that sent none (MQTT 5
+/// section 3.1.3.1).
+pub fn check_connect(cfg: &Config, connect: &Connect, assign_id: impl FnOnce() -> String) -> ConnectDecision {
     if connect.will.as_ref().is_some_and(|w| w.retain && !cfg.retain_available) {
         return ConnectDecision::Refuse(ReasonCode::RETAIN_NOT_SUPPORTED);
     }

@@ -64,6 +64,9 @@ pub struct Conn {
     pub last_heard_ms: u64,
     /// Whether the client wants Reason Strings (MQTT 5 Request Problem Information).
     pub problem_information: bool,
+    /// It authenticated with SCRAM (MQTT 5 enhanced authentication), so it may
+    /// re-authenticate with AUTH (section 4.12.1).
+    pub enhanced_auth: bool,
     life: Life,
     /// Set while the connection is listed for the event loop to flush.
     flush_queued: bool,
@@ -83,6 +86,7 @@ impl Conn {
             keepalive_ms: 0,
             last_heard_ms: 0,
             problem_information: true,
+            enhanced_auth: false,
             life: Life::Open,
             flush_queued: false,
         }

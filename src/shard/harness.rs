@@ -12,7 +12,7 @@
 //! does) and a failing seed replays exactly.
 
 use super::connections::{ConnId, Side};
-use super::input::{Input, Phase};
+use super::input::Input;
 use super::shared::Shared;
 use super::state::Shard;
 use super::xorshift::XorShift;
@@ -71,7 +71,7 @@ impl Harness {
     /// `shards` shards with `config`; `seed` (non-zero) shuffles turn order and batch sizes.
     pub fn with_config(shards: usize, config: Config, seed: u64) -> Self {
         let n = shards;
-        let shared = Arc::new(Shared::new(config, shards));
+        let shared = Arc::new(Shared::for_tests(config, shards));
         let shards = (0..shards).map(|id| Shard::new(id as u16, shared.clone(), 0)).collect();
         Harness {
             shared,
@@ -193,8 +193,7 @@ impl Harness {
                 }
             }
             for c in &mut self.clients {
-                if matches!(c.input.phase(), Phase::AwaitConnect { deadline_ms } if *deadline_ms <= self.now_ms)
-                {
+                if c.input.connect_deadline_ms().is_some_and(|d| d <= self.now_ms) {
                     c.input.connect_timed_out(&mut self.shards[c.shard]);
                 }
             }
@@ -223,6 +222,7 @@ impl Harness {
         self.shards.iter_mut().enumerate().any(|(i, s)| {
             mesh.has_pending(i)
                 || s.has_answered_connects()
+                || s.has_verified()
                 || s.conns().has_output()
                 || s.outbox().is_backlogged()
         })
@@ -268,6 +268,12 @@ impl Harness {
         }
         let shard = &mut self.shards[i];
         shard.outbox().flush_backlog();
+        while let Some(answer) = shard.next_verified() {
+            let conn = answer.conn;
+            if let Some(c) = self.clients.iter_mut().find(|c| c.shard == i && c.conn == conn && !c.closed) {
+                c.input.verified(shard, answer);
+            }
+        }
         while let Some((conn, resumed)) = shard.next_answered_connect() {
             if let Some(c) = self.clients.iter_mut().find(|c| c.shard == i && c.conn == conn && !c.closed) {
                 c.input.complete_connect(shard, resumed);

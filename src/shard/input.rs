@@ -4,21 +4,26 @@
 //! the event loop calls in with each receive, and the deterministic tests do the same.
 
 use super::connections::{ConnId, Side};
+use super::login::ConnectStep;
 use super::sessions::SessionId;
 use super::state::{Registration, Shard};
+use super::verifier::Verified;
 use crate::protocol::{Connect, DecodeError, Decoded, Decoder, Packet, ProtocolVersion, ReasonCode};
 use bytes::BytesMut;
 
 /// Where a connection's reading side stands:
 ///
 /// ```text
-///  AwaitConnect ──CONNECT──▶ Registering ──home shard answers──▶ Connected
-///        │                        │                                 │
-///        └── timeout, bad packet, refused, socket end ──────────────┴──▶ Ended
+///  AwaitConnect ──CONNECT──▶ Authenticating ──credentials good──▶ Registering ──home shard answers──▶ Connected
+///        │       (no check to wait for) ──────────────────────────────▲   │                              │
+///        └── timeout, bad packet, refused, socket end ─────────────────────┴──────────────────────────────┴──▶ Ended
 /// ```
 pub enum Phase {
     /// Accepted; its CONNECT must arrive by `deadline_ms` (shard clock).
     AwaitConnect { deadline_ms: u64 },
+    /// CONNECT received; its password is being compared on the verifier threads, or a
+    /// SCRAM exchange waits for the client's AUTH. Still bound by the CONNECT deadline.
+    Authenticating(Box<Authenticating>),
     /// CONNECT received and registered at the client id's home shard; waiting for the
     /// answer (and the old session, when one is resumed). Bytes that arrive meanwhile are
     /// kept, undecoded.
@@ -27,6 +32,15 @@ pub enum Phase {
     Connected,
     /// The reading side has ended: later bytes are dropped.
     Ended,
+}
+
+/// A CONNECT whose credentials are being checked.
+pub struct Authenticating {
+    connect: Box<Connect>,
+    deadline_ms: u64,
+    /// A SCRAM exchange: AUTH packets are read and handed to the shard. Otherwise (a
+    /// password check) bytes that arrive meanwhile are kept, undecoded.
+    exchange: bool,
 }
 
 /// A CONNECT waiting for its home shard (boxed: connections spend most of their life
@@ -59,8 +73,13 @@ impl Input {
         }
     }
 
-    pub fn phase(&self) -> &Phase {
-        &self.phase
+    /// The deadline a CONNECT must be complete by, while it is not.
+    pub fn connect_deadline_ms(&self) -> Option<u64> {
+        match &self.phase {
+            Phase::AwaitConnect { deadline_ms } => Some(*deadline_ms),
+            Phase::Authenticating(a) => Some(a.deadline_ms),
+            _ => None,
+        }
     }
 
     /// Whether the reading side has ended.
@@ -88,15 +107,12 @@ impl Input {
 
     /// Decodes and handles whatever is buffered, as far as the phase allows.
     fn process(&mut self, shard: &mut Shard) {
-        if let Phase::AwaitConnect { .. } = self.phase {
+        if let Phase::AwaitConnect { deadline_ms } = self.phase {
             match self.decoder.decode(&mut self.pending) {
                 Ok(Decoded::Packet(Packet::Connect(c))) => {
                     crate::log!(Debug, "Received CONNECT from {}", c.client_id);
-                    let Some(registration) = shard.register_connect(self.conn, &c) else {
-                        return self.end(shard, "refused");
-                    };
-                    let r = Registering { connect: c, registration, deferred_end: None };
-                    self.phase = Phase::Registering(Box::new(r));
+                    let step = shard.begin_connect(self.conn, &c);
+                    self.take_step(shard, c, deadline_ms, step);
                 }
                 Ok(Decoded::Packet(_)) => return self.end(shard, "sent a packet before CONNECT"),
                 Ok(Decoded::Incomplete { .. }) => return self.release_idle_buffer(),
@@ -104,6 +120,35 @@ impl Input {
                     connect_error(shard, self.conn, e);
                     return self.end(shard, "sent a malformed CONNECT");
                 }
+            }
+        }
+        if let Phase::Authenticating(a) = &self.phase {
+            if !a.exchange {
+                return;
+            }
+            match self.decoder.decode(&mut self.pending) {
+                Ok(Decoded::Packet(Packet::Auth(auth))) => {
+                    let Phase::Authenticating(a) = std::mem::replace(&mut self.phase, Phase::Ended) else {
+                        unreachable!()
+                    };
+                    let step = shard.continue_exchange(self.conn, &a.connect, auth);
+                    self.take_step(shard, a.connect, a.deadline_ms, step);
+                }
+                // During the exchange the client sends AUTH or nothing (MQTT 5 section
+                // 4.12: [MQTT-4.12.0-4] no other packet before CONNACK than AUTH and
+                // DISCONNECT).
+                Ok(Decoded::Packet(_)) => {
+                    shard.close(self.conn, Some(ReasonCode::PROTOCOL_ERROR), "a packet other than AUTH");
+                    return self.end(shard, "sent a packet other than AUTH during authentication");
+                }
+                Ok(Decoded::Incomplete { .. }) => return self.release_idle_buffer(),
+                Err(e) => {
+                    shard.close(self.conn, Some(e.reason_code()), &e.to_string());
+                    return self.end(shard, "sent a malformed packet during authentication");
+                }
+            }
+            if let Phase::Authenticating(_) = self.phase {
+                return;
             }
         }
         if let Phase::Connected = self.phase {
@@ -152,6 +197,32 @@ impl Input {
         }
     }
 
+    /// Moves to the phase a login step leads to.
+    fn take_step(&mut self, shard: &mut Shard, connect: Box<Connect>, deadline_ms: u64, step: ConnectStep) {
+        match step {
+            ConnectStep::Refused => self.end(shard, "refused"),
+            ConnectStep::Waiting { exchange } => {
+                let a = Authenticating { connect, deadline_ms, exchange };
+                self.phase = Phase::Authenticating(Box::new(a));
+            }
+            ConnectStep::Registered(registration) => {
+                let r = Registering { connect, registration, deferred_end: None };
+                self.phase = Phase::Registering(Box::new(r));
+            }
+        }
+    }
+
+    /// The password check for this connection's CONNECT answered.
+    pub fn verified(&mut self, shard: &mut Shard, answer: Verified) {
+        let Phase::Authenticating(a) = &self.phase else { return };
+        let Some(step) = shard.after_verified(self.conn, &a.connect, answer) else { return };
+        let Phase::Authenticating(a) = std::mem::replace(&mut self.phase, Phase::Ended) else {
+            unreachable!()
+        };
+        // What the client sent behind its CONNECT waits for the home shard's answer.
+        self.take_step(shard, a.connect, a.deadline_ms, step);
+    }
+
     /// The home shard answered (`resumed`: the session moved here, if one was resumed):
     /// completes the CONNECT, then handles whatever arrived behind it.
     pub fn complete_connect(&mut self, shard: &mut Shard, resumed: Option<SessionId>) {
@@ -171,6 +242,8 @@ impl Input {
         match &mut self.phase {
             Phase::Ended => {}
             Phase::AwaitConnect { .. } => self.end(shard, "closed its connection before CONNECT"),
+            // Nothing registered yet: the pending check is dropped with the connection.
+            Phase::Authenticating(_) => self.end(shard, why),
             // The home shard's answer is on its way (perhaps with a session): take it first.
             Phase::Registering(r) => r.deferred_end = Some(why),
             Phase::Connected => {
@@ -182,8 +255,13 @@ impl Input {
 
     /// The CONNECT deadline passed without a CONNECT.
     pub fn connect_timed_out(&mut self, shard: &mut Shard) {
-        if let Phase::AwaitConnect { .. } = self.phase {
-            self.end(shard, "closed its connection before CONNECT");
+        match self.phase {
+            Phase::AwaitConnect { .. } => self.end(shard, "closed its connection before CONNECT"),
+            Phase::Authenticating(_) => {
+                shard.close(self.conn, None, "");
+                self.end(shard, "did not finish authenticating in time");
+            }
+            _ => {}
         }
     }
 

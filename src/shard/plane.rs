@@ -18,8 +18,10 @@ use super::drops::DropStats;
 use super::messages::MeshMsg;
 use super::outbox::Outbox;
 use super::routes::{InterestChange, LocalMatch, Routes, SharedTarget};
+use super::security::reserved_for_broker;
 use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
 use super::shared::Shared;
+use crate::auth::acl::SubscribeAccess;
 use crate::protocol::{ByteStr, Publish, QoS, ReasonCode, RetainHandling};
 use crate::router::{merge_overlapping, Pick, ShardSet};
 use crate::session::{
@@ -132,14 +134,33 @@ impl DataPlane {
         let bad_format = cfg.check_payload_format
             && p.properties.as_ref().and_then(|pr| pr.payload_format_indicator) == Some(1)
             && std::str::from_utf8(&p.payload).is_err();
-        let now = self.now_ms;
+        let (now, dup) = (self.now_ms, p.dup);
         let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
         let accepted = entry
             .session
             .accept_publish(p, now)
             .map_err(|e| Close::protocol_error(e.reason_code(), e.describe()))?;
+        let denied = accepted.message.as_ref().is_some_and(|m| {
+            reserved_for_broker(&m.topic) || entry.access.as_mut().is_some_and(|a| !a.may_publish(&m.topic))
+        });
         let reason = match accepted.message {
             _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,
+            Some(m) if denied => {
+                // Mosquitto's line; 3.1.1 has no way to say no, so the acknowledgement
+                // goes out as usual and the message is dropped (as Mosquitto does).
+                crate::log!(
+                    Debug,
+                    "Denied PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+                    cid,
+                    dup as u8,
+                    m.qos as u8,
+                    m.retain as u8,
+                    accepted.packet_id,
+                    m.topic,
+                    m.payload.len()
+                );
+                ReasonCode::NOT_AUTHORIZED
+            }
             _ if oversize => {
                 crate::log!(Information, "Dropped too large PUBLISH from {} (message_size_limit).", cid);
                 // Not 0x95 "Packet too large", which Mosquitto sends: a PUBACK or PUBREC
@@ -253,6 +274,9 @@ impl DataPlane {
             merge_overlapping(matches);
         }
         for m in matches.drain(..) {
+            if m.read_checked && !self.sessions.may_read(m.subscriber, &msg.topic) {
+                continue;
+            }
             let retain = m.retain_as_published && msg.retain;
             // Delivered at min(published QoS, highest granted QoS) (3.1.1 [MQTT-3.8.4-6],
             // 5.0 [MQTT-3.8.4-8]).
@@ -279,6 +303,9 @@ impl DataPlane {
         retained_replay: bool,
         shared: Option<Arc<SharedGroupName>>,
     ) {
+        if sub.read_checked && !self.sessions.may_read(sid, &msg.topic) {
+            return;
+        }
         let retain = retained_replay || (sub.options.retain_as_published && msg.retain);
         let qos = msg.qos.min(sub.options.qos);
         let subscription_ids = sub.subscription_id.into_iter().collect();
@@ -411,6 +438,34 @@ impl DataPlane {
         self.outbox.broadcast(|| change.to_msg(from));
     }
 
+    /// Judges every subscription again after a reload changed the ACLs: a filter the
+    /// client may now read only in part has each delivery checked, one it may read
+    /// throughout no longer does. A filter the new rules refuse stays subscribed with
+    /// every delivery checked, so it delivers nothing it may not read (MQTT has no way
+    /// to take a granted subscription back from a client).
+    pub fn rejudge_subscriptions(&mut self) {
+        let mut changed: Vec<(SessionId, ByteStr, Subscription)> = Vec::new();
+        for (sid, e) in self.sessions.iter() {
+            if e.access.is_none() {
+                continue;
+            }
+            for (filter, sub) in &e.session.subscriptions {
+                let checked =
+                    !matches!(self.sessions.subscribe_access(sid, filter), SubscribeAccess::Granted);
+                if checked != sub.read_checked {
+                    changed.push((sid, filter.clone(), Subscription { read_checked: checked, ..*sub }));
+                }
+            }
+        }
+        for (sid, filter, sub) in changed {
+            if let Some(e) = self.sessions.get_mut(sid) {
+                e.session.add_subscription(filter.clone(), sub);
+            }
+            // Replaces the trie's copy (and the cached routes with it); interest is unchanged.
+            self.route_subscription(sid, &filter, sub);
+        }
+    }
+
     /// Puts every subscription of a session (arriving from another shard) into the trie.
     pub fn route_session(&mut self, sid: SessionId) {
         let subs: Vec<(ByteStr, Subscription)> = self
@@ -486,7 +541,7 @@ mod tests {
     use crate::session::Session;
 
     fn one_shard() -> Shard {
-        Shard::new(0, Arc::new(Shared::new(Config::default(), 1)), 0)
+        Shard::new(0, Arc::new(Shared::for_tests(Config::default(), 1)), 0)
     }
 
     /// An offline persistent MQTT 5 session: QoS 1 deliveries wait in its queue.
@@ -497,7 +552,11 @@ mod tests {
 
     fn subscribe(p: &mut DataPlane, sid: SessionId, filter: &str, no_local: bool) {
         let options = SubscriptionOptions { no_local, ..SubscriptionOptions::qos(QoS::AtLeastOnce) };
-        p.subscribe(sid, &ByteStr::from(filter), Subscription { options, subscription_id: None });
+        p.subscribe(
+            sid,
+            &ByteStr::from(filter),
+            Subscription { options, subscription_id: None, read_checked: false },
+        );
     }
 
     fn message(topic: &str, publisher: PublisherKey) -> Message {

@@ -168,7 +168,11 @@ impl Routes {
         let sources = self.trie.route(
             &msg.topic,
             shards,
-            |sid, sub| matches.push(Match::new(sid, &sub.options, sub.subscription_id)),
+            |sid, sub| {
+                let mut m = Match::new(sid, &sub.options, sub.subscription_id);
+                m.read_checked = sub.read_checked;
+                matches.push(m)
+            },
             |group| {
                 saw_shared = true;
                 let Some(targets) = shared.as_deref_mut() else { return };

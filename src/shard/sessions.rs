@@ -7,7 +7,10 @@ use super::drops::OUTPUT_HIGH_WATER_BYTES;
 use super::ids::ConnId;
 pub use super::ids::SessionId;
 use super::messages::{ConnectToken, MeshMsg};
+use super::security::ClientAccess;
 use super::slab::Slab;
+use crate::auth::acl::SubscribeAccess;
+use crate::protocol::topic::parse_shared;
 use crate::protocol::{ByteStr, QoS};
 use crate::session::{DeliverOutcome, Delivery, Limits, Message, Routed, Session, SharedGroupName};
 use std::collections::HashMap;
@@ -32,6 +35,8 @@ pub struct SessionEntry {
     /// stub is gone. Boxed: a session arrives from another shard rarely, and every byte
     /// here is paid per session.
     pub arriving: Option<Box<Arrival>>,
+    /// The client's ACL, when an `acl_file` applies to it (none: everything is allowed).
+    pub access: Option<Box<ClientAccess>>,
 }
 
 /// A session from its arrival from another shard until no copy of a message can still
@@ -149,6 +154,7 @@ impl Sessions {
             delayed_will: None,
             moved_to: None,
             arriving: None,
+            access: None,
         });
         self.by_client.insert(client_id, sid);
         sid
@@ -161,6 +167,11 @@ impl Sessions {
             self.by_client.remove(&entry.session.client_id);
         }
         Some(entry)
+    }
+
+    /// Every session on this shard.
+    pub fn iter(&self) -> impl Iterator<Item = (SessionId, &SessionEntry)> {
+        self.table.iter()
     }
 
     pub fn get(&self, sid: SessionId) -> Option<&SessionEntry> {
@@ -190,6 +201,35 @@ impl Sessions {
     /// into its queue when not, or on to the shard it moved to.
     // Inlined into `DataPlane::deliver`: see there why.
     #[inline(always)]
+    /// Whether session `sid`'s ACL lets it read `topic` (asked only for subscriptions
+    /// marked `read_checked`).
+    pub fn may_read(&self, sid: SessionId, topic: &str) -> bool {
+        self.table.get(sid).is_some_and(|e| e.access.as_ref().is_none_or(|a| a.may_read(topic)))
+    }
+
+    /// What session `sid`'s ACL says of a subscription to `filter`; a shared
+    /// subscription is judged on its filter proper.
+    pub fn subscribe_access(&self, sid: SessionId, filter: &str) -> SubscribeAccess {
+        let Some(access) = self.table.get(sid).and_then(|e| e.access.as_deref()) else {
+            return SubscribeAccess::Granted;
+        };
+        let proper = match parse_shared(filter) {
+            Ok(Some(shared)) => shared.filter,
+            _ => filter,
+        };
+        access.subscribe(proper)
+    }
+
+    /// Each session's ACL, recompiled from `access` (a reload).
+    pub fn recompile_access(&mut self, access: &super::security::AccessControl) {
+        for (_, e) in self.table.iter_mut() {
+            let client_id = e.session.client_id.clone();
+            if let Some(a) = e.access.as_deref_mut() {
+                a.replace_acl(access.listener(a.listener).acl_for(a.username.as_deref(), &client_id));
+            }
+        }
+    }
+
     pub fn deliver(
         &mut self,
         sid: SessionId,

@@ -3,6 +3,8 @@
 
 use super::clock::Clock;
 use super::mesh::Mesh;
+use super::security::{AccessControl, AccessHandle};
+use super::verifier::Verifier;
 use crate::config::Config;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -16,17 +18,43 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Orders retained updates across shards (one increment per retained PUBLISH).
     pub retain_seq: AtomicU64,
+    /// The password and ACL files, swapped whole by a reload.
+    pub access: AccessHandle,
+    /// Where password checks run, off the shards' loops.
+    pub verifier: Verifier,
 }
 
 impl Shared {
-    /// What `shards` shards share, their mesh queues as long as the configuration says.
-    pub fn new(config: Config, shards: usize) -> Self {
-        Shared {
-            mesh: Arc::new(Mesh::new(shards, config.mesh_queue as usize)),
+    /// What `shards` shards share, their mesh queues as long as the configuration says,
+    /// with password checks on `verifier_threads` threads (0: inline, for the
+    /// deterministic tests).
+    pub fn new(
+        config: Config,
+        shards: usize,
+        access: AccessControl,
+        verifier_threads: usize,
+    ) -> std::io::Result<Self> {
+        let mesh = Arc::new(Mesh::new(shards, config.mesh_queue as usize));
+        let verifier = match verifier_threads {
+            0 => Verifier::inline(mesh.clone()),
+            n => Verifier::threads(mesh.clone(), n)?,
+        };
+        Ok(Shared {
+            mesh,
             config,
             clock: Clock::start(),
             connections: AtomicUsize::new(0),
             retain_seq: AtomicU64::new(0),
-        }
+            access: AccessHandle::new(access),
+            verifier,
+        })
+    }
+
+    /// For the sans-IO tests: the files the configuration names (which must load), and
+    /// password checks inline.
+    #[cfg(test)]
+    pub fn for_tests(config: Config, shards: usize) -> Self {
+        let access = AccessControl::load(&config).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+        Shared::new(config, shards, access, 0).expect("no threads to start")
     }
 }

@@ -61,6 +61,10 @@ impl<T> Slab<T> {
         self.pages.iter().flatten().enumerate().filter_map(|(i, s)| s.as_ref().map(|v| (i as u32, v)))
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+        self.pages.iter_mut().flatten().enumerate().filter_map(|(i, s)| s.as_mut().map(|v| (i as u32, v)))
+    }
+
     pub fn len(&self) -> usize {
         self.used - self.free.len()
     }

@@ -8,13 +8,16 @@ use super::barriers::{AfterBarrier, Barriers, PendingSubAck};
 use super::connack::{self, ConnectDecision};
 use super::connections::{ConnId, Connections, Side};
 use super::handover::Handovers;
+use super::login::{Identity, Logins, SCRAM_SHA_256};
 use super::messages::{ConnectToken, MeshMsg};
 use super::outbox::Outbox;
 use super::plane::{Close, DataPlane};
 use super::registry::{home_shard, PendingConnects, PendingTakeover, Registry};
+use super::security::{reserved_for_broker, AccessControl, ClientAccess};
 use super::sessions::SessionId;
 use super::shared::Shared;
 use super::takeover::Takeover;
+use crate::auth::acl::SubscribeAccess;
 use crate::config::Config;
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Packet, ProtocolVersion, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
@@ -29,25 +32,37 @@ pub struct Registration {
     pub client_id: ByteStr,
     pub assigned: bool,
     pub token: ConnectToken,
+    /// Who the client proved to be: the CONNECT's user name, or the SCRAM user.
+    pub username: Option<ByteStr>,
+    /// A SCRAM exchange's last word (server-final-message), for the CONNACK.
+    pub scram_final: Option<bytes::Bytes>,
 }
 
 /// One shard.
 pub struct Shard {
-    plane: DataPlane,
+    pub(super) plane: DataPlane,
     registry: Registry,
-    connects: PendingConnects,
+    pub(super) connects: PendingConnects,
     handovers: Handovers,
     barriers: Barriers,
+    /// Password and ACL files as of this shard's last turn (see `security.rs`).
+    pub(super) access: Arc<AccessControl>,
+    access_generation: u64,
+    pub(super) logins: Logins,
 }
 
 impl Shard {
     pub fn new(id: u16, shared: Arc<Shared>, now_ms: u64) -> Self {
+        let (access, access_generation) = (shared.access.current(), shared.access.generation());
         Shard {
             plane: DataPlane::new(id, shared, now_ms),
             registry: Registry::default(),
             connects: PendingConnects::new(id),
             handovers: Handovers::default(),
             barriers: Barriers::default(),
+            access,
+            access_generation,
+            logins: Logins::default(),
         }
     }
 
@@ -63,6 +78,11 @@ impl Shard {
     pub fn begin_turn(&mut self, now_ms: u64) {
         self.plane.now_ms = now_ms;
         self.plane.turn_output_bytes = 0;
+        let generation = self.plane.shared.access.generation();
+        if generation != self.access_generation {
+            self.access_generation = generation;
+            self.reload_access();
+        }
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -121,33 +141,38 @@ impl Shard {
         }
     }
 
-    /// Checks a CONNECT and registers its client id at the home shard. `None` when it
-    /// was refused (the CONNACK saying why is queued and the connection closing).
-    pub fn register_connect(&mut self, conn: ConnId, connect: &Connect) -> Option<Registration> {
+    /// Checks a CONNECT against the rules that need no other shard: the client id and
+    /// the configuration's limits. `None` when it was refused (the CONNACK saying why is
+    /// queued and the connection closing).
+    pub(super) fn check_connect(&mut self, conn: ConnId, connect: &Connect) -> Option<(ByteStr, bool)> {
         let cfg = &self.plane.shared.config;
         let count = self.plane.shared.connections.load(Ordering::Relaxed);
         let decision = if cfg.max_connections.is_some_and(|m| count > m) {
             ConnectDecision::Refuse(ReasonCode::SERVER_UNAVAILABLE)
         } else {
             let (shard, token) = (self.plane.id, &mut self.connects);
-            let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener as usize);
-            connack::check_connect(cfg, listener, connect, || {
+            connack::check_connect(cfg, connect, || {
                 format!("auto-{:04x}-{:012x}", shard, token.new_token() & 0xFFFF_FFFF_FFFF)
             })
         };
-        let (client_id, assigned) = match decision {
+        match decision {
             ConnectDecision::Refuse(reason) => {
                 self.refuse_connect(conn, connect.version, reason);
-                return None;
+                None
             }
             ConnectDecision::Register { client_id, assigned }
                 if !self.connack_fits(connect, assigned.then_some(&client_id)) =>
             {
                 self.drop_connect(conn);
-                return None;
+                None
             }
-            ConnectDecision::Register { client_id, assigned } => (client_id, assigned),
-        };
+            ConnectDecision::Register { client_id, assigned } => Some((client_id, assigned)),
+        }
+    }
+
+    /// Registers an authenticated CONNECT's client id at its home shard.
+    pub(super) fn register(&mut self, conn: ConnId, connect: &Connect, identity: Identity) -> Registration {
+        let Identity { client_id, assigned, username, scram_final } = identity;
         let token = self.connects.new_token();
         self.connects.wait(token, conn);
         let home = home_shard(&client_id, self.plane.outbox.shards());
@@ -155,7 +180,7 @@ impl Shard {
         self.plane
             .outbox
             .send(home, MeshMsg::Register { client_id: client_id.clone(), from, token, clean_start });
-        Some(Registration { client_id, assigned, token })
+        Registration { client_id, assigned, token, username, scram_final }
     }
 
     /// Whether the CONNACK that accepts this CONNECT fits the client's Maximum Packet
@@ -217,7 +242,12 @@ impl Shard {
         r: Registration,
         resumed: Option<SessionId>,
     ) {
-        let Registration { client_id, assigned, token } = r;
+        let Registration { client_id, assigned, token, username, scram_final } = r;
+        let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener);
+        let access = self.access.any_files().then(|| {
+            let acl = self.access.listener(listener).acl_for(username.as_deref(), &client_id);
+            Box::new(ClientAccess::new(listener, username.clone(), acl))
+        });
         let (v, now) = (connect.version, self.plane.now_ms);
         let props = connect.properties.as_deref();
         let expiry = connack::session_expiry_secs(connect);
@@ -232,6 +262,8 @@ impl Shard {
             e.conn = Some(conn);
             e.offline_since_ms = None;
             e.token = token;
+            // The rights of the client that connects now, whoever held the session before.
+            e.access = access;
             let session = &mut e.session;
             session.expiry_interval_secs = expiry;
             let receive_max = props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX);
@@ -241,11 +273,36 @@ impl Shard {
         }
         let cfg = &self.plane.shared.config;
         let limits = self.plane.sessions.limits();
-        let properties = connack::connack_properties(cfg, &limits, connect, assigned.then_some(&client_id));
+        let mut properties =
+            connack::connack_properties(cfg, &limits, connect, assigned.then_some(&client_id));
+        let enhanced_auth = scram_final.is_some();
+        if let Some(data) = scram_final {
+            // The exchange's last message goes in CONNACK, with the method (MQTT 5
+            // section 4.12: the server's CONNACK carries the Authentication Method).
+            let p = properties.get_or_insert_with(Default::default);
+            p.authentication_method = Some(ByteStr::from(SCRAM_SHA_256));
+            p.authentication_data = Some(data);
+        }
         let keep_alive = connack::enforced_keep_alive_secs(connect, cfg.max_keepalive_secs);
-        let (will, will_delay_secs) = connack::will_of(connect);
+        let (mut will, will_delay_secs) = connack::will_of(connect);
+        // A will goes where its client may write, or nowhere (Mosquitto 2.0 accepts the
+        // CONNECT and drops the will).
+        let access = self.plane.sessions.get_mut(sid).and_then(|e| e.access.as_deref_mut());
+        let will_allowed = |w: &crate::session::Message, access: Option<&mut ClientAccess>| {
+            !reserved_for_broker(&w.topic) && access.is_none_or(|a| a.may_publish(&w.topic))
+        };
+        if will.as_ref().is_some_and(|w| !will_allowed(w, access)) {
+            crate::log!(
+                Notice,
+                "Denied will of {} to '{}'.",
+                client_id,
+                will.as_ref().map_or("", |w| &w.topic)
+            );
+            will = None;
+        }
         let Some(c) = self.plane.conns.get_mut(conn) else { return };
         c.session = Some(sid);
+        c.enhanced_auth = enhanced_auth;
         c.client_id = Some(client_id.clone());
         c.version = v;
         c.will = will.map(Box::new);
@@ -262,12 +319,13 @@ impl Shard {
             .encode(v, &mut c.out);
         crate::log!(
             Information,
-            "New client connected from {} as {} (p{}, c{}, k{}).",
+            "New client connected from {} as {} (p{}, c{}, k{}{}).",
             c.peer,
             client_id,
             connack::mosquitto_protocol_number(v),
             connect.clean_start as u8,
-            connect.keep_alive_secs
+            connect.keep_alive_secs,
+            MosquittoUser(username.as_deref())
         );
         crate::log!(Debug, "Sending CONNACK to {} ({}, 0)", client_id, session_present as u8);
         if let Some(e) = self.plane.sessions.get_mut(sid) {
@@ -347,12 +405,16 @@ impl Shard {
                     "second CONNECT [MQTT-3.1.0-2]",
                 ));
             }
-            Packet::Auth(_) => {
-                // No enhanced authentication method was agreed at CONNECT (MQTT 5 section 4.12).
-                return Err(Close::protocol_error(
-                    ReasonCode::PROTOCOL_ERROR,
-                    "AUTH without an authentication method",
-                ));
+            Packet::Auth(a) => {
+                if !c.enhanced_auth {
+                    // No enhanced authentication method was agreed at CONNECT (MQTT 5
+                    // section 4.12).
+                    return Err(Close::protocol_error(
+                        ReasonCode::PROTOCOL_ERROR,
+                        "AUTH without an authentication method",
+                    ));
+                }
+                return self.reauthenticate(conn, a);
             }
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 return Err(Close::protocol_error(
@@ -374,10 +436,21 @@ impl Shard {
         // before the SUBACK, MQTT 5 section 3.8.4); the SUBACK and the retained messages
         // wait for a barrier round trip, after which every shard routes here and every
         // retained update published before the SUBSCRIBE has arrived.
+        let v5 = self.plane.conns.get(conn).is_some_and(|c| c.version.is_v5());
         for (filter, options) in s.filters {
             crate::log!(Debug, "\t{} (QoS {})", filter, options.qos as u8);
+            let read_checked = match self.plane.sessions.subscribe_access(sid, &filter) {
+                SubscribeAccess::Granted => false,
+                SubscribeAccess::GrantedFiltered => true,
+                SubscribeAccess::Denied => {
+                    crate::log!(Debug, "Denied SUBSCRIBE from {} to '{}'", cid, filter);
+                    // 3.1.1's one failure code, 0x80; 5.0 says why (section 3.9.3).
+                    reasons.push(if v5 { ReasonCode::NOT_AUTHORIZED } else { ReasonCode(0x80) });
+                    continue;
+                }
+            };
             reasons.push(ReasonCode(options.qos as u8));
-            let sub = Subscription { options, subscription_id };
+            let sub = Subscription { options, subscription_id, read_checked };
             if self.plane.subscribe(sid, &filter, sub) {
                 retained_for.push((filter, sub));
             }
@@ -434,6 +507,7 @@ impl Shard {
 
     /// The connection is gone (or about to be): its will, and its session's detach or end.
     pub fn connection_closed(&mut self, conn: ConnId, why: &str) {
+        self.logins.forget(conn);
         let plane = &mut self.plane;
         let Some(c) = plane.conns.get_mut(conn) else { return };
         // A will with a Will Delay Interval on a session that outlives the connection
@@ -523,6 +597,19 @@ impl Shard {
         for conn in self.plane.conns.ids() {
             self.plane.conns.close(conn, Some(ReasonCode::SERVER_SHUTTING_DOWN), "");
             self.plane.fire_will(conn);
+        }
+    }
+}
+
+/// Mosquitto's `, u'NAME'` after the keepalive in "New client connected", when there is
+/// a user name.
+struct MosquittoUser<'a>(Option<&'a str>);
+
+impl std::fmt::Display for MosquittoUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(u) => write!(f, ", u'{u}'"),
+            None => Ok(()),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - `v5_features`: MQTT 5.0 feature by feature, above all across shards.
 //! - `transport`: the socket path under stress (split packets, an empty buffer pool, a
 //!   full mesh) and the end of a connection the broker closes.
+//! - `access_control`: password and ACL files, per listener, `$SYS` kept for the broker.
 //! - `edge_cases`: protocol edge cases answered as Mosquitto 2.0 does, or as the spec
 //!   decides where it does (issue 20).
 //! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
@@ -18,6 +19,7 @@
 //! Run one group with a filter: `cargo test --test e2e v311::`, `cargo test --test e2e
 //! v5_features::shared`.
 
+mod access_control;
 mod binary;
 mod common;
 mod edge_cases;

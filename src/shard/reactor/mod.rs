@@ -29,7 +29,7 @@ pub use ring::{explain, probe, SetupError};
 
 use super::bufring::BufRing;
 use super::connections::{ConnId, Side};
-use super::input::{Input, Phase};
+use super::input::Input;
 use super::shared::Shared;
 use super::state::Shard;
 use bytes::BytesMut;
@@ -128,6 +128,7 @@ impl Reactor {
             self.shard.begin_turn(self.shared.clock.now_ms());
             self.handle_completions();
             let mesh_more = self.drain_mesh();
+            self.complete_verifications();
             self.complete_connects();
             self.after_backlog();
             let now = Instant::now();
@@ -147,7 +148,8 @@ impl Reactor {
                 self.ring.enter(0, None)?;
             } else {
                 let mut cx = Context::from_waker(&self.waker);
-                if mesh.park(id, &mut cx, || self.shard.outbox().backlog_has_room()) {
+                let shard = &mut self.shard;
+                if mesh.park(id, &mut cx, || shard.outbox().backlog_has_room() || shard.has_verified()) {
                     let wait = next_housekeeping.saturating_duration_since(Instant::now());
                     self.ring.enter(1, Some(wait))?;
                     mesh.unpark(id);
@@ -358,6 +360,19 @@ impl Reactor {
         mesh.has_pending(id)
     }
 
+    /// CONNECTs whose password check answered: on to registration, or refused.
+    fn complete_verifications(&mut self) {
+        while let Some(answer) = self.shard.next_verified() {
+            let slot = self.sockets.slot_of(answer.conn);
+            if let Some(s) = self.sockets.get_mut(slot) {
+                if s.attached && s.input.conn == answer.conn {
+                    s.input.verified(&mut self.shard, answer);
+                }
+            }
+            self.check_detached(slot);
+        }
+    }
+
     /// CONNECTs whose home shard answered: CONNACK, then whatever the client sent behind.
     fn complete_connects(&mut self) {
         while let Some((conn, resumed)) = self.shard.next_answered_connect() {
@@ -510,9 +525,7 @@ impl Reactor {
         // so the queue holds about the connections still waiting, not the last 10 s.
         while let Some(&(deadline, slot, conn)) = self.connect_deadlines.front() {
             let waiting = self.sockets.get(slot).is_some_and(|s| {
-                s.attached
-                    && s.input.conn == conn
-                    && matches!(s.input.phase(), Phase::AwaitConnect { deadline_ms } if *deadline_ms == deadline)
+                s.attached && s.input.conn == conn && s.input.connect_deadline_ms() == Some(deadline)
             });
             if waiting && deadline > clock {
                 break;

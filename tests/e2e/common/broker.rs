@@ -42,6 +42,11 @@ impl TestBroker {
         let addr = broker.local_addrs()[0];
         TestBroker { broker: Some(broker), addr }
     }
+
+    /// The running broker (its listening addresses, for tests with several listeners).
+    pub fn broker(&self) -> &Broker {
+        self.broker.as_ref().expect("running")
+    }
 }
 
 impl Drop for TestBroker {

@@ -23,12 +23,29 @@ pub struct Conn {
     pub keepalive: u16,
     pub will: Option<LastWill>,
     pub props: Option<Properties>,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
 }
 
 impl Conn {
     /// Clean session / clean start, no keepalive, no will, no properties.
     pub fn new(client_id: impl Into<String>, version: ProtocolVersion) -> Self {
-        Conn { client_id: client_id.into(), version, clean: true, keepalive: 0, will: None, props: None }
+        Conn {
+            client_id: client_id.into(),
+            version,
+            clean: true,
+            keepalive: 0,
+            will: None,
+            props: None,
+            username: None,
+            password: None,
+        }
+    }
+    /// A user name and password in CONNECT.
+    pub fn login(mut self, username: &str, password: &str) -> Self {
+        self.username = Some(username.to_string());
+        self.password = Some(password.as_bytes().to_vec());
+        self
     }
     pub fn clean(mut self, clean: bool) -> Self {
         self.clean = clean;
@@ -76,8 +93,8 @@ impl Conn {
             keep_alive_secs: self.keepalive,
             client_id: ByteStr::from(self.client_id.as_str()),
             will: self.will.clone(),
-            username: None,
-            password: None,
+            username: self.username.as_deref().map(ByteStr::from),
+            password: self.password.clone().map(Bytes::from),
             properties: self.props.clone().map(Box::new),
         }))
     }

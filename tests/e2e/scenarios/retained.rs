@@ -44,7 +44,7 @@ pub fn retained_messages_are_sent_on_subscribe_through_wildcards_with_retain_1(v
     let b = TestBroker::start();
     let mut fence = Fence::new(b.addr);
     let mut p = Raw::client(b.addr, "rw-pub", v);
-    for t in ["rw/a/x", "rw/b/x", "rw/c/y", "$SYS/rw"] {
+    for t in ["rw/a/x", "rw/b/x", "rw/c/y", "$ops/rw"] {
         p.publish(t, t.as_bytes(), Q1, true);
     }
     let cases: &[(&str, &[&str])] = &[
@@ -52,7 +52,7 @@ pub fn retained_messages_are_sent_on_subscribe_through_wildcards_with_retain_1(v
         ("rw/#", &["rw/a/x", "rw/b/x", "rw/c/y"]),
         ("#", &["rw/a/x", "rw/b/x", "rw/c/y"]),
         ("+/+/y", &["rw/c/y"]),
-        ("$SYS/#", &["$SYS/rw"]),
+        ("$ops/#", &["$ops/rw"]),
         ("rw/+", &[]),
     ];
     for (i, (f, want)) in cases.iter().enumerate() {

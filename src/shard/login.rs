@@ -1,0 +1,304 @@
+//! CONNECTs between their arrival and their registration: a password being compared on
+//! the verifier threads, or a SCRAM exchange waiting for the client's next AUTH; and the
+//! SCRAM re-authentications of connected clients (MQTT 5 section 4.12.1).
+//!
+//! Entries are keyed by connection and carry a ticket, since a connection's slot is
+//! reused: an answer for a connection that has gone must not complete its successor.
+
+use super::ids::ConnId;
+use super::plane::Close;
+use super::security::Credentials;
+use super::state::{Registration, Shard};
+use super::verifier::{Verified, VerifyJob};
+use crate::auth::scram::{random_nonce, ScramServer};
+use crate::protocol::{Auth, ByteStr, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
+use bytes::Bytes;
+use std::collections::HashMap;
+
+/// The SCRAM method ringmq offers (RFC 7677), as named in Authentication Method.
+pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+
+/// A CONNECT whose credentials are being checked.
+pub struct PendingLogin {
+    pub ticket: u64,
+    pub client_id: ByteStr,
+    /// The broker chose the client id (MQTT 5 Assigned Client Identifier).
+    pub assigned: bool,
+    /// The user name the check is for.
+    pub username: Option<ByteStr>,
+    /// The server side of a SCRAM exchange under way; `None` for a password check.
+    pub scram: Option<Box<ScramServer>>,
+}
+
+/// This shard's logins in progress.
+#[derive(Default)]
+pub struct Logins {
+    pending: HashMap<ConnId, PendingLogin>,
+    /// Connected clients in the middle of a SCRAM re-authentication.
+    reauthenticating: HashMap<ConnId, Box<ScramServer>>,
+    next_ticket: u64,
+}
+
+impl Logins {
+    /// A fresh ticket for a new login.
+    pub fn new_ticket(&mut self) -> u64 {
+        self.next_ticket += 1;
+        self.next_ticket
+    }
+
+    pub fn insert(&mut self, conn: ConnId, login: PendingLogin) {
+        self.pending.insert(conn, login);
+    }
+
+    /// Takes the login of `conn` if its ticket is `ticket` (the password check's answer).
+    pub fn take_if(&mut self, conn: ConnId, ticket: u64) -> Option<PendingLogin> {
+        match self.pending.get(&conn) {
+            Some(l) if l.ticket == ticket => self.pending.remove(&conn),
+            _ => None,
+        }
+    }
+
+    /// Takes the login of `conn`, whatever its ticket (the client's AUTH).
+    pub fn take(&mut self, conn: ConnId) -> Option<PendingLogin> {
+        self.pending.remove(&conn)
+    }
+
+    pub fn start_reauthentication(&mut self, conn: ConnId, scram: Box<ScramServer>) {
+        self.reauthenticating.insert(conn, scram);
+    }
+
+    pub fn take_reauthentication(&mut self, conn: ConnId) -> Option<Box<ScramServer>> {
+        self.reauthenticating.remove(&conn)
+    }
+
+    /// The connection has gone: whatever it was in the middle of is dropped.
+    pub fn forget(&mut self, conn: ConnId) {
+        self.pending.remove(&conn);
+        self.reauthenticating.remove(&conn);
+    }
+}
+
+/// Who a CONNECT proved to be, once its credentials are checked.
+pub struct Identity {
+    pub client_id: ByteStr,
+    pub assigned: bool,
+    pub username: Option<ByteStr>,
+    /// The SCRAM server-final-message, for the CONNACK.
+    pub scram_final: Option<Bytes>,
+}
+
+/// Where a CONNECT stands after a step of its login.
+pub enum ConnectStep {
+    /// Refused: the CONNACK saying why is queued and the connection closing.
+    Refused,
+    /// Waiting for the password check's answer (`exchange` false), or for the client's
+    /// next AUTH packet (`exchange` true).
+    Waiting { exchange: bool },
+    /// Registered at its client id's home shard.
+    Registered(Registration),
+}
+
+impl Shard {
+    /// A CONNECT has arrived: check it, then its credentials (at once, on the verifier
+    /// threads, or by a SCRAM exchange), then register it.
+    pub fn begin_connect(&mut self, conn: ConnId, connect: &Connect) -> ConnectStep {
+        let Some((client_id, assigned)) = self.check_connect(conn, connect) else {
+            return ConnectStep::Refused;
+        };
+        let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener);
+        let access = self.access.listener(listener).clone();
+        let v = connect.version;
+        let props = connect.properties.as_deref();
+        if let Some(method) = props.and_then(|p| p.authentication_method.as_ref()) {
+            // Enhanced authentication (MQTT 5 section 4.12): SCRAM-SHA-256 where the
+            // listener has credentials for it; any other method is refused with 0x8C.
+            let Some(scram) = access.scram().filter(|_| &**method == SCRAM_SHA_256) else {
+                crate::log!(
+                    Notice,
+                    "Client {} refused: unsupported authentication method '{}'.",
+                    client_id,
+                    method
+                );
+                self.refuse_connect(conn, v, ReasonCode::BAD_AUTHENTICATION_METHOD);
+                return ConnectStep::Refused;
+            };
+            let data = props.and_then(|p| p.authentication_data.clone()).unwrap_or_default();
+            return match ScramServer::client_first(scram, &data, &random_nonce()) {
+                Ok((server, first)) => {
+                    self.send_auth(conn, ReasonCode::CONTINUE_AUTHENTICATION, first);
+                    let ticket = self.logins.new_ticket();
+                    let scram = Some(Box::new(server));
+                    self.logins
+                        .insert(conn, PendingLogin { ticket, client_id, assigned, username: None, scram });
+                    ConnectStep::Waiting { exchange: true }
+                }
+                Err(e) => {
+                    crate::log!(Notice, "Client {} SCRAM authentication failed: {}.", client_id, e);
+                    self.refuse_not_authorised(conn, v)
+                }
+            };
+        }
+        let username = connect.username.as_deref().map(ByteStr::from);
+        match access.credentials(username.as_deref(), connect.password.as_deref()) {
+            Credentials::Accept => {
+                let identity = Identity { client_id, assigned, username, scram_final: None };
+                ConnectStep::Registered(self.register(conn, connect, identity))
+            }
+            Credentials::Refuse => self.refuse_not_authorised(conn, v),
+            Credentials::Verify(hash) => {
+                let ticket = self.logins.new_ticket();
+                // A copy: the password must not keep the receive buffer it came in alive.
+                let password = Bytes::copy_from_slice(connect.password.as_deref().unwrap_or_default());
+                let job = VerifyJob { shard: self.id(), conn, ticket, hash, password };
+                if !self.plane.shared.verifier.submit(job) {
+                    crate::log!(Warning, "Warning: password checks are backed up; refusing {}.", client_id);
+                    self.refuse_connect(conn, v, ReasonCode::SERVER_UNAVAILABLE);
+                    return ConnectStep::Refused;
+                }
+                self.logins.insert(conn, PendingLogin { ticket, client_id, assigned, username, scram: None });
+                ConnectStep::Waiting { exchange: false }
+            }
+        }
+    }
+
+    /// The next password check answered for this shard (the connection may have gone:
+    /// [`Shard::after_verified`] tells).
+    pub fn next_verified(&mut self) -> Option<Verified> {
+        self.plane.shared.verifier.next_answer(self.id())
+    }
+
+    /// Whether password checks have answered (checked before the shard sleeps).
+    pub fn has_verified(&self) -> bool {
+        self.plane.shared.verifier.has_answers(self.id())
+    }
+
+    /// A password check answered for `conn`'s CONNECT; `None` when the answer is for a
+    /// connection that has gone (its slot may hold another one by now).
+    pub fn after_verified(&mut self, conn: ConnId, connect: &Connect, v: Verified) -> Option<ConnectStep> {
+        let login = self.logins.take_if(conn, v.ticket)?;
+        if !v.ok {
+            return Some(self.refuse_not_authorised(conn, connect.version));
+        }
+        let PendingLogin { client_id, assigned, username, .. } = login;
+        let identity = Identity { client_id, assigned, username, scram_final: None };
+        Some(ConnectStep::Registered(self.register(conn, connect, identity)))
+    }
+
+    /// The client's AUTH in a SCRAM exchange at CONNECT (its client-final-message).
+    pub fn continue_exchange(&mut self, conn: ConnId, connect: &Connect, auth: Auth) -> ConnectStep {
+        let v = connect.version;
+        let Some(PendingLogin { client_id, assigned, scram: Some(server), .. }) = self.logins.take(conn)
+        else {
+            return self.refuse_not_authorised(conn, v);
+        };
+        // The client continues (0x18) with the method it started with (MQTT 5 section
+        // 4.12: [MQTT-4.12.0-5] the same Authentication Method throughout).
+        if auth.reason != ReasonCode::CONTINUE_AUTHENTICATION || !is_scram(&auth) {
+            crate::log!(
+                Notice,
+                "Client {} sent an AUTH that does not continue its SCRAM exchange.",
+                client_id
+            );
+            self.refuse_connect(conn, v, ReasonCode::PROTOCOL_ERROR);
+            return ConnectStep::Refused;
+        }
+        let data = auth.properties.as_ref().and_then(|p| p.authentication_data.clone()).unwrap_or_default();
+        match server.client_final(&data) {
+            Ok((last, user)) => {
+                let username = Some(ByteStr::from(user.as_str()));
+                let identity =
+                    Identity { client_id, assigned, username, scram_final: Some(Bytes::from(last)) };
+                ConnectStep::Registered(self.register(conn, connect, identity))
+            }
+            Err(e) => {
+                crate::log!(Notice, "Client {} SCRAM authentication failed: {}.", client_id, e);
+                self.refuse_not_authorised(conn, v)
+            }
+        }
+    }
+
+    /// An AUTH from a connected client that authenticated with SCRAM: a
+    /// re-authentication (MQTT 5 section 4.12.1), which must prove the same user.
+    pub(super) fn reauthenticate(&mut self, conn: ConnId, auth: Auth) -> Result<(), Close> {
+        // [MQTT-4.12.1-1]: the method originally used to authenticate.
+        if !is_scram(&auth) {
+            return Err(Close::protocol_error(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH with another authentication method",
+            ));
+        }
+        let refused = Close::protocol_error(ReasonCode::NOT_AUTHORIZED, "re-authentication failed");
+        let data = auth.properties.as_ref().and_then(|p| p.authentication_data.clone()).unwrap_or_default();
+        match auth.reason {
+            ReasonCode::RE_AUTHENTICATE => {
+                let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener);
+                let access = self.access.listener(listener).clone();
+                let scram = access.scram().ok_or(refused)?;
+                let (server, first) =
+                    ScramServer::client_first(scram, &data, &random_nonce()).map_err(|_| refused)?;
+                self.logins.start_reauthentication(conn, Box::new(server));
+                self.send_auth(conn, ReasonCode::CONTINUE_AUTHENTICATION, first);
+            }
+            ReasonCode::CONTINUE_AUTHENTICATION => {
+                let server = self.logins.take_reauthentication(conn).ok_or(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH continues no re-authentication",
+                ))?;
+                let (last, user) = server.client_final(&data).map_err(|_| refused)?;
+                // Another user than the one connected is a failure too: the session's
+                // rights were granted to the first.
+                let sid = self.plane.conns.get(conn).and_then(|c| c.session);
+                let same = sid
+                    .and_then(|sid| self.plane.sessions.get(sid))
+                    .and_then(|e| e.access.as_deref())
+                    .is_some_and(|a| a.username.as_deref() == Some(user.as_str()));
+                if !same {
+                    return Err(refused);
+                }
+                self.send_auth(conn, ReasonCode::SUCCESS, last);
+            }
+            _ => {
+                return Err(Close::protocol_error(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH with a reason a client may not send",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes an AUTH packet with SCRAM data.
+    fn send_auth(&mut self, conn: ConnId, reason: ReasonCode, data: Vec<u8>) {
+        let Some(c) = self.plane.conns.get_mut(conn) else { return };
+        let properties = Properties {
+            authentication_method: Some(ByteStr::from(SCRAM_SHA_256)),
+            authentication_data: Some(Bytes::from(data)),
+            ..Default::default()
+        };
+        Packet::Auth(Auth { reason, properties: Some(Box::new(properties)) })
+            .encode(ProtocolVersion::V5, &mut c.out);
+        self.plane.conns.wake_writer(conn);
+    }
+
+    /// Refuses a CONNECT whose credentials failed, as Mosquitto 2.0 does: CONNACK 5 at
+    /// 3.1/3.1.1, 0x87 (Not authorized) at 5.0, for a wrong password, an unknown user and
+    /// a refused anonymous client alike (telling them apart would tell an attacker which
+    /// user names exist).
+    fn refuse_not_authorised(&mut self, conn: ConnId, version: ProtocolVersion) -> ConnectStep {
+        self.refuse_connect(conn, version, ReasonCode::NOT_AUTHORIZED);
+        crate::log!(Notice, "Client <unknown> disconnected, not authorised.");
+        ConnectStep::Refused
+    }
+
+    /// A reload replaced the password and ACL files: take them, and apply the new rules
+    /// to the sessions here.
+    pub(super) fn reload_access(&mut self) {
+        self.access = self.plane.shared.access.current();
+        self.plane.sessions.recompile_access(&self.access);
+        self.plane.rejudge_subscriptions();
+    }
+}
+
+fn is_scram(auth: &Auth) -> bool {
+    auth.properties.as_ref().and_then(|p| p.authentication_method.as_deref()) == Some(SCRAM_SHA_256)
+}
