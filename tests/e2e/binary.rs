@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `ringmq`: killed on drop if still running; its stderr lines collected.
-struct BrokerProcess {
-    child: Child,
+pub(crate) struct BrokerProcess {
+    pub(crate) child: Child,
     lines: Arc<Mutex<Vec<String>>>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl BrokerProcess {
-    fn spawn(args: &[&str]) -> BrokerProcess {
+    pub(crate) fn spawn(args: &[&str]) -> BrokerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
             .args(args)
             .stdin(Stdio::null())
@@ -47,12 +47,12 @@ impl BrokerProcess {
         p
     }
 
-    fn log(&self) -> Vec<String> {
+    pub(crate) fn log(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 
     /// The first log line containing `needle`, waiting up to `timeout`.
-    fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+    pub(crate) fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
@@ -70,7 +70,7 @@ impl BrokerProcess {
         }
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -85,7 +85,7 @@ impl BrokerProcess {
         }
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
         assert_eq!(rc, 0, "kill failed");

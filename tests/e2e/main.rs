@@ -15,6 +15,8 @@
 //! - `edge_cases`: protocol edge cases answered as Mosquitto 2.0 does, or as the spec
 //!   decides where it does (issue 20).
 //! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
+//! - `operations`: the executable as Mosquitto users run it: real-world config files,
+//!   reload, signals, pid_file, -d, log destinations, a closed log pipe, a port in use.
 //!
 //! Run one group with a filter: `cargo test --test e2e v311::`, `cargo test --test e2e
 //! v5_features::shared`.
@@ -22,6 +24,7 @@
 mod access_control;
 mod binary;
 mod common;
+mod operations;
 mod edge_cases;
 mod scenarios;
 mod transport;

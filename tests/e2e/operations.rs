@@ -1,0 +1,485 @@
+//! The `ringmq` executable in operation, as a Mosquitto user runs it: real-world config
+//! files (tests/configs/), `--test-config`, signals (SIGHUP reload under load, SIGUSR1,
+//! SIGUSR2), `pid_file`, `-d`, logging destinations and types, a closed log pipe, a port
+//! in use, duplicate listeners, a listener's `max_connections`, and the `-v` log against
+//! Mosquitto's for the same client session.
+
+use crate::binary::BrokerProcess;
+use crate::common::*;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_ringmq");
+
+/// A scratch directory for one test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ringmq-ops-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs")
+}
+
+/// Runs `ringmq` to completion (it must exit by itself within 10 s).
+fn run_to_exit(args: &[&str]) -> Output {
+    let mut child = Command::new(EXE)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ringmq");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ringmq {args:?} did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The error lines `--test-config` prints for a file (without the "Error: " prefix and
+/// the closing count), and its exit code.
+fn test_config(path: &Path) -> (Option<i32>, Vec<String>) {
+    let out = run_to_exit(&["--test-config", "-c", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stderr
+        .lines()
+        .filter(|l| !l.contains("error(s) in the configuration") && *l != "Configuration file is OK.")
+        .map(|l| l.strip_prefix("Error: ").unwrap_or(l).to_string())
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn real_world_config_files_start_or_fail_only_on_features_open_elsewhere() {
+    let scratch = Scratch::new("real-world");
+    // Debian's file includes /etc/mosquitto/conf.d, which holds only a README as shipped;
+    // the copy points at an empty directory so the test does not depend on this machine.
+    let conf_d = scratch.0.join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::write(conf_d.join("README"), "Any files placed in this directory ending in .conf ...\n")
+        .unwrap();
+    let debian = std::fs::read_to_string(configs_dir().join("debian-12-mosquitto.conf")).unwrap();
+    assert!(debian.contains("include_dir /etc/mosquitto/conf.d"));
+    let debian = scratch.write(
+        "debian-12-mosquitto.conf",
+        &debian.replace("/etc/mosquitto/conf.d", conf_d.to_str().unwrap()),
+    );
+    let issue15 = "persistence: not implemented yet (issue 15): sessions and retained messages are kept in memory only; set 'persistence false' to run without";
+    let tls = "TLS listeners are not supported yet (issue 14)";
+    let bridges = "bridges are not implemented yet";
+    let cfg = |name: &str| configs_dir().join(name);
+    let at = |p: &Path, line: usize, msg: &str| format!("{}:{line}: {msg}", p.display());
+    let cases: Vec<(PathBuf, Vec<String>)> = vec![
+        (debian.clone(), vec![at(&debian, 8, issue15)]),
+        (cfg("eclipse-mosquitto-2.0-default.conf"), vec![]),
+        (cfg("eclipse-mosquitto-compose.conf"), vec![at(&cfg("eclipse-mosquitto-compose.conf"), 1, issue15)]),
+        (cfg("password-acl.conf"), vec![]),
+        (
+            cfg("tls.conf"),
+            [(2, "cafile"), (3, "certfile"), (4, "keyfile"), (5, "require_certificate"), (6, "tls_version")]
+                .iter()
+                .map(|(l, o)| at(&cfg("tls.conf"), *l, &format!("{o}: {tls}")))
+                .collect(),
+        ),
+        (
+            cfg("websockets.conf"),
+            vec![at(
+                &cfg("websockets.conf"),
+                3,
+                "protocol: WebSockets listeners are not supported yet (issue 14)",
+            )],
+        ),
+        (
+            cfg("bridge.conf"),
+            [
+                (4, "connection"),
+                (5, "address"),
+                (6, "topic"),
+                (7, "topic"),
+                (8, "remote_username"),
+                (9, "remote_password"),
+                (10, "bridge_protocol_version"),
+                (11, "cleansession"),
+            ]
+            .iter()
+            .map(|(l, o)| at(&cfg("bridge.conf"), *l, &format!("{o}: {bridges}")))
+            .collect(),
+        ),
+    ];
+    for (path, want) in cases {
+        let (code, got) = test_config(&path);
+        assert_eq!(got, want, "{}", path.display());
+        assert_eq!(code, Some(if want.is_empty() { 0 } else { 1 }), "{}", path.display());
+    }
+}
+
+#[test]
+fn a_config_with_many_mistakes_reports_them_all_with_what_is_allowed() {
+    let scratch = Scratch::new("mistakes");
+    let path = scratch.write(
+        "bad.conf",
+        "\u{feff}listener 70000\nmax_keepalive 70000\nlistener 1883\nlistener 1883\nlog_dest carrier-pigeon\n",
+    );
+    let (code, got) = test_config(&path);
+    assert_eq!(code, Some(1));
+    let p = path.display();
+    assert_eq!(
+        got,
+        [
+            format!("{p}:1: listener: expected a whole number from 0 to 65535, got '70000'"),
+            format!("{p}:2: max_keepalive: expected a whole number from 0 to 65535, got '70000'"),
+            format!("{p}:5: log_dest: expected stderr, stdout, syslog, file PATH, topic or none; got 'carrier-pigeon'"),
+            format!("{p}:4: listener: port 1883 on 0.0.0.0 is already a listener ({p}:3): two listeners cannot share an address and port"),
+        ]
+    );
+    let missing = run_to_exit(&["-c", "/nonexistent/ringmq.conf"]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "the cause once: {stderr}");
+}
+
+#[test]
+fn a_port_in_use_fails_with_address_already_in_use() {
+    // Anything on the port, here a plain socket ...
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run_to_exit(&["--cores", "2", "--listen", &addr]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    drop(taken);
+    // ... and another ringmq, whose SO_REUSEPORT sockets would otherwise share it.
+    let first = BrokerProcess::spawn(&["--cores", "2", "--listen", "127.0.0.1:0"]);
+    let out = run_to_exit(&["--cores", "2", "--listen", &first.addr.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a second ringmq started on {}: {stderr}", first.addr);
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+}
+
+#[test]
+fn a_closed_log_pipe_does_not_stop_the_broker() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(EXE)
+        .args(["-v", "--cores", "2", "--listen", &listen])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `ringmq -v 2>&1 | head -n 2`: two lines read, then the pipe closes.
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    for _ in 0..2 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+    }
+    drop(reader);
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "ringmq does not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every packet is a log line, and every one meets the closed pipe.
+    for i in 0..20 {
+        let mut c = Raw::client(addr, format!("pipe-{i}"), V3_1_1);
+        c.publish("pipe/test", b"x", Q1, false);
+        c.disconnect();
+    }
+    let mut c = Raw::client(addr, "pipe-last", V5);
+    c.ping();
+    assert!(child.try_wait().unwrap().is_none(), "ringmq exited after its log pipe closed");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sighup_reloads_logging_without_losing_a_connection() {
+    let scratch = Scratch::new("reload");
+    let port = free_port();
+    let conf = scratch.write("ringmq.conf", &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"));
+    let mut broker = BrokerProcess::spawn(&["--cores", "2", "-c", conf.to_str().unwrap()]);
+    let addr = broker.addr;
+    let mut sub = Raw::client(addr, "reload-sub", V5);
+    sub.subscribe_ok(&[("reload/#", Q1)]);
+    broker.wait_for_line("as reload-sub", IO_TIMEOUT);
+    // A publisher keeps publishing QoS 1 while the broker reloads.
+    let publisher = std::thread::spawn(move || {
+        let mut p = Raw::client(addr, "reload-pub", V3_1_1);
+        for i in 0..300u32 {
+            p.publish("reload/load", &i.to_be_bytes(), Q1, false);
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        p.disconnect();
+    });
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nconnection_messages false\n"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    broker.signal(libc::SIGHUP);
+    broker.wait_for_line("Reloading config.", IO_TIMEOUT);
+    publisher.join().expect("the publisher lost nothing across the reload");
+    let got = sub.expect_publishes(300, IO_TIMEOUT);
+    let order: Vec<u32> =
+        got.iter().map(|m| u32::from_be_bytes(m.payload[..4].try_into().unwrap())).collect();
+    assert_eq!(order, (0..300).collect::<Vec<_>>());
+    sub.ping();
+    // connection_messages false now: a new client is not logged. SIGUSR1's line is the fence.
+    let late = Raw::client(addr, "reload-late", V3_1_1);
+    late.disconnect();
+    broker.signal(libc::SIGUSR1);
+    broker.wait_for_line("Received SIGUSR1", IO_TIMEOUT);
+    // (Two connections before the reload; "New client connected ... as reload-late" is
+    // written by the shard's CONNECT handling, which does not ask connection_messages yet.)
+    let accepted = broker.log().iter().filter(|l| l.contains("New connection from")).count();
+    assert_eq!(accepted, 2, "{:#?}", broker.log());
+    broker.signal(libc::SIGTERM);
+    assert_eq!(broker.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn sigusr1_and_sigusr2_are_logged_and_the_broker_runs_on() {
+    let mut broker = BrokerProcess::spawn(&["--cores", "2", "--listen", "127.0.0.1:0"]);
+    broker.signal(libc::SIGUSR1);
+    broker.wait_for_line("persistence is not implemented yet (issue 15)", IO_TIMEOUT);
+    broker.signal(libc::SIGUSR2);
+    broker.wait_for_line("Received SIGUSR2", IO_TIMEOUT);
+    let mut c = Raw::client(broker.addr, "usr", V5);
+    c.ping();
+    broker.signal(libc::SIGTERM);
+    assert_eq!(broker.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn pid_file_log_file_and_log_type_are_honoured() {
+    let scratch = Scratch::new("pid-log");
+    let (pid_file, log_file) = (scratch.0.join("ringmq.pid"), scratch.0.join("ringmq.log"));
+    let port = free_port();
+    let conf = scratch.write(
+        "ringmq.conf",
+        &format!(
+            "user root\npid_file {}\nlog_dest file {}\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\nlistener {port} 127.0.0.1\nallow_anonymous true\n",
+            pid_file.display(),
+            log_file.display()
+        ),
+    );
+    let mut broker = BrokerProcess::spawn(&["--cores", "2", "-c", conf.to_str().unwrap()]);
+    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(pid, broker.child.id());
+    let mut c = Raw::client(broker.addr, "logged", V3_1_1);
+    c.subscribe_ok(&[("a", Q0)]);
+    broker.wait_for_line("New connection from", IO_TIMEOUT);
+    broker.signal(libc::SIGTERM);
+    assert_eq!(broker.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(!pid_file.exists(), "pid_file removed at exit");
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("New connection from 127.0.0.1:"), "{log}");
+    assert!(!log.contains("Received SUBSCRIBE"), "debug lines are off: {log}");
+    let first = log.lines().next().unwrap();
+    let stamp = first.split(": ").next().unwrap();
+    assert_eq!(stamp.len(), "2026-12-08T04:00:00".len(), "{first}");
+    assert_eq!(&stamp[4..5], "-", "{first}");
+
+    // log_type none: not a line, not even at shutdown.
+    let conf = scratch.write("none.conf", &format!("listener {port} 127.0.0.1\nlog_type none\n"));
+    let mut child = Command::new(EXE)
+        .args(["--cores", "2", "-c", conf.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "ringmq does not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(stderr, "", "log_type none logs nothing");
+}
+
+#[test]
+fn daemon_mode_returns_once_listening_and_writes_its_pid() {
+    let scratch = Scratch::new("daemon");
+    let pid_file = scratch.0.join("ringmq.pid");
+    let port = free_port();
+    let conf = scratch.write(
+        "ringmq.conf",
+        &format!(
+            "user root\npid_file {}\nlistener {port} 127.0.0.1\nallow_anonymous true\n",
+            pid_file.display()
+        ),
+    );
+    let out = run_to_exit(&["-d", "--cores", "2", "-c", conf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let mut c = Raw::client(format!("127.0.0.1:{port}").parse().unwrap(), "daemon-client", V5);
+    c.ping();
+    // SAFETY: kill(2) on the daemon this test started (its pid from its pid_file).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_file.exists() {
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A daemon that cannot start says why and the command fails.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let conf = scratch.write(
+        "taken.conf",
+        &format!("user root\nlistener {} 127.0.0.1\n", taken.local_addr().unwrap().port()),
+    );
+    let out = run_to_exit(&["-d", "--cores", "2", "-c", conf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Address already in use"));
+}
+
+#[test]
+fn a_listeners_max_connections_turns_away_the_next_client() {
+    let scratch = Scratch::new("max-conn");
+    let conf =
+        scratch.write("ringmq.conf", "listener 0 127.0.0.1\nmax_connections 2\nallow_anonymous true\n");
+    let broker = BrokerProcess::spawn(&["--cores", "2", "-c", conf.to_str().unwrap()]);
+    let mut a = Raw::client(broker.addr, "max-a", V5);
+    let b = Raw::client(broker.addr, "max-b", V5);
+    let mut c = Raw::open(broker.addr, V5);
+    let _ = c.try_send_raw(&[0x10, 0x00]);
+    assert!(c.expect_closed(IO_TIMEOUT).is_empty(), "the third connection is closed unanswered");
+    a.ping();
+    b.disconnect();
+    // The place b held is free again.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let (mut d, ack) =
+            match std::panic::catch_unwind(|| Raw::connect(broker.addr, Conn::new("max-d", V5))) {
+                Ok(x) => x,
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "no room after a client left");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+        assert_eq!(ack.code, ringmq::protocol::ReasonCode::SUCCESS);
+        d.ping();
+        break;
+    }
+}
+
+/// The `-v` lines Mosquitto 2.0.11 wrote for one session (tests/configs/mosquitto-2.0.11-v-session.log:
+/// mosquitto_sub on a/# at QoS 2, mosquitto_pub at QoS 1, then at QoS 2 over MQTT 5), and
+/// ringmq's for the same session, with times, ports and the listener's port normalized.
+/// Every Mosquitto line must be in ringmq's log, except those listed here as not written
+/// yet; each of those must still be missing, so the list shrinks as they are added.
+#[test]
+fn verbose_log_lines_match_mosquittos_for_the_same_session() {
+    let (Ok(_), Ok(_)) = (which("mosquitto_pub"), which("mosquitto_sub")) else {
+        eprintln!(
+            "skipped: mosquitto_pub and mosquitto_sub are not installed (apt-get install mosquitto-clients)"
+        );
+        return;
+    };
+    // Lines ringmq does not write yet, and where they belong.
+    let not_yet: &[&str] = &[
+        // Mosquitto's will notice at CONNECT (src/shard/state.rs).
+        "No will message specified.",
+        // log_type subscribe's line (src/shard/state.rs).
+        "subby 2 a/#",
+        // Deliveries and the acknowledgements clients send (src/shard/plane.rs, state.rs).
+        "Sending PUBLISH to subby (d0, q1, r0, m1, 'a/b', ... (2 bytes))",
+        "Received PUBACK from subby (Mid: 1, RC:0)",
+        "Sending PUBLISH to subby (d0, q2, r0, m2, 'a/c', ... (3 bytes))",
+        "Received PUBREL from pub2 (Mid: 1)",
+        "Sending PUBCOMP to pub2 (m1)",
+        "Received PUBREC from subby (Mid: 2)",
+        "Sending PUBREL to subby (m2)",
+        "Received PUBCOMP from subby (Mid: 2, RC:0)",
+    ];
+    let fixture = std::fs::read_to_string(configs_dir().join("mosquitto-2.0.11-v-session.log")).unwrap();
+    let mosquitto: Vec<String> =
+        fixture.lines().map(normalize).skip_while(|l| !l.starts_with("New connection")).collect();
+
+    let mut broker = BrokerProcess::spawn(&["-v", "--cores", "2", "--listen", "127.0.0.1:0"]);
+    let port = broker.addr.port().to_string();
+    let mut sub = Command::new("mosquitto_sub")
+        .args(["-p", &port, "-t", "a/#", "-q", "2", "-C", "2", "-i", "subby"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    broker.wait_for_line("Sending SUBACK to subby", IO_TIMEOUT);
+    let publish = |args: &[&str]| {
+        let st = Command::new("mosquitto_pub").args(["-p", &port]).args(args).status().unwrap();
+        assert!(st.success());
+    };
+    publish(&["-t", "a/b", "-m", "hi", "-q", "1", "-i", "pubby"]);
+    broker.wait_for_line("Client pubby disconnected.", IO_TIMEOUT);
+    publish(&["-t", "a/c", "-m", "hey", "-q", "2", "-i", "pub2", "-V", "mqttv5"]);
+    assert!(sub.wait().unwrap().success());
+    broker.wait_for_line("Client subby disconnected.", IO_TIMEOUT);
+    let ours: Vec<String> = broker.log().iter().map(|l| normalize(l)).collect();
+    let missing: Vec<&String> = mosquitto.iter().filter(|l| !ours.contains(l)).collect();
+    let unexpected: Vec<&&String> = missing.iter().filter(|l| !not_yet.contains(&l.as_str())).collect();
+    assert!(
+        unexpected.is_empty(),
+        "Mosquitto's lines missing from ringmq's log: {unexpected:#?}\nringmq's log: {ours:#?}"
+    );
+    let now_written: Vec<&&str> = not_yet.iter().filter(|l| ours.iter().any(|o| o == *l)).collect();
+    assert!(now_written.is_empty(), "now written, take them off the list: {now_written:?}");
+}
+
+/// A log line without its timestamp, with client ports and the listener's port as `PORT`.
+fn normalize(line: &str) -> String {
+    let text = line.split_once(": ").map_or(line, |(_, t)| t);
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("127.0.0.1:") {
+        out.push_str(&rest[..i + "127.0.0.1:".len()]);
+        rest = rest[i + "127.0.0.1:".len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+        out.push_str("PORT");
+    }
+    out.push_str(rest);
+    match out.find(" on port ") {
+        Some(i) => format!("{} on port PORT.", &out[..i]),
+        None => out,
+    }
+}
+
+fn which(program: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
+        .ok_or(())
+}
