@@ -97,6 +97,37 @@ pub enum Scenario {
         #[command(flatten)]
         conn: ConnOpts,
     },
+    /// Run the traffic a scenario file (TOML) describes; see `loadgen/scenarios/`. The
+    /// options below override the file.
+    Run {
+        /// The scenario file.
+        file: PathBuf,
+        #[command(flatten)]
+        over: FileOverrides,
+    },
+    /// Write the comparison report (report.md, plots, headline.md) of a `scripts/bench.sh`
+    /// results directory.
+    Report {
+        /// The results directory.
+        dir: PathBuf,
+        /// Also rewrite this index of result directories (results/README.md).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Also replace the headline between the bench-headline markers of this README.
+        #[arg(long)]
+        update_readme: Option<PathBuf>,
+        /// Only print the lowest delivered msgs/s of this run id over the brokers (0 when
+        /// none finished it), for bench.sh's fixed-rate run; write nothing.
+        #[arg(long, value_name = "RUN")]
+        slowest_rate: Option<String>,
+    },
+    /// Print `scripts/bench.sh`'s matrix: its scenarios, cases, headline cases, latency and
+    /// fleet runs, one per line.
+    Matrix {
+        /// The `--quick` subset.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// Options every scenario takes: where the broker is, how to connect, where to write.
@@ -149,6 +180,35 @@ pub struct ConnOpts {
     /// Client id prefix; the run id and the client's role and index follow it.
     #[arg(long, default_value = "lg")]
     pub client_id_prefix: String,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What the command line may set over a scenario file.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct FileOverrides {
+    /// Broker host name or address (default: the file's, else 127.0.0.1).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Broker port (default: the file's, else 1883).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Seconds measured (default: the file's, else 10).
+    #[arg(long, value_parser = parse_secs)]
+    pub duration: Option<f64>,
+    /// Directory for the result files.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// PIDs of the broker, summed (as for the built-in scenarios).
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
+    /// Load threads.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// CPUs to pin the load threads to.
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub cpus: Option<CpuList>,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,

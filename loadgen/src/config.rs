@@ -1,16 +1,17 @@
 //! The run's settings, checked once from the command line: everything the threads need,
 //! with units in the names.
 
-use crate::cli::{Args, ConnOpts, MqttVersion, MsgOpts, Rate, Scenario, Turn};
+use crate::cli::{Args, ConnOpts, FileOverrides, MqttVersion, MsgOpts, Rate, Scenario, Turn};
 use crate::payload::HEADER_BYTES;
+use crate::traffic::Traffic;
 use anyhow::{bail, Context};
 use ringmq::protocol::{ProtocolVersion, QoS};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// Which load shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Pairs,
@@ -19,6 +20,8 @@ pub enum Kind {
     Shared,
     Retained,
     Conn,
+    /// A scenario file (`ringmq-loadgen run FILE`).
+    File,
 }
 
 impl Kind {
@@ -30,12 +33,12 @@ impl Kind {
             Kind::Shared => "shared",
             Kind::Retained => "retained",
             Kind::Conn => "conn",
+            Kind::File => "file",
         }
     }
 }
 
-/// Largest payload accepted: MQTT's packet limit less room for the headers.
-pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024 * 1024 - 64 * 1024;
+pub use crate::payload::PAYLOAD_BYTES_MAX;
 
 /// A validated run.
 #[derive(Clone, Debug, Serialize)]
@@ -86,6 +89,10 @@ pub struct RunConfig {
     pub conn_n: u32,
     pub conn_rate_per_s: f64,
     pub hold_s: f64,
+    /// `run FILE`: the file's groups; each publisher's QoS, rate and sizes and each
+    /// subscriber's QoS come from them (`qos`, `rate_per_pub`, `size_bytes` are then the
+    /// largest).
+    pub traffic: Option<Traffic>,
     pub command_line: Vec<String>,
 }
 
@@ -102,6 +109,10 @@ impl RunConfig {
             drain: 5.0,
             turn: Turn::Off,
         };
+        let file = match &args.scenario {
+            Scenario::Run { file, over } => Some(file_options(file, over)?),
+            _ => None,
+        };
         let (kind, conn, msg, pubs, subs, group, retained_n) = match &args.scenario {
             Scenario::Pairs { n, conn, msg } => (Kind::Pairs, conn, msg, *n, *n, None, 0),
             Scenario::Fanin { pubs, subs, conn, msg } => (Kind::Fanin, conn, msg, *pubs, *subs, None, 0),
@@ -111,6 +122,12 @@ impl RunConfig {
             }
             Scenario::Retained { n, subs, conn, msg } => (Kind::Retained, conn, msg, 1, *subs, None, *n),
             Scenario::Conn { conn, .. } => (Kind::Conn, conn, &default_msg, 0, 0, None, 0),
+            Scenario::Run { .. } => {
+                let (conn, msg, t) = file.as_ref().expect("read above");
+                let subs = t.subscribers.iter().map(|g| g.count).sum();
+                (Kind::File, conn, msg, t.publishers().len() as u32, subs, None, 0)
+            }
+            Scenario::Report { .. } | Scenario::Matrix { .. } => bail!("not a load scenario"),
         };
         let (conn_n, conn_rate_per_s, hold_s) = match &args.scenario {
             Scenario::Conn { n, rate, hold, .. } => (*n, *rate, *hold),
@@ -148,7 +165,14 @@ impl RunConfig {
             Rate::PerSec(r) => Some(r),
             Rate::Max => None,
         };
-        let turn_ns = turn_ns(kind, rate_per_pub, pubs, subs, threads, msg.turn);
+        let turn_ns = match &file {
+            // Each publisher at its own rate: count the thread's events from the file.
+            Some((_, _, t)) => {
+                let per_thread = t.events_per_s() / threads as f64;
+                (per_thread >= crate::turn::AUTO_MIN_EVENTS_PER_S).then_some(crate::turn::TURN_NS_DEFAULT)
+            }
+            None => turn_ns(kind, rate_per_pub, pubs, subs, threads, msg.turn),
+        };
         Ok(RunConfig {
             scenario: kind,
             broker,
@@ -183,8 +207,30 @@ impl RunConfig {
             conn_n,
             conn_rate_per_s,
             hold_s,
+            traffic: file.map(|(_, _, t)| t),
             command_line,
         })
+    }
+
+    /// The QoS publisher `id` sends at.
+    pub fn publisher_qos(&self, id: u32) -> QoS {
+        let q = self.traffic.as_ref().map_or(self.qos, |t| t.group_of(id).qos);
+        QoS::try_from(q).expect("validated QoS")
+    }
+
+    /// Publisher `id`'s messages per second; `None` in closed loop.
+    pub fn publisher_rate(&self, id: u32) -> Option<f64> {
+        self.traffic.as_ref().map_or(self.rate_per_pub, |t| Some(t.group_of(id).rate))
+    }
+
+    /// Publisher `id`'s smallest and largest payload, in bytes.
+    pub fn publisher_sizes(&self, id: u32) -> (usize, usize) {
+        self.traffic.as_ref().map_or((self.size_bytes, self.size_bytes), |t| t.group_of(id).size.range())
+    }
+
+    /// The QoS subscriber `index` subscribes with.
+    pub fn subscriber_qos(&self, index: u32) -> u8 {
+        self.traffic.as_ref().map_or(self.qos, |t| t.subscriber_group(index).qos)
     }
 
     /// The QoS as the codec spells it.
@@ -217,7 +263,7 @@ pub fn turn_ns(
     let deliveries_per_send = match kind {
         Kind::Pairs | Kind::Shared => 1.0,
         Kind::Fanin | Kind::Fanout => subs as f64,
-        Kind::Retained | Kind::Conn => return None,
+        Kind::Retained | Kind::Conn | Kind::File => return None,
     };
     match turn {
         Turn::Off => None,
@@ -227,6 +273,49 @@ pub fn turn_ns(
             (per_thread >= crate::turn::AUTO_MIN_EVENTS_PER_S).then_some(crate::turn::TURN_NS_DEFAULT)
         }
     }
+}
+
+/// The connection and message options of a scenario file, the command line's overrides
+/// applied, and the file.
+fn file_options(
+    path: &std::path::Path,
+    over: &FileOverrides,
+) -> anyhow::Result<(ConnOpts, MsgOpts, Traffic)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let t = Traffic::parse(&text).with_context(|| path.display().to_string())?;
+    let secs =
+        |d: &Option<crate::traffic::Duration>, default: f64| d.as_ref().map_or(Ok(default), |d| d.secs());
+    let mqtt = crate::cli::parse_mqtt(t.mqtt.as_deref().unwrap_or("3.1.1")).map_err(anyhow::Error::msg)?;
+    let conn = ConnOpts {
+        host: over.host.clone().or(t.host.clone()).unwrap_or_else(|| "127.0.0.1".into()),
+        port: over.port.or(t.port).unwrap_or(1883),
+        mqtt,
+        clean_session: true,
+        keepalive: 60,
+        username: None,
+        password: None,
+        source_ips: None,
+        cores: over.cores,
+        cpus: over.cpus.clone(),
+        broker_pid: over.broker_pid.clone(),
+        out: over.out.clone(),
+        connect_timeout: 10.0,
+        topic_prefix: "ringmq-loadgen".into(),
+        client_id_prefix: "lg".into(),
+        quiet: over.quiet,
+    };
+    let max_rate = t.publishers.iter().map(|g| g.rate).fold(0.0, f64::max);
+    let msg = MsgOpts {
+        qos: t.publishers.iter().map(|g| g.qos).max().unwrap_or(0),
+        size: t.publishers.iter().map(|g| g.size.range().1).max().unwrap_or(64),
+        rate: Rate::PerSec(max_rate),
+        inflight: t.inflight.unwrap_or(64).max(1),
+        duration: over.duration.map_or_else(|| secs(&t.duration, 10.0), Ok)?,
+        warmup: secs(&t.warmup, 2.0)?,
+        drain: secs(&t.drain, 5.0)?,
+        turn: Turn::Auto,
+    };
+    Ok((conn, msg, t))
 }
 
 /// The PIDs once each, in order: a PID given twice would be counted twice.

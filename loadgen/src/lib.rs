@@ -27,6 +27,11 @@
 //! - [`report`], [`hgrm`], [`plot`], [`progress`]: summary.json, `.hgrm` files,
 //!   report.md, latency.svg, the one-line summary and the live progress line.
 
+pub mod bench_fmt;
+pub mod bench_plots;
+pub mod bench_read;
+pub mod bench_report;
+pub mod bench_setup;
 pub mod checker;
 pub mod cli;
 pub mod client;
@@ -34,6 +39,7 @@ pub mod clock;
 pub mod config;
 pub mod hgrm;
 pub mod loss;
+pub mod matrix;
 pub mod monitor;
 pub mod net;
 pub mod pacer;
@@ -53,12 +59,38 @@ pub mod stats;
 pub mod subscriber;
 pub mod summarize;
 pub mod sync;
+pub mod traffic;
 pub mod turn;
 pub mod worker;
 
 pub use cli::Args;
 pub use report::{Summary, EXIT_DELIVERY_FAILED, EXIT_OK, EXIT_RUN_FAILED};
 pub use runner::Outcome;
+
+/// What the command line asks for besides a load run.
+pub enum Tool {
+    /// `report DIR`: done, nothing to print.
+    Reported,
+    /// `matrix`, `report --slowest-rate`: the text to print.
+    Print(String),
+}
+
+/// Runs the commands that are not load runs (`report`, `matrix`); `None` for a load run.
+pub fn run_tool(args: &Args) -> Option<anyhow::Result<Tool>> {
+    match &args.scenario {
+        cli::Scenario::Report { dir, slowest_rate: Some(id), .. } => {
+            Some(bench_report::slowest_rate(dir, id).map(|r| Tool::Print(format!("{r}\n"))))
+        }
+        cli::Scenario::Report { dir, index, update_readme, slowest_rate: None } => {
+            Some(bench_report::run(dir, index.as_deref(), update_readme.as_deref()).map(|()| Tool::Reported))
+        }
+        cli::Scenario::Matrix { quick } => {
+            let m = if *quick { matrix::Matrix::quick() } else { matrix::Matrix::full() };
+            Some(Ok(Tool::Print(m.shell())))
+        }
+        _ => None,
+    }
+}
 
 /// Runs the scenario `args` describes; `command_line` is recorded in the summary.
 pub fn run(args: &Args, command_line: Vec<String>) -> anyhow::Result<Outcome> {

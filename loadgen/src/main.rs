@@ -8,6 +8,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let args = Args::parse();
+    match ringmq_loadgen::run_tool(&args) {
+        Some(Ok(ringmq_loadgen::Tool::Print(text))) => {
+            print!("{text}");
+            return;
+        }
+        Some(Ok(ringmq_loadgen::Tool::Reported)) => return,
+        Some(Err(e)) => {
+            eprintln!("ringmq-loadgen: {e:#}");
+            std::process::exit(EXIT_RUN_FAILED);
+        }
+        None => {}
+    }
     match ringmq_loadgen::run(&args, std::env::args().collect()) {
         Ok(outcome) => {
             for w in &outcome.summary.status.warnings {

@@ -17,6 +17,9 @@
 /// Bytes of the header above; the smallest payload.
 pub const HEADER_BYTES: usize = 20;
 
+/// Largest payload accepted: MQTT's packet limit less room for the headers.
+pub const PAYLOAD_BYTES_MAX: usize = 256 * 1024 * 1024 - 64 * 1024;
+
 /// The header fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {

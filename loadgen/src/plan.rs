@@ -10,6 +10,7 @@
 //! | fanout | `ROOT/fanout` | `ROOT/fanout` |
 //! | shared | `ROOT/shared/i` | `$share/GROUP/ROOT/shared/+` |
 //! | retained | `ROOT/retained/SEQ` (retained) | `ROOT/retained/+` |
+//! | file | `ROOT/TOPIC` of its group | `ROOT/FILTER` of its group |
 
 use crate::checker::SharedSeen;
 use crate::config::{Kind, RunConfig};
@@ -35,6 +36,7 @@ pub enum Role {
         /// Publisher ids whose every message this subscriber (or its group) must get.
         expects: Range<u32>,
         group: Option<Arc<Group>>,
+        qos: u8,
     },
     /// `conn`: connects at `start_offset_ns` after the start and holds the connection.
     Idle { start_offset_ns: u64 },
@@ -53,6 +55,10 @@ pub struct Plan {
     pub threads: Vec<Vec<ClientSpec>>,
     /// Deliveries each message of publisher p is owed (subscribers plus groups that match).
     pub deliveries_per_msg: Vec<u64>,
+    /// The QoS every delivery of publisher p's messages has at least: the lower of its
+    /// own and its subscribers' (MQTT delivers at the lower of the two). Above 0, none
+    /// may be lost; at 2, none duplicated.
+    pub delivery_qos: Vec<u8>,
 }
 
 impl Plan {
@@ -69,6 +75,7 @@ impl Plan {
         let pubs = cfg.pubs;
         let subs = cfg.subs;
         let mut deliveries_per_msg = vec![0u64; pubs as usize];
+        let mut delivery_qos: Vec<u8> = (0..pubs).map(|p| cfg.publisher_qos(p) as u8).collect();
         let group = (cfg.scenario == Kind::Shared)
             .then(|| Arc::new(Group { seen: (0..pubs).map(|_| SharedSeen::default()).collect() }));
         // Subscribers first, then publishers, each dealt round-robin over the threads, so
@@ -83,8 +90,18 @@ impl Plan {
                     (format!("$share/{g}/{root}/shared/+"), 0..pubs)
                 }
                 Kind::Retained => (format!("{root}/retained/+"), 0..1),
+                Kind::File => {
+                    let t = cfg.traffic.as_ref().expect("a file run has its traffic");
+                    let f = &t.subscriber_group(s).filter;
+                    (format!("{root}/{f}"), t.expects(f).expect("checked when the file was read"))
+                }
                 Kind::Conn => unreachable!("conn has no subscribers"),
             };
+            let qos = cfg.subscriber_qos(s);
+            for p in expects.clone() {
+                let q = &mut delivery_qos[p as usize];
+                *q = (*q).min(qos);
+            }
             if cfg.scenario != Kind::Shared {
                 for p in expects.clone() {
                     deliveries_per_msg[p as usize] += 1;
@@ -92,7 +109,7 @@ impl Plan {
             }
             let spec = ClientSpec {
                 client_id: format!("{cp}-s{s}"),
-                role: Role::Subscriber { filter, expects, group: group.clone() },
+                role: Role::Subscriber { filter, expects, group: group.clone(), qos },
                 source_ip: source(),
             };
             threads[s as usize % cfg.threads].push(spec);
@@ -102,6 +119,7 @@ impl Plan {
                 *d += 1;
             }
         }
+        let file_topics = cfg.traffic.as_ref().map(|t| t.publishers()).unwrap_or_default();
         for p in 0..pubs {
             let topic = match cfg.scenario {
                 Kind::Pairs => format!("{root}/pairs/{p}"),
@@ -109,6 +127,7 @@ impl Plan {
                 Kind::Fanout => format!("{root}/fanout"),
                 Kind::Shared => format!("{root}/shared/{p}"),
                 Kind::Retained => format!("{root}/retained"),
+                Kind::File => format!("{root}/{}", file_topics[p as usize].1),
                 Kind::Conn => unreachable!("conn has no publishers"),
             };
             let spec = ClientSpec {
@@ -129,6 +148,6 @@ impl Plan {
                 threads[c as usize % cfg.threads].push(spec);
             }
         }
-        Plan { threads, deliveries_per_msg }
+        Plan { threads, deliveries_per_msg, delivery_qos }
     }
 }

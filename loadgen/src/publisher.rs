@@ -34,7 +34,12 @@ pub struct PubState {
     slots: Vec<Option<Slot>>,
     free: Vec<u16>,
     pub inflight: usize,
+    /// Room for the largest payload; each message uses `size_min..=payload.len()` of it.
     payload: Vec<u8>,
+    size_min: usize,
+    /// Picks each payload's size when sizes vary (xorshift64: cheap, and fixed per id
+    /// so that a run can be repeated).
+    size_rng: u64,
 }
 
 impl PubState {
@@ -49,7 +54,29 @@ impl PubState {
             free: (1..=window).rev().collect(),
             inflight: 0,
             payload: vec![0; size],
+            size_min: size,
+            size_rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
         }
+    }
+
+    /// Payloads of a size drawn uniformly between `min` and the size given to `new`.
+    pub fn with_sizes(mut self, min: usize) -> Self {
+        self.size_min = min.min(self.payload.len());
+        self
+    }
+
+    /// The next payload's length.
+    fn next_len(&mut self) -> usize {
+        let max = self.payload.len();
+        if self.size_min >= max {
+            return max;
+        }
+        let mut x = self.size_rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.size_rng = x;
+        self.size_min + (x % (max - self.size_min + 1) as u64) as usize
     }
 
     /// Whether another PUBLISH may be queued now.
@@ -75,13 +102,14 @@ impl PubState {
             id
         };
         Stamp { publisher: self.id, seq, sent_ns: now }.write(&mut self.payload);
+        let len = self.next_len();
         let h = PublishHeader { dup: false, qos: self.qos, retain: self.retain, packet_id };
         if self.retain {
             let topic = format!("{}/{seq}", self.topic);
-            let payload: &[u8] = if self.counting { &self.payload } else { &[] };
+            let payload: &[u8] = if self.counting { &self.payload[..len] } else { &[] };
             encode_publish(out, version, h, topic.as_bytes(), None, payload);
         } else {
-            encode_publish(out, version, h, self.topic.as_bytes(), None, &self.payload);
+            encode_publish(out, version, h, self.topic.as_bytes(), None, &self.payload[..len]);
         }
     }
 
@@ -159,7 +187,7 @@ pub async fn run_stream(ctx: Rc<RoleCtx>, client: Client, state: Rc<RefCell<PubS
     let mut seq = 0u64;
     // The go signal comes a little before the start, so every thread has seen it.
     ctx.pacer.sleep_until(t.start_ns).await;
-    match ctx.cfg.rate_per_pub {
+    match ctx.cfg.publisher_rate(id) {
         Some(rate) => {
             let sched = Schedule::new(t.start_ns, rate, id, ctx.cfg.pubs);
             let total = sched.count_before(t.end_ns);
@@ -334,6 +362,17 @@ mod tests {
 
     fn stamp_of(p: &Publish) -> Stamp {
         Stamp::read(&p.payload).expect("stamped payload")
+    }
+
+    #[test]
+    fn payload_sizes_spread_over_the_range_asked_for() {
+        let mut p = PubState::new(0, "t".into(), QoS::AtMostOnce, 1, 300).with_sizes(20);
+        let lens: Vec<usize> = (0..1000).map(|_| p.next_len()).collect();
+        assert!(lens.iter().all(|&l| (20..=300).contains(&l)));
+        let (lo, hi) = (lens.iter().min().unwrap(), lens.iter().max().unwrap());
+        assert!(*lo < 40 && *hi > 280, "uniform over 20..=300: {lo}..{hi}");
+        let mut fixed = PubState::new(0, "t".into(), QoS::AtMostOnce, 1, 64);
+        assert_eq!(fixed.next_len(), 64, "one size unless asked");
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub struct Connections {
     pub subscribe_downgraded: u64,
     pub closed_mid_run: u64,
     /// `conn`: connections per second achieved (attempts over the connect phase).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub connect_rate_per_s: Option<f64>,
 }
 
@@ -132,13 +133,19 @@ pub struct Broker {
     /// Cores' worth of CPU the broker used in the window.
     pub cpu_cores: f64,
     /// CPU microseconds per delivered message (equal to CPU seconds per million).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub cpu_us_per_msg: Option<f64>,
     /// `conn`: CPU microseconds per connection accepted.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub cpu_us_per_connection: Option<f64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub rss_start_kib: Option<u64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub rss_end_kib: Option<u64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub rss_peak_kib: Option<u64>,
     /// `conn`: (RSS held - RSS before) / connections.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub rss_bytes_per_connection: Option<f64>,
 }
 
@@ -146,6 +153,7 @@ pub struct Broker {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadThread {
     pub index: usize,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub cpu: Option<usize>,
     pub tid: i32,
     /// Percent of one core over the measurement window.
@@ -184,19 +192,22 @@ pub struct TimelineRow {
     pub sent_per_s: f64,
     pub delivered_per_s: f64,
     pub gaps: u64,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub e2e_p50_us: Option<f64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub e2e_p99_us: Option<f64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub e2e_max_us: Option<f64>,
     pub loadgen_busy_max_pct: f64,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub broker_rss_kib: Option<u64>,
     pub connected: u64,
 }
 
-/// A cause of loss (see `loss.rs`), in a short tag and a sentence.
+/// A cause of loss (see `loss.rs`): a tag (`queue_limit`, `broker_dropped`, `refused`,
+/// `unacknowledged`, `disconnects`, `loadgen_saturated`, `drain_ended`) and a sentence.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LossCause {
-    /// `queue_limit`, `broker_dropped`, `refused`, `unacknowledged`, `disconnects`,
-    /// `loadgen_saturated` or `drain_ended`.
     pub kind: String,
     pub detail: String,
 }
@@ -278,6 +289,15 @@ impl Summary {
                     m.delivered_per_s,
                     m.lost,
                     m.duplicated
+                );
+            }
+            Kind::File => {
+                let m = &self.messages;
+                let name = c.traffic.as_ref().map_or("", |t| t.name.as_str());
+                let _ = write!(
+                    s,
+                    " \"{name}\" {}x{}: sent {:.0}/s delivered {:.0}/s lost {} dup {} reorder {}",
+                    c.pubs, c.subs, m.sent_per_s, m.delivered_per_s, m.lost, m.duplicated, m.out_of_order
                 );
             }
             _ => {
@@ -486,12 +506,13 @@ pub fn write_files(dir: &Path, summary: &Summary, hists: &Histograms) -> anyhow:
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cli::Args;
     use clap::Parser;
 
-    fn summary() -> (Summary, Histograms) {
+    /// A summary of a made-up `pairs --n 2 --qos 1` run and its histograms.
+    pub(crate) fn summary() -> (Summary, Histograms) {
         let args = Args::try_parse_from(["ringmq-loadgen", "pairs", "--n", "2", "--qos", "1"]).unwrap();
         let cfg = RunConfig::from_args(&args, vec!["ringmq-loadgen".into(), "pairs".into()]).unwrap();
         let mut hists = Histograms::default();

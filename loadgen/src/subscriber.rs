@@ -35,6 +35,8 @@ pub struct SubState {
     subscribe_sent_ns: u64,
     suback: Option<Result<(), String>>,
     retained_got: u64,
+    /// The QoS to subscribe with; the run's `--qos` unless a scenario file says.
+    qos: Option<u8>,
 }
 
 impl SubState {
@@ -52,7 +54,14 @@ impl SubState {
             subscribe_sent_ns: 0,
             suback: None,
             retained_got: 0,
+            qos: None,
         }
+    }
+
+    /// Subscribes with `qos` (a scenario file's group) instead of the run's `--qos`.
+    pub fn with_qos(mut self, qos: u8) -> Self {
+        self.qos = Some(qos);
+        self
     }
 
     /// Adds this subscriber's per-publisher results to the thread's.
@@ -105,10 +114,11 @@ async fn subscribe(ctx: &RoleCtx, client: &Client, state: &RefCell<SubState>) ->
         let mut s = client.borrow_mut();
         let mut sub = state.borrow_mut();
         let filter = sub.filter.clone();
+        let qos = QoS::try_from(sub.qos.unwrap_or(ctx.cfg.qos)).expect("validated QoS");
         sub.subscribe_sent_ns = now_ns();
         let p = Packet::Subscribe(Subscribe {
             packet_id: SUBSCRIBE_PACKET_ID,
-            filters: vec![(ByteStr::from(filter), SubscriptionOptions::qos(ctx.cfg.qos()))],
+            filters: vec![(ByteStr::from(filter), SubscriptionOptions::qos(qos))],
             properties: None,
         });
         s.queue(&p);
@@ -152,7 +162,7 @@ impl SubState {
         self.suback = Some(match a.reasons.first() {
             Some(r) if r.is_error() => Err(format!("SUBACK refused {} (reason 0x{:02x})", self.filter, r.0)),
             Some(r) => {
-                if r.0 < ctx.cfg.qos {
+                if r.0 < self.qos.unwrap_or(ctx.cfg.qos) {
                     stats.counters.subscribe_downgraded += 1;
                 }
                 Ok(())

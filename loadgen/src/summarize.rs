@@ -190,16 +190,24 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
         exit_code = EXIT_RUN_FAILED;
     }
     if ran && cfg.scenario != Kind::Conn {
-        if cfg.qos > 0 && lost > 0 {
-            problems.push(format!("QoS {}: {lost} message(s) lost", cfg.qos));
+        // Each publisher's deliveries are judged at their QoS (the lower of the publisher's
+        // and its subscribers'): the same as --qos for the built-in scenarios.
+        let at = |keep: fn(u8) -> bool, f: fn(&PublisherRow) -> u64| -> u64 {
+            per_publisher.iter().zip(&plan.delivery_qos).filter(|(_, &q)| keep(q)).map(|(r, _)| f(r)).sum()
+        };
+        let (lost_guaranteed, lost_qos0) = (at(|q| q > 0, |r| r.lost), at(|q| q == 0, |r| r.lost));
+        let duplicated_qos2 = at(|q| q == 2, |r| r.duplicated);
+        let label = if cfg.traffic.is_some() { "QoS 1/2".to_string() } else { format!("QoS {}", cfg.qos) };
+        if lost_guaranteed > 0 {
+            problems.push(format!("{label}: {lost_guaranteed} message(s) lost"));
             exit_code = exit_code.max(EXIT_DELIVERY_FAILED);
         }
-        if cfg.qos == 2 && counters.duplicates > 0 {
-            problems.push(format!("QoS 2: {} message(s) delivered twice", counters.duplicates));
+        if duplicated_qos2 > 0 {
+            problems.push(format!("QoS 2: {duplicated_qos2} message(s) delivered twice"));
             exit_code = exit_code.max(EXIT_DELIVERY_FAILED);
         }
-        if cfg.qos == 0 && lost > 0 {
-            warnings.push(format!("QoS 0: {lost} message(s) lost (allowed at QoS 0)"));
+        if lost_qos0 > 0 {
+            warnings.push(format!("QoS 0: {lost_qos0} message(s) lost (allowed at QoS 0)"));
         }
     }
     // Loss diagnosis: a subscriber outside a shared group is owed every message of the

@@ -162,10 +162,13 @@ async fn control(t: Rc<ThreadCtx>) {
         if ph >= phase::RUN && !ctx.run.is_set() {
             let times = shared.times();
             ctx.times.set(times);
-            if let Some(rate) = ctx.cfg.rate_per_pub {
+            if ctx.cfg.rate_per_pub.is_some() {
                 let pubs = ctx.cfg.pubs;
-                *ctx.schedules.borrow_mut() =
-                    (0..pubs).map(|p| Schedule::new(times.start_ns, rate, p, pubs)).collect();
+                *ctx.schedules.borrow_mut() = (0..pubs)
+                    .map(|p| {
+                        Schedule::new(times.start_ns, ctx.cfg.publisher_rate(p).expect("open loop"), p, pubs)
+                    })
+                    .collect();
             }
             ctx.run.set();
             next_snapshot = times.start_ns + 1_000_000_000;
@@ -233,8 +236,10 @@ async fn pubsub_client(t: Rc<ThreadCtx>, spec: ClientSpec, role: Role) {
     match role {
         Role::Publisher { id, topic } => {
             let window = ctx.cfg.inflight.min(conn.client.borrow().server_receive_maximum);
-            let state =
-                Rc::new(RefCell::new(PubState::new(id, topic, ctx.cfg.qos(), window, ctx.cfg.size_bytes)));
+            let (size_min, size_max) = ctx.cfg.publisher_sizes(id);
+            let state = Rc::new(RefCell::new(
+                PubState::new(id, topic, ctx.cfg.publisher_qos(id), window, size_max).with_sizes(size_min),
+            ));
             ctx.setup_result(true);
             let role_task = if ctx.cfg.scenario == Kind::Retained {
                 crate::turn::spawn(publisher::run_retained(ctx.clone(), conn.client.clone(), state.clone()))
@@ -244,8 +249,8 @@ async fn pubsub_client(t: Rc<ThreadCtx>, spec: ClientSpec, role: Role) {
             serve(&t, &spec, conn, &state, READ_CHUNK_BYTES).await;
             drop(role_task);
         }
-        Role::Subscriber { filter, expects, group } => {
-            let state = Rc::new(RefCell::new(SubState::new(filter, expects, group)));
+        Role::Subscriber { filter, expects, group, qos } => {
+            let state = Rc::new(RefCell::new(SubState::new(filter, expects, group).with_qos(qos)));
             let role_task =
                 crate::turn::spawn(subscriber::run(ctx.clone(), conn.client.clone(), state.clone()));
             serve(&t, &spec, conn, &state, READ_CHUNK_BYTES).await;

@@ -360,3 +360,60 @@ fn mosquitto_runs_the_same_scenarios_without_loss() {
         assert_delivered(&out, *qos);
     }
 }
+
+/// A scenario file with two publisher groups (QoS 0 with varying sizes, QoS 1), wildcard
+/// subscribers at mixed QoS; the command line's --port and --duration override the file's.
+#[test]
+fn scenario_file_runs_groups_at_their_qos_and_the_flags_override_it() {
+    let broker = TestBroker::start();
+    let file = std::env::temp_dir().join(format!("ringmq-loadgen-scenario-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        r##"
+        name = "mixed"
+        port = 1            # nothing listens there: --port must win
+        duration = "60s"    # --duration must win, or the test takes a minute
+        warmup = "0.2s"
+        drain = "5s"
+        [[publishers]]
+        count = 3
+        topic = "sensors/{i}/t"
+        qos = 0
+        rate = 50
+        size = { min = 20, max = 300 }
+        [[publishers]]
+        count = 2
+        topic = "alarms/{i}"
+        qos = 1
+        rate = 20
+        [[subscribers]]
+        count = 2
+        filter = "sensors/+/t"
+        qos = 1
+        [[subscribers]]
+        count = 1
+        filter = "#"
+        qos = 1
+        "##,
+    )
+    .unwrap();
+    let port = broker.port().to_string();
+    let argv =
+        ["ringmq-loadgen", "run", file.to_str().unwrap(), "--port", &port, "--duration", "1", "--quiet"];
+    let started = Instant::now();
+    let out = ringmq_loadgen::run_argv(argv).unwrap_or_else(|e| panic!("{e:#}"));
+    let _ = std::fs::remove_file(&file);
+    let s = &out.summary;
+    assert!(started.elapsed() < Duration::from_secs(20), "--duration 1 overrides the file's 60 s");
+    assert_counters_agree(s);
+    assert_eq!(out.exit_code, EXIT_OK, "{}: {:?}", s.one_line(), s.status);
+    assert_eq!((s.config.pubs, s.config.subs), (5, 3));
+    // Sensors owe 3 deliveries (two sensor subscribers and the archive), alarms 1.
+    let owed: Vec<u64> = s.per_publisher.iter().map(|r| r.expected / r.sent.max(1)).collect();
+    assert_eq!(owed, [3, 3, 3, 1, 1]);
+    let alarms_lost: u64 = s.per_publisher[3..].iter().map(|r| r.lost).sum();
+    assert_eq!(alarms_lost, 0, "QoS 1 to QoS 1 subscribers: nothing lost");
+    assert!(s.per_publisher[3].sent >= 15, "alarms at 20/s over 1.2 s: {:?}", s.per_publisher[3]);
+    assert!(s.latency_us.contains_key("ack_rtt"), "the QoS 1 group is acknowledged");
+    assert!(s.one_line().contains("\"mixed\" 5x3"), "{}", s.one_line());
+}
