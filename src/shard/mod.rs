@@ -97,12 +97,18 @@ pub struct Broker {
 
 /// Fails with one clear line when io_uring is missing, disabled or too old.
 pub fn check_io_uring() -> anyhow::Result<()> {
+    check_io_uring_for(1, 128)
+}
+
+/// As [`check_io_uring`], with a locked-memory shortfall put in terms of `shards` shards
+/// with `recv_buffers` receive buffers each.
+fn check_io_uring_for(shards: usize, recv_buffers: u16) -> anyhow::Result<()> {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
         if v.trim() == "2" {
             anyhow::bail!("io_uring is disabled on this machine (kernel.io_uring_disabled = 2); ringmq needs io_uring (Linux {MIN_KERNEL} or later)");
         }
     }
-    reactor::probe().map_err(|e| reactor::explain("the io_uring start-up check", &e, 1, 1))?;
+    reactor::probe().map_err(|e| reactor::explain("the io_uring start-up check", &e, shards, recv_buffers))?;
     Ok(())
 }
 
@@ -123,7 +129,7 @@ fn pin_to_cpu(cpu: usize) {
 impl Broker {
     /// Starts the shards and listeners. `port` applies when no listener is configured.
     pub fn start(config: Config, port: u16) -> anyhow::Result<Broker> {
-        check_io_uring()?;
+        check_io_uring_for(config.cores.max(1), config.recv_buffers)?;
         // Every error of every file at once, before a socket is bound.
         let access =
             AccessControl::load(&config).map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;

@@ -483,3 +483,28 @@ fn which(program: &str) -> Result<PathBuf, ()> {
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
         .ok_or(())
 }
+
+#[test]
+fn a_low_locked_memory_limit_is_named_with_the_amount_needed_and_never_panics() {
+    // Root is not held to RLIMIT_MEMLOCK (CAP_IPC_LOCK): run as nobody, where setpriv exists.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && which("setpriv").is_err() {
+        eprintln!("skipped: running as root without setpriv to drop CAP_IPC_LOCK");
+        return;
+    }
+    let demote = if root { "setpriv --reuid=65534 --regid=65534 --clear-groups " } else { "" };
+    for limit_kib in [64, 512] {
+        let script = format!("ulimit -l {limit_kib} && exec {demote}{EXE} --cores 2 --listen 127.0.0.1:0");
+        let out = Command::new("sh").args(["-c", &script]).stdin(Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "ulimit -l {limit_kib}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "(RLIMIT_MEMLOCK, `ulimit -l`) is {limit_kib} KiB and 2 shard(s) need about"
+            )) && stderr.contains("LimitMEMLOCK=infinity"),
+            "ulimit -l {limit_kib}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -62,23 +62,26 @@ fn builder() -> io_uring::Builder {
 #[error("{0}")]
 pub struct SetupError(pub String);
 
-/// Locked memory one shard's ring and buffer ring take (what the kernel charges to
-/// RLIMIT_MEMLOCK for a user without CAP_IPC_LOCK): the submission entries (64 bytes)
-/// and their index array (4), the completion entries (16), the rings' headers, and the
-/// provided-buffer ring's descriptors (16 bytes per buffer), each rounded up to pages.
-pub fn memlock_bytes_per_shard(recv_buffers: u16) -> u64 {
-    const PAGE: u64 = 4096;
-    let pages = |bytes: u64| bytes.div_ceil(PAGE) * PAGE;
-    let sq = pages(u64::from(SQ_ENTRIES) * 64);
-    let rings = pages(u64::from(SQ_ENTRIES) * 4 + u64::from(CQ_ENTRIES) * 16 + 2 * PAGE);
-    sq + rings + pages(u64::from(recv_buffers) * 16)
+/// Locked memory (KiB) one shard's rings take, as the kernel charges RLIMIT_MEMLOCK to a
+/// user without CAP_IPC_LOCK. Measured on Linux 6.18 (4 KiB pages, 128 receive buffers):
+/// the least `ulimit -l` that started 1, 2 and 4 shards was 704, 960 and 1,792 KiB, about
+/// 416 KiB a shard plus up to 300 KiB for the start-up probe's ring, which the kernel
+/// releases asynchronously. Rounded up, as the kernel rounds its allocations.
+const MEMLOCK_KIB_PER_SHARD: u64 = 448;
+const MEMLOCK_KIB_PROBE: u64 = 320;
+
+/// About how much locked memory (KiB) `shards` shards need: their rings, the
+/// provided-buffer rings' descriptors (16 bytes per buffer), and the probe's ring.
+pub fn memlock_kib_needed(shards: usize, recv_buffers: u16) -> u64 {
+    let per_shard = MEMLOCK_KIB_PER_SHARD + (u64::from(recv_buffers) * 16).div_ceil(1024);
+    per_shard * shards as u64 + MEMLOCK_KIB_PROBE
 }
 
 /// Names the cause of a failed io_uring set-up (`what`: which step) for `shards` shards.
 pub fn explain(what: &str, e: &std::io::Error, shards: usize, recv_buffers: u16) -> SetupError {
     let cause = match e.raw_os_error() {
         Some(libc::ENOMEM) => {
-            let need_kib = memlock_bytes_per_shard(recv_buffers) * shards as u64 / 1024 + 64;
+            let need_kib = memlock_kib_needed(shards, recv_buffers);
             let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
             // SAFETY: getrlimit fills the struct it is given.
             unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
