@@ -8,6 +8,9 @@
 #
 #   scripts/callgrind-hot.sh --out DIR NAME=BIN [NAME=BIN ...]
 #
+# BIN may carry arguments ("NAME=target/release/ringmq -c acl.conf"), to compare one build
+# under two configurations (scripts/acl-ab.sh does).
+#
 # Writes DIR/NAME-CASE.callgrind (callgrind's output) and DIR/callgrind.md (the totals,
 # and per delivered message). Needs valgrind. Bounded: about 20 s per build and case.
 set -euo pipefail
@@ -47,7 +50,8 @@ for case in fanout50-q0-400hz fanout50-q1-400hz pairs10-q0-200hz pairs10-q1-200h
         port=$((port + 1))
         cg="$out/$name-$case.callgrind"
         rm -f "$cg" "$cg".*
-        taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$cg" "$bin" --listen "127.0.0.1:$port" \
+        read -ra cmd <<<"$bin"
+        taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$cg" "${cmd[@]}" --listen "127.0.0.1:$port" \
             >"$out/$name-$case.broker.log" 2>&1 &
         vpid=$!
         sleep 6

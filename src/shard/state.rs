@@ -246,6 +246,9 @@ impl Shard {
         let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener);
         let access = self.access.any_files().then(|| {
             let acl = self.access.listener(listener).acl_for(username.as_deref(), &client_id);
+            if let Some(notice) = acl.as_ref().and_then(|a| a.notice()) {
+                crate::log!(Notice, "{}", notice);
+            }
             Box::new(ClientAccess::new(listener, username.clone(), acl))
         });
         let (v, now) = (connect.version, self.plane.now_ms);

@@ -499,3 +499,42 @@ mod scram {
         );
     }
 }
+
+#[test]
+fn a_reload_applies_new_password_and_acl_files_to_new_and_connected_clients() {
+    let dir = Scratch::new();
+    let passwords = dir.passwords(&[("alice", "a"), ("bob", "b")]);
+    let acl = dir.file("acl", "user alice\ntopic read a/#\nuser bob\ntopic readwrite #\n");
+    let config = |c: &mut Config| {
+        c.security.allow_anonymous = Some(false);
+        c.security.password_file = Some(passwords.clone());
+        c.security.acl_file = Some(acl.clone());
+    };
+    let broker = TestBroker::start_with(config);
+    let v = ProtocolVersion::V5;
+    let mut reader = alice(&broker, "reload-reader", v);
+    reader.subscribe_ok(&[("#", QoS::AtLeastOnce)]);
+    let mut feeder = bob(&broker, "reload-feeder", v);
+    feeder.publish("a/1", b"before", QoS::AtLeastOnce, false);
+    assert_eq!(&*reader.expect_publish(IO_TIMEOUT).topic, "a/1");
+
+    // alice may now read b/ instead of a/, and carol exists.
+    std::fs::write(&acl, "user alice\ntopic read b/#\nuser bob\ntopic readwrite #\n").unwrap();
+    dir.passwords(&[("alice", "a"), ("bob", "b"), ("carol", "c")]);
+    let mut reloaded = Config::default();
+    config(&mut reloaded);
+    broker.broker().reload_access(&reloaded);
+
+    // Each shard takes the new files at its next turn, before it handles what woke it.
+    Raw::connect_ok(broker.addr, Conn::new("reload-carol", v).login("carol", "c"));
+    feeder.publish("a/2", b"after", QoS::AtLeastOnce, false);
+    feeder.publish("b/2", b"after", QoS::AtLeastOnce, false);
+    // In publishing order: b/2 first means a/2 was filtered out.
+    assert_eq!(&*reader.expect_publish(IO_TIMEOUT).topic, "b/2");
+
+    // A file with errors keeps the rules in force.
+    std::fs::write(&acl, "topic sideways x\n").unwrap();
+    broker.broker().reload_access(&reloaded);
+    feeder.publish("b/3", b"still", QoS::AtLeastOnce, false);
+    assert_eq!(&*reader.expect_publish(IO_TIMEOUT).topic, "b/3");
+}
