@@ -131,6 +131,11 @@ fn run() -> anyhow::Result<()> {
     let ready = if cli.daemon { Some(daemonize()?) } else { None };
     block_signals();
     ringmq::log::configure(&config.log);
+    ringmq::log!(Notice, "ringmq version {} starting", env!("CARGO_PKG_VERSION"));
+    match &cli.config {
+        Some(path) => ringmq::log!(Notice, "Config loaded from {}.", path.display()),
+        None => ringmq::log!(Notice, "Using default config."),
+    }
     let pid_file = config.pid_file.clone();
     if let Some(path) = &pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))

@@ -19,8 +19,15 @@ pub(crate) struct BrokerProcess {
 
 impl BrokerProcess {
     pub(crate) fn spawn(args: &[&str]) -> BrokerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringmq"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ringmq"));
+        command.args(args);
+        BrokerProcess::spawn_command(command)
+    }
+
+    /// As [`BrokerProcess::spawn`], for a command that runs `ringmq` in the end (a shell
+    /// that sets limits first, say).
+    pub(crate) fn spawn_command(mut command: Command) -> BrokerProcess {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

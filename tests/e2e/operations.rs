@@ -508,3 +508,25 @@ fn a_low_locked_memory_limit_is_named_with_the_amount_needed_and_never_panics() 
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn accept_failures_at_the_open_file_limit_are_logged_once_per_episode() {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &format!("ulimit -n 48 && exec {EXE} --cores 1 --listen 127.0.0.1:0")]);
+    let mut broker = BrokerProcess::spawn_command(sh);
+    broker.wait_for_line("running with 1 shard(s)", IO_TIMEOUT);
+    // More connections than descriptors: the rest wait in the listen backlog while every
+    // accept fails with EMFILE, for long enough to be retried many times.
+    let clients: Vec<std::net::TcpStream> =
+        (0..80).map(|_| std::net::TcpStream::connect(broker.addr).unwrap()).collect();
+    broker.wait_for_line("Error accepting a connection: Too many open files", IO_TIMEOUT);
+    std::thread::sleep(Duration::from_millis(600));
+    drop(clients);
+    let again = broker.wait_for_line("Accepting connections again, after ", Duration::from_secs(15));
+    let failed: u64 = again.split("after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(failed >= 2, "the pause is retried, and the retries counted: {again}");
+    let errors = broker.log().iter().filter(|l| l.contains("Error accepting a connection")).count();
+    assert_eq!(errors, 1, "one line for the episode: {:#?}", broker.log());
+    let mut c = Raw::client(broker.addr, "after-emfile", V5);
+    c.ping();
+}
