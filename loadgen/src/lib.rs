@@ -26,6 +26,11 @@
 //! - [`procfs`]: CPU time and memory from /proc, and the machine's description.
 //! - [`report`], [`hgrm`], [`plot`], [`progress`]: summary.json, `.hgrm` files,
 //!   report.md, latency.svg, the one-line summary and the live progress line.
+//! - [`loss`]: the identities the counters must satisfy, and the likely causes of loss.
+//! - [`traffic`]: scenario files (`run FILE`): groups of publishers and subscribers.
+//! - [`matrix`]: `scripts/bench.sh`'s matrix, defined once (`matrix`).
+//! - [`bench_report`], [`bench_setup`], [`bench_plots`], [`bench_read`], [`bench_fmt`]:
+//!   the comparison report of a bench.sh results directory (`report DIR`).
 
 pub mod bench_fmt;
 pub mod bench_plots;
