@@ -452,3 +452,32 @@ fn resumed_session_resends_no_more_than_the_new_receive_maximum_v5() {
     assert!(ack.session_present);
     read_qos2_within_window(&mut c, 6, 1, 1);
 }
+
+// --- 10. Receive Maximum in CONNACK -----------------------------------------------------------
+
+/// Mosquitto advertises its `max_inflight_messages` (20) as Receive Maximum; ringmq's
+/// inbound window is `receive_maximum`, 65,535 by default, which is the value the absent
+/// property means (5.0 section 3.2.2.3.3), so nothing is advertised. Measured in
+/// results/2026-12-08-vm-2cpu-receive-maximum: a window of 20 costs pipelining publishers
+/// throughput and buys no protection (see the README's options). Configured lower, it is
+/// advertised and enforced (DISCONNECT 0x93 for one QoS 2 PUBLISH too many).
+#[test]
+fn receive_maximum_is_advertised_only_when_configured_below_65535_v5() {
+    let b = TestBroker::start();
+    let (_, ack) = Raw::connect_ok(b.addr, Conn::new("rm-default", V5));
+    assert_eq!(ack.properties.as_ref().and_then(|p| p.receive_maximum), None, "{ack:?}");
+
+    let b = TestBroker::start_with(|c| c.receive_maximum = 2);
+    let (mut c, ack) = Raw::connect_ok(b.addr, Conn::new("rm-two", V5));
+    assert_eq!(ack.properties.as_ref().and_then(|p| p.receive_maximum), Some(2), "{ack:?}");
+    for id in 1..=3 {
+        c.send(&publish_packet("rm/in", b"x", Q2, false, id, None));
+    }
+    let before = c.expect_closed(IO_TIMEOUT);
+    let recs = before.iter().filter(|p| matches!(p, Packet::PubRec(_))).count();
+    assert_eq!(recs, 2, "{before:?}");
+    assert!(
+        matches!(before.last(), Some(Packet::Disconnect(d)) if d.reason == ReasonCode::RECEIVE_MAXIMUM_EXCEEDED),
+        "{before:?}"
+    );
+}
