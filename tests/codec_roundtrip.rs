@@ -286,7 +286,9 @@ fn connack(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
     } else {
         (0u8..=5).prop_map(ReasonCode::from_v3_connack).boxed()
     };
-    (any::<bool>(), code, properties(v, PropertyContext::ConnAck)).prop_map(
+    // MQTT 3.1 has no Session Present flag: that byte is reserved and 0 (3.1 section 3.2).
+    let session_present = if v == V3_1 { Just(false).boxed() } else { any::<bool>().boxed() };
+    (session_present, code, properties(v, PropertyContext::ConnAck)).prop_map(
         |(session_present, code, properties)| Packet::ConnAck(ConnAck { session_present, code, properties }),
     )
 }
