@@ -39,7 +39,10 @@ impl ConnAck {
         if !r.is_empty() {
             return Err(DecodeError::TrailingBytes);
         }
-        Ok(ConnAck { session_present: flags & 1 != 0, code, properties })
+        // 3.1 has no Session Present flag (3.1 section 3.2): its bit is read as 0, so that
+        // what is decoded encodes back to the same bytes.
+        let session_present = flags & 1 != 0 && version != ProtocolVersion::V3_1;
+        Ok(ConnAck { session_present, code, properties })
     }
 
     pub fn body_len(&self, version: ProtocolVersion) -> usize {
@@ -80,5 +83,8 @@ mod tests {
         // 3.1.1 and 5.0: bit 0 is Session Present (section 3.2.2.2).
         assert_eq!(encoded(ProtocolVersion::V3_1_1), [0x20, 0x02, 0x01, 0x00]);
         assert_eq!(encoded(ProtocolVersion::V5), [0x20, 0x03, 0x01, 0x00, 0x00]);
+        // A 3.1 server that sets the bit anyway is not read as saying anything.
+        let mut r = Reader::new(bytes::Bytes::from_static(&[0x01, 0x00]));
+        assert!(!ConnAck::decode(&mut r, ProtocolVersion::V3_1).unwrap().session_present);
     }
 }
