@@ -20,6 +20,8 @@ pub fn us(v: Option<f64>) -> String {
     match v {
         None => NONE.into(),
         Some(v) if v >= 1e6 => format!("{:.2} s", v / 1e6),
+        Some(v) if v >= 1e5 => format!("{:.0} ms", v / 1e3),
+        Some(v) if v >= 1e4 => format!("{:.1} ms", v / 1e3),
         Some(v) if v >= 1e3 => format!("{:.2} ms", v / 1e3),
         Some(v) if v >= 100.0 => format!("{v:.0} µs"),
         Some(v) => format!("{v:.1} µs"),
@@ -101,6 +103,8 @@ mod tests {
         assert_eq!(si(None), "—");
         assert_eq!(us(Some(85.44)), "85.4 µs");
         assert_eq!(us(Some(2500.0)), "2.50 ms");
+        assert_eq!(us(Some(19_634.0)), "19.6 ms");
+        assert_eq!(us(Some(242_480.0)), "242 ms");
         assert_eq!(ratio(Some(12.8), Some(1.0)), "12.8×");
         assert_eq!(ratio(Some(4.6), Some(1.0)), "4.60×");
         assert_eq!(ratio(Some(1.0), None), "—");

@@ -137,7 +137,12 @@ fn throughput_table(res: &Results, key: &str, sizes: &[usize]) -> Option<String>
                 let runs = res.case_runs(b, &id);
                 let Some(first) = runs.first() else { continue };
                 let f = Figures::of(&runs);
-                let mut row = vec![q.to_string(), matrix::size_label(size), b.clone(), f.runs.to_string()];
+                let mut row = vec![
+                    q.to_string(),
+                    matrix::size_label(size),
+                    broker_name(b).to_string(),
+                    f.runs.to_string(),
+                ];
                 row.extend(f.cells((b != "ringmq").then_some(&base)));
                 let busy = median(runs.iter().map(|r| r.summary.as_ref().map(|s| s.loadgen.busy_max_pct)));
                 let saturated = runs.iter().any(|r| r.summary.as_ref().is_some_and(|s| s.loadgen.saturated));
@@ -173,7 +178,7 @@ fn rounds_table(res: &Results, kind: RunKind, qos: Option<u8>) -> Option<String>
             continue;
         }
         let f = Figures::of(&runs);
-        let mut row = vec![b.clone(), f.runs.to_string()];
+        let mut row = vec![broker_name(b).to_string(), f.runs.to_string()];
         row.extend(f.cells((b != "ringmq").then_some(&base)));
         row.push(fmt::us(median(runs.iter().map(|r| r.latency("e2e_corrected", "p99_9")))));
         row.push(fmt::us(median(runs.iter().map(|r| r.latency("e2e", "p99")))));
@@ -204,7 +209,7 @@ fn conn_table(res: &Results) -> Option<String> {
         for r in res.of(b, RunKind::Conn) {
             let Some(s) = &r.summary else {
                 rows.push(vec![
-                    b.clone(),
+                    broker_name(b).to_string(),
                     r.id.clone(),
                     NONE.into(),
                     NONE.into(),
@@ -217,7 +222,7 @@ fn conn_table(res: &Results) -> Option<String> {
             let rss = s.broker.as_ref().and_then(|x| x.rss_bytes_per_connection);
             let ratio = if b == "ringmq" { NONE.into() } else { fmt::ratio(rss, base_of(&r.id)) };
             rows.push(vec![
-                b.clone(),
+                broker_name(b).to_string(),
                 format!(
                     "{} of {}",
                     fmt::int(Some(s.connections.connected)),
@@ -374,7 +379,7 @@ pub fn build_report(res: &Results, plots: &crate::bench_plots::Plots) -> String 
 pub fn replace_headline(text: &str, headline: &str) -> Option<String> {
     let a = text.find(README_START)? + README_START.len();
     let b = text.find(README_END)?;
-    (a <= b).then(|| format!("{}\n{headline}\n{}", &text[..a], &text[b..]))
+    (a <= b).then(|| format!("{}\n{}\n{}", &text[..a], headline.trim_end(), &text[b..]))
 }
 
 /// Writes report.md, headline.md and the plots; with `index`, rewrites the results

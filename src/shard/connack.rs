@@ -3,7 +3,7 @@
 //! keep, the keepalive to enforce. The registry round trip is the control plane's.
 
 use crate::config::{Config, PROTOCOL_MAX_PACKET_BYTES};
-use crate::protocol::{ByteStr, Connect, Properties, ProtocolVersion, ReasonCode};
+use crate::protocol::{ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::session::{Limits, Message, Origin, PublisherKey};
 use std::sync::Arc;
 
@@ -55,6 +55,23 @@ pub fn check_connect(cfg: &Config, connect: &Connect, assign_id: impl FnOnce() -
     // A copy of its own: a slice would keep the whole read buffer the CONNECT arrived in
     // alive for as long as the session lives.
     ConnectDecision::Register { client_id: ByteStr::from(connect.client_id.as_str()), assigned: false }
+}
+
+/// Whether a CONNACK fits the client's Maximum Packet Size, which counts the whole
+/// packet (5.0 section 3.1.2.11.4): the server must not send a larger one (5.0
+/// [MQTT-3.1.2-24]). Mosquitto checks too, but leaves out the fixed header's first byte.
+pub fn fits_client(connect: &Connect, ack: ConnAck) -> bool {
+    let Some(max) = connect.properties.as_ref().and_then(|p| p.maximum_packet_size) else {
+        return true;
+    };
+    let mut bytes = bytes::BytesMut::new();
+    Packet::ConnAck(ack).encode(connect.version, &mut bytes);
+    bytes.len() <= max as usize
+}
+
+/// Whether the CONNACK refusing a CONNECT with `code` fits the client's Maximum Packet Size.
+pub fn refusal_fits(connect: &Connect, code: ReasonCode) -> bool {
+    fits_client(connect, ConnAck { session_present: false, code, properties: None })
 }
 
 /// The Session Expiry Interval the session gets, in seconds (`u32::MAX`: never).
@@ -143,5 +160,35 @@ pub fn mosquitto_protocol_number(v: ProtocolVersion) -> u8 {
         ProtocolVersion::V3_1 => 1,
         ProtocolVersion::V3_1_1 => 2,
         ProtocolVersion::V5 => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(version: ProtocolVersion, maximum_packet_size: Option<u32>) -> Connect {
+        let properties = maximum_packet_size
+            .map(|m| Box::new(Properties { maximum_packet_size: Some(m), ..Default::default() }));
+        Connect {
+            version,
+            clean_start: true,
+            keep_alive_secs: 0,
+            client_id: ByteStr::from("c"),
+            will: None,
+            username: None,
+            password: None,
+            properties,
+        }
+    }
+
+    #[test]
+    fn a_connack_fits_a_maximum_packet_size_counted_over_the_whole_packet() {
+        let refused = ReasonCode::NOT_AUTHORIZED;
+        // 20 03 00 87 00: five bytes, the fixed header included (5.0 section 3.1.2.11.4).
+        assert!(refusal_fits(&connect(ProtocolVersion::V5, Some(5)), refused));
+        assert!(!refusal_fits(&connect(ProtocolVersion::V5, Some(4)), refused));
+        assert!(refusal_fits(&connect(ProtocolVersion::V5, None), refused));
+        assert!(refusal_fits(&connect(ProtocolVersion::V3_1_1, None), refused));
     }
 }

@@ -156,6 +156,11 @@ impl Shard {
             })
         };
         match decision {
+            // A refusal is a CONNACK too: not sent when it does not fit either.
+            ConnectDecision::Refuse(code) if !connack::refusal_fits(connect, code) => {
+                self.drop_connect(conn);
+                None
+            }
             ConnectDecision::Refuse(reason) => {
                 self.refuse_connect(conn, connect.version, reason);
                 None
@@ -188,15 +193,13 @@ impl Shard {
     /// Asked before the client id is registered, so a client that could not be told it is
     /// connected takes no session over.
     fn connack_fits(&self, connect: &Connect, assigned: Option<&ByteStr>) -> bool {
-        let Some(max) = connect.properties.as_ref().and_then(|p| p.maximum_packet_size) else {
+        if connect.properties.as_ref().and_then(|p| p.maximum_packet_size).is_none() {
             return true;
-        };
+        }
         let limits = self.plane.sessions.limits();
         let properties = connack::connack_properties(&self.plane.shared.config, &limits, connect, assigned);
-        let mut connack = bytes::BytesMut::new();
-        Packet::ConnAck(ConnAck { session_present: true, code: ReasonCode::SUCCESS, properties })
-            .encode(connect.version, &mut connack);
-        connack.len() <= max as usize
+        let ack = ConnAck { session_present: true, code: ReasonCode::SUCCESS, properties };
+        connack::fits_client(connect, ack)
     }
 
     /// Closes a connection whose CONNACK would not fit its client's Maximum Packet Size,

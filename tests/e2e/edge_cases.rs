@@ -366,6 +366,24 @@ fn connack_larger_than_the_client_maximum_packet_size_is_not_sent_v5() {
     assert_eq!(fitting.properties, ack.properties);
 }
 
+/// A refusal is a CONNACK too (5 bytes in 5.0 with no properties): not sent when the
+/// client allows less.
+#[test]
+fn refusing_connack_larger_than_the_client_maximum_packet_size_is_not_sent_v5() {
+    let b = TestBroker::start_with(|c| c.retain_available = false);
+    let refused = |max: u32| {
+        Conn::new("mps-refused", V5)
+            .will("w/t", "x", Q0, true)
+            .props(props(|p| p.maximum_packet_size = Some(max)))
+    };
+    let mut c = Raw::open(b.addr, V5);
+    c.send(&refused(4).packet());
+    assert!(c.expect_closed(IO_TIMEOUT).is_empty());
+    let (mut c, ack) = Raw::connect(b.addr, refused(5));
+    assert_eq!(ack.code, ReasonCode::RETAIN_NOT_SUPPORTED);
+    c.expect_closed(IO_TIMEOUT);
+}
+
 // --- 11. QoS 2 to a client with a Receive Maximum of 1 or 2 -----------------------------------
 
 /// Reads `n` QoS 2 messages `m0`.. as a client with Receive Maximum `window` would,
