@@ -26,6 +26,25 @@ MQTT 5 cases (QoS 1, same warm-up):
   user-properties   user properties (repeated keys, non-ASCII), content type and payload
                     format indicator arrive unchanged and in order.
 
+Access control, with a password file and an ACL (scripts/interop.sh's secured phase):
+
+    interop_paho.py --port PORT --protocol 311|5 --case secured \
+        --writer USER:PASSWORD --reader USER:PASSWORD [--timeout SECS]
+
+The ACL gives the writer `readwrite secure/#` and `write private/#`, the reader
+`read secure/#` and `write secure/reader/#`; anonymous clients are refused. Checks, at the
+protocol given:
+  - the writer's name with a wrong password, and no user name at all, are refused: CONNACK
+    5 (3.1.1, read off the wire through Paho's log) or 0x87 Not authorized (5.0);
+  - the reader's one SUBSCRIBE for `private/RUN/x` (never readable) and `#` (partly
+    readable) gets SUBACK [0x80 (3.1.1) or 0x87 (5.0), 1];
+  - deliveries through `#` are filtered: the writer's `private/RUN/x` never reaches the
+    reader, its `secure/RUN/ok` does;
+  - the reader's QoS 1 PUBLISH to `secure/RUN/ro` (read only) and the writer's to
+    `$SYS/RUN` are acknowledged and dropped at 3.1.1, refused with PUBACK 0x87 at 5.0,
+    and neither is delivered (the reader's own `secure/reader/RUN` marker, sent after
+    them, arrives alone).
+
 Prints one PASS or FAIL line and exits 0 on PASS. Every wait is bounded by --timeout.
 """
 
@@ -52,10 +71,14 @@ def main() -> int:
     ap.add_argument("--qos", type=int, choices=[0, 1, 2], default=1)
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=20.0)
-    ap.add_argument("--case", choices=["roundtrip"] + V5_CASES, default="roundtrip")
+    ap.add_argument("--case", choices=["roundtrip", "secured"] + V5_CASES, default="roundtrip")
+    ap.add_argument("--writer", help="USER:PASSWORD (--case secured)")
+    ap.add_argument("--reader", help="USER:PASSWORD (--case secured)")
     args = ap.parse_args()
     if args.case == "roundtrip":
         return roundtrip(args)
+    if args.case == "secured":
+        return secured(args)
     label = f"paho v5 {args.case}"
     if args.protocol != "5":
         print(f"FAIL {label}: an MQTT 5 case needs --protocol 5")
@@ -177,6 +200,162 @@ def roundtrip(args) -> int:
                 c.loop_stop()
             except Exception:
                 pass
+
+
+def secured(args) -> int:
+    v5 = args.protocol == "5"
+    label = f"paho v{args.protocol} secured"
+    if not args.writer or not args.reader:
+        print(f"FAIL {label}: --case secured needs --writer and --reader USER:PASSWORD")
+        return 1
+    deadline = time.monotonic() + args.timeout
+    protocol = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+    refused_sub = 0x87 if v5 else 0x80
+    run = uuid.uuid4().hex[:8]
+    writer_name, writer_pw = args.writer.split(":", 1)
+    reader_name, reader_pw = args.reader.split(":", 1)
+    clients = []
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    def wait(cond, what: str):
+        while True:
+            v = cond()
+            if v:
+                return v
+            if left() == 0:
+                raise TimeoutError(what)
+            time.sleep(0.01)
+
+    class Conn:
+        """One Paho client: its CONNACK (the code on the wire), SUBACKs, acks, messages."""
+
+        def __init__(self, name, user=None, password=None):
+            self.name = name
+            self.lock = threading.Lock()
+            self.connack = None  # 3.1.1: the return code; 5.0: the reason code's value
+            self.subacks, self.acks, self.messages = {}, {}, []
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-{name}-{run}", protocol=protocol,
+                            reconnect_on_failure=False)
+            if user is not None:
+                c.username_pw_set(user, password)
+            c.on_connect = self._on_connect
+            c.on_log = self._on_log
+            c.on_subscribe = self._on_subscribe
+            c.on_publish = self._on_publish
+            c.on_message = self._on_message
+            self.client = c
+            clients.append(self)
+
+        def _on_log(self, client, userdata, level, buf):
+            # Paho 2 maps a 3.1.1 return code to a 5.0 reason code in on_connect; its log
+            # line has the byte the broker sent.
+            if not v5 and buf.startswith("Received CONNACK ("):
+                self.connack = int(buf.rstrip(")").split(",")[-1])
+
+        def _on_connect(self, client, userdata, flags, reason_code, properties):
+            if v5:
+                self.connack = reason_code.value
+
+        def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+            with self.lock:
+                self.subacks[mid] = [int(getattr(r, "value", r)) for r in reason_codes]
+
+        def _on_publish(self, client, userdata, mid, reason_code, properties):
+            with self.lock:
+                self.acks[mid] = int(getattr(reason_code, "value", reason_code))
+
+        def _on_message(self, client, userdata, msg):
+            with self.lock:
+                self.messages.append(msg.topic)
+
+        def connect(self):
+            if v5:
+                self.client.connect(args.host, args.port, keepalive=30, clean_start=True)
+            else:
+                self.client.connect(args.host, args.port, keepalive=30)
+            self.client.loop_start()
+            wait(lambda: self.connack is not None, f"{self.name}: no CONNACK")
+            return self.connack
+
+        def subscribe(self, filters):
+            _, mid = self.client.subscribe([(f, 1) for f in filters])
+            return wait(lambda: self.subacks.get(mid), f"{self.name}: no SUBACK")
+
+        def publish(self, topic, payload):
+            info = self.client.publish(topic, payload, qos=1)
+            return wait(lambda: self.acks.get(info.mid, -1) + 1, f"{self.name}: no PUBACK for {topic}") - 1
+
+        def got(self):
+            with self.lock:
+                return list(self.messages)
+
+    def close_all():
+        for c in clients:
+            try:
+                c.client.disconnect()
+                c.client.loop_stop()
+            except Exception:
+                pass
+
+    def fail(why: str) -> int:
+        print(f"FAIL {label}: {why}")
+        return 1
+
+    refused_connack = 0x87 if v5 else 5
+    try:
+        bad = Conn("bad-password", writer_name, writer_pw + "-wrong").connect()
+        if bad != refused_connack:
+            return fail(f"a wrong password got CONNACK {bad:#x}, want {refused_connack:#x}")
+        anon = Conn("anonymous").connect()
+        if anon != refused_connack:
+            return fail(f"no user name got CONNACK {anon:#x}, want {refused_connack:#x}")
+
+        reader = Conn("reader", reader_name, reader_pw)
+        if (rc := reader.connect()) != 0:
+            return fail(f"the reader's right password got CONNACK {rc:#x}")
+        granted = reader.subscribe([f"private/{run}/x", "#"])
+        if granted != [refused_sub, 1]:
+            return fail(f"SUBACK for [private/{run}/x, #] was {granted}, want [{refused_sub:#x}, 1]")
+        writer = Conn("writer", writer_name, writer_pw)
+        if (rc := writer.connect()) != 0:
+            return fail(f"the writer's right password got CONNACK {rc:#x}")
+
+        # Warm-ups until the reader's `#` sees the writer's messages on every shard.
+        warm = f"secure/{run}/warm"
+        while warm not in reader.got():
+            if left() == 0:
+                return fail("no warm-up message reached the reader's #")
+            writer.client.publish(warm, WARM_UP, qos=0)
+            time.sleep(0.02)
+
+        # Deliveries through `#`: what the reader may not read is filtered out.
+        for topic in (f"private/{run}/x", f"secure/{run}/ok"):
+            if (rc := writer.publish(topic, b"from the writer")) != 0:
+                return fail(f"the writer's PUBLISH to {topic} got PUBACK {rc:#x}, want 0")
+        wait(lambda: f"secure/{run}/ok" in reader.got(), f"secure/{run}/ok did not reach the reader")
+
+        # Publishes the ACL refuses: 3.1.1 acknowledged and dropped, 5.0 PUBACK 0x87.
+        want_ack = 0x87 if v5 else 0
+        for who, topic in ((reader, f"secure/{run}/ro"), (writer, f"$SYS/{run}")):
+            if (rc := who.publish(topic, b"refused")) != want_ack:
+                return fail(f"the {who.name}'s PUBLISH to {topic} got PUBACK {rc:#x}, want {want_ack:#x}")
+        marker = f"secure/reader/{run}"
+        if (rc := reader.publish(marker, b"marker")) != 0:
+            return fail(f"the reader's PUBLISH to {marker} got PUBACK {rc:#x}, want 0")
+        wait(lambda: marker in reader.got(), f"{marker} did not reach the reader")
+        time.sleep(0.2)
+        got = [t for t in reader.got() if t != warm]
+        if got != [f"secure/{run}/ok", marker]:
+            return fail(f"the reader's # got {got}, want only secure/{run}/ok and {marker}")
+        return print(f"PASS {label}: wrong password and anonymous CONNACK {refused_connack:#x}; "
+                     f"SUBACK [{refused_sub:#x}, 1] for [private/..., #]; # filtered to what the "
+                     f"reader may read; refused PUBLISHes acked with {want_ack:#x} and dropped") or 0
+    except Exception as e:  # a refused connection, a socket error, a paho error
+        return fail(f"{type(e).__name__}: {e}")
+    finally:
+        close_all()
 
 
 def publish_props(**fields) -> Properties:
