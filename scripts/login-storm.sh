@@ -29,7 +29,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$out" ] || { echo "usage: scripts/login-storm.sh --out DIR" >&2; exit 2; }
-cargo build --release -q --bin ringmq -p ringmq-loadgen
+cargo build --release -q -p ringmq --bin ringmq
+cargo build --release -q -p ringmq-loadgen
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 bin=target/release/ringmq
