@@ -634,7 +634,10 @@ done
 # --- phase 2: rounds of the fixed-rate latency run, the fleet runs and the headline reruns ----
 
 lat_base="$lat_scen-q1-64B"
-lat_total="$("$loadgen_bin" report "$out" --slowest-rate "$lat_base")"
+# The slowest broker's closed-loop rate in the latency scenario, read from the summaries
+# through the loadgen's own types; a summary it cannot read is reported on stderr and the
+# fixed fallback below is used.
+lat_total="$("$loadgen_bin" report "$out" --slowest-rate "$lat_base" || echo 0)"
 if [ "$lat_total" -le 0 ]; then
     lat_total=10000
     meta note "no broker finished $lat_base, so the latency run used a fixed 10,000 msg/s"

@@ -227,6 +227,8 @@ pub struct ListenerConfig {
     pub bind_interface: Option<String>,
     /// Where it was defined (`file:line`), for messages about it.
     pub origin: Option<String>,
+    /// TLS, with Mosquitto's per-listener options; off unless a certificate is set.
+    pub tls: TlsOptions,
 }
 
 impl ListenerConfig {
@@ -238,7 +240,42 @@ impl ListenerConfig {
             max_connections: None,
             bind_interface: None,
             origin: None,
+            tls: TlsOptions::default(),
         }
+    }
+}
+
+/// A listener's TLS options, as mosquitto.conf(5) names them; `src/shard/tls/` builds
+/// the rustls configuration from them and refuses what rustls cannot do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsOptions {
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub crlfile: Option<PathBuf>,
+    pub require_certificate: bool,
+    pub use_identity_as_username: bool,
+    pub use_subject_as_username: bool,
+    /// `tls_version`: the oldest version accepted; `None`, TLS 1.2 and 1.3.
+    pub tls_version: Option<TlsVersion>,
+    /// `ciphers`: TLS 1.2 suites, OpenSSL's names separated by colons.
+    pub ciphers: Option<String>,
+    /// `ciphers_tls1.3`: TLS 1.3 suites, their RFC names separated by colons.
+    pub ciphers_tls13: Option<String>,
+}
+
+/// The TLS versions rustls speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsOptions {
+    /// Whether the listener speaks TLS: Mosquitto turns it on with any of its files.
+    pub fn enabled(&self) -> bool {
+        self.certfile.is_some() || self.keyfile.is_some() || self.cafile.is_some() || self.capath.is_some()
     }
 }
 

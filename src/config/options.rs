@@ -5,29 +5,20 @@
 
 use super::parser::{Domain, Parser, Section};
 use super::values::{parse_bool, parse_cpu_list, parse_expiration, parse_num, parse_range};
-use super::{ListenerConfig, LogDest, LogTypes, SecurityOptions, MESH_QUEUE_MAX};
+use super::{ListenerConfig, LogDest, LogTypes, SecurityOptions, TlsOptions, TlsVersion, MESH_QUEUE_MAX};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-/// TLS and pre-shared-key options: issue 14.
-const TLS: &[&str] = &[
-    "cafile",
-    "capath",
-    "certfile",
-    "keyfile",
-    "ciphers",
-    "ciphers_tls1.3",
-    "crlfile",
-    "dhparamfile",
-    "require_certificate",
-    "tls_engine",
-    "tls_engine_kpass_sha1",
-    "tls_keyform",
-    "tls_version",
-    "use_identity_as_username",
-    "use_subject_as_username",
-    "psk_file",
-    "psk_hint",
+/// TLS options rustls has no equivalent for, and why.
+const TLS_REFUSED: &[(&str, &str)] = &[
+    (
+        "dhparamfile",
+        "rustls offers no finite-field Diffie-Hellman suites (ECDHE only), so DH parameters have no use",
+    ),
+    ("tls_engine", "OpenSSL engines do not exist in rustls"),
+    ("tls_engine_kpass_sha1", "OpenSSL engines do not exist in rustls"),
+    ("psk_file", "rustls has no TLS pre-shared-key suites for servers"),
+    ("psk_hint", "rustls has no TLS pre-shared-key suites for servers"),
 ];
 
 /// WebSockets options: issue 14.
@@ -88,6 +79,15 @@ fn only(got: &str, supported: &str, why: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("only '{supported}' is supported: {why}"))
+    }
+}
+
+/// The TLS options of the listener being defined: Mosquitto's TLS options are per
+/// listener, and ringmq does not put TLS on the listener without a `listener` line.
+fn tls_options<'p>(p: &'p mut Parser<'_>) -> Result<&'p mut TlsOptions, String> {
+    match p.current_listener() {
+        Some(l) => Ok(&mut l.tls),
+        None => Err("TLS options belong to a listener: put this after a 'listener' line".into()),
     }
 }
 
@@ -356,7 +356,35 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         "connect_timeout" => c.connect_timeout_secs = parse_range::<u32>(one()?, 1, 86_400)?.into(),
         "shared_subscription_strategy" => c.share_strategy = one()?.parse().map_err(|e| format!("{e}"))?,
 
-        _ if TLS.contains(&option) => return Err("TLS listeners are not supported yet (issue 14)".into()),
+        "certfile" => tls_options(p)?.certfile = Some(PathBuf::from(text()?)),
+        "keyfile" => tls_options(p)?.keyfile = Some(PathBuf::from(text()?)),
+        "cafile" => tls_options(p)?.cafile = Some(PathBuf::from(text()?)),
+        "capath" => tls_options(p)?.capath = Some(PathBuf::from(text()?)),
+        "crlfile" => tls_options(p)?.crlfile = Some(PathBuf::from(text()?)),
+        "require_certificate" => tls_options(p)?.require_certificate = parse_bool(one()?)?,
+        "use_identity_as_username" => tls_options(p)?.use_identity_as_username = parse_bool(one()?)?,
+        "use_subject_as_username" => tls_options(p)?.use_subject_as_username = parse_bool(one()?)?,
+        "tls_version" => {
+            tls_options(p)?.tls_version = Some(match one()? {
+                "tlsv1.3" => TlsVersion::Tls13,
+                "tlsv1.2" => TlsVersion::Tls12,
+                "tlsv1.1" | "tlsv1" => {
+                    return Err("rustls speaks TLS 1.2 and 1.3 only; use tlsv1.2 or tlsv1.3".into())
+                }
+                v => return Err(format!("expected tlsv1.3 or tlsv1.2, got '{v}'")),
+            })
+        }
+        "ciphers" => tls_options(p)?.ciphers = Some(one()?.to_string()),
+        "ciphers_tls1.3" => tls_options(p)?.ciphers_tls13 = Some(one()?.to_string()),
+        "tls_keyform" => {
+            if one()? != "pem" {
+                return Err("only pem: keys in OpenSSL engines do not exist in rustls".into());
+            }
+        }
+        _ if TLS_REFUSED.iter().any(|(o, _)| *o == option) => {
+            let (_, why) = TLS_REFUSED.iter().find(|(o, _)| *o == option).expect("listed");
+            return Err((*why).into());
+        }
         _ if WEBSOCKETS.contains(&option) => {
             return Err("WebSockets listeners are not supported yet (issue 14)".into())
         }

@@ -54,7 +54,7 @@ fn every_error_of_a_file_is_reported_in_one_pass() {
             "ringmq.conf:2: max_keepalive: expected a whole number from 0 to 65535, got '70000'",
             "ringmq.conf:4: frobnicate: unknown option",
             "ringmq.conf:5: log_type: expected one of debug, error, warning, notice, information, subscribe, unsubscribe, websockets, none, all; got 'loud'",
-            "ringmq.conf:6: cafile: TLS listeners are not supported yet (issue 14)",
+            "ringmq.conf:6: cafile: TLS options belong to a listener: put this after a 'listener' line",
         ]
     );
 }
@@ -215,4 +215,43 @@ fn default_listeners_are_loopback_only() {
     let listeners = Config::default().bind_listeners(1883);
     assert_eq!(listeners.len(), 1);
     assert!(listeners[0].addrs.iter().all(|a| a.ip().is_loopback()));
+}
+
+#[test]
+fn tls_options_belong_to_their_listener() {
+    let text = "listener 1883\nlistener 8883\ncertfile /s.crt\nkeyfile /s.key\ncafile /ca.crt\n\
+                require_certificate true\nuse_identity_as_username true\ntls_version tlsv1.3\n\
+                ciphers_tls1.3 TLS_AES_128_GCM_SHA256\ntls_keyform pem\n";
+    let c = load(text).unwrap();
+    assert!(!c.listeners[0].tls.enabled());
+    let tls = &c.listeners[1].tls;
+    assert!(tls.enabled() && tls.require_certificate && tls.use_identity_as_username);
+    assert_eq!(tls.certfile.as_deref(), Some(std::path::Path::new("/s.crt")));
+    assert_eq!(tls.tls_version, Some(super::TlsVersion::Tls13));
+    assert_eq!(tls.ciphers_tls13.as_deref(), Some("TLS_AES_128_GCM_SHA256"));
+}
+
+#[test]
+fn tls_options_rustls_cannot_honour_are_refused_with_the_reason() {
+    let e = errors(
+        "listener 8883\ntls_version tlsv1.1\ndhparamfile /dh.pem\npsk_hint x\ntls_engine pkcs11\ntls_keyform engine\n",
+    );
+    assert_eq!(
+        e[0],
+        "ringmq.conf:2: tls_version: rustls speaks TLS 1.2 and 1.3 only; use tlsv1.2 or tlsv1.3"
+    );
+    assert!(e[1].contains("dhparamfile") && e[1].contains("ECDHE only"), "{e:?}");
+    assert!(e[2].contains("pre-shared-key"), "{e:?}");
+    assert!(e[3].contains("OpenSSL engines"), "{e:?}");
+    assert!(e[4].contains("only pem"), "{e:?}");
+    assert_eq!(e.len(), 5);
+}
+
+#[test]
+fn tls_options_before_any_listener_are_refused() {
+    let e = errors("certfile /s.crt\n");
+    assert_eq!(
+        e,
+        ["ringmq.conf:1: certfile: TLS options belong to a listener: put this after a 'listener' line"]
+    );
 }

@@ -253,6 +253,14 @@ impl Input {
         }
     }
 
+    /// A layer below MQTT (TLS) failed on this connection: its reading side ends, as
+    /// for a socket end, with `why` for the log.
+    pub fn transport_failed(&mut self, shard: &mut Shard, why: &'static str) {
+        if !self.is_ended() {
+            self.on_end(shard, why);
+        }
+    }
+
     /// The CONNECT deadline passed without a CONNECT.
     pub fn connect_timed_out(&mut self, shard: &mut Shard) {
         match self.phase {

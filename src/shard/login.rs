@@ -9,6 +9,7 @@ use super::ids::ConnId;
 use super::plane::Close;
 use super::security::Credentials;
 use super::state::{Registration, Shard};
+use super::tls::IdentitySource;
 use super::verifier::{Verified, VerifyJob};
 use crate::auth::scram::{random_nonce, ScramServer};
 use crate::protocol::{Auth, ByteStr, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
@@ -36,6 +37,10 @@ pub struct Logins {
     pending: HashMap<ConnId, PendingLogin>,
     /// Connected clients in the middle of a SCRAM re-authentication.
     reauthenticating: HashMap<ConnId, Box<ScramServer>>,
+    /// The user names client certificates gave connections still to send CONNECT, on
+    /// listeners with `use_identity_as_username` or `use_subject_as_username` (`None`:
+    /// the certificate names none).
+    tls_identities: HashMap<ConnId, Option<ByteStr>>,
     next_ticket: u64,
 }
 
@@ -75,6 +80,7 @@ impl Logins {
     pub fn forget(&mut self, conn: ConnId) {
         self.pending.remove(&conn);
         self.reauthenticating.remove(&conn);
+        self.tls_identities.remove(&conn);
     }
 }
 
@@ -108,6 +114,9 @@ impl Shard {
         let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener);
         let access = self.access.listener(listener).clone();
         let v = connect.version;
+        if self.plane.shared.tls.identity_source(listener) != IdentitySource::Connect {
+            return self.connect_as_tls_identity(conn, connect, client_id, assigned);
+        }
         let props = connect.properties.as_deref();
         if let Some(method) = props.and_then(|p| p.authentication_method.as_ref()) {
             // Enhanced authentication (MQTT 5 section 4.12): SCRAM-SHA-256 where the
@@ -159,6 +168,31 @@ impl Shard {
                 ConnectStep::Waiting { exchange: false }
             }
         }
+    }
+
+    /// The user name a client certificate gave `conn` (see [`TlsLayer`]), for its CONNECT.
+    ///
+    /// [`TlsLayer`]: super::tls::TlsLayer
+    pub fn set_tls_identity(&mut self, conn: ConnId, username: Option<ByteStr>) {
+        self.logins.tls_identities.insert(conn, username);
+    }
+
+    /// A CONNECT on a listener whose user names come from client certificates: the
+    /// certificate's name replaces the CONNECT's, and no password is checked (the
+    /// certificate proved it), as Mosquitto does; no name refuses it.
+    fn connect_as_tls_identity(
+        &mut self,
+        conn: ConnId,
+        connect: &Connect,
+        client_id: ByteStr,
+        assigned: bool,
+    ) -> ConnectStep {
+        let Some(username) = self.logins.tls_identities.remove(&conn).flatten() else {
+            crate::log!(Notice, "Client {} refused: its certificate gives no user name.", client_id);
+            return self.refuse_not_authorised(conn, connect.version);
+        };
+        let identity = Identity { client_id, assigned, username: Some(username), scram_final: None };
+        ConnectStep::Registered(self.register(conn, connect, identity))
     }
 
     /// The next password check answered for this shard (the connection may have gone:

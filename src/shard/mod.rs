@@ -22,6 +22,8 @@
 //!   `security.rs` holds the password, ACL and SCRAM files per listener behind the handle a
 //!   reload swaps, and each session's ACL (checked on PUBLISH, SUBSCRIBE and delivery);
 //! - `input.rs`: a connection's reading side (CONNECT phase, then decoding);
+//! - `tls/`: TLS listeners, rustls as a layer between a connection's socket and its
+//!   input, each listener's configuration behind the handle a reload swaps;
 //! - `reactor/`: the event loop (`mod.rs`), the ring (`ring.rs`), sockets (`socket.rs`);
 //! - `mesh.rs`, `messages.rs`: the queues between shards and what travels on them;
 //! - `shared.rs`: what the shards share; `clock.rs`, `ids.rs`, `slab.rs`, `bufring.rs`:
@@ -53,6 +55,7 @@ mod shared;
 mod slab;
 mod state;
 mod takeover;
+mod tls;
 mod verifier;
 mod xorshift;
 
@@ -133,6 +136,8 @@ impl Broker {
         // Every error of every file at once, before a socket is bound.
         let access =
             AccessControl::load(&config).map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
+        let tls =
+            tls::TlsConfigs::load(&config).map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
         let shards = config.cores.max(1);
         let default_listeners = config.listeners.is_empty();
         let reactor::Bound { per_shard, addrs, limits } = reactor::bind_all(&config, port, shards)?;
@@ -152,7 +157,9 @@ impl Broker {
         };
         // Password checks get threads of their own even without a password file, which a
         // reload may bring.
-        let shared = Arc::new(Shared::new(config, shards, access, verifier_threads(shards))?);
+        let mut shared = Shared::new(config, shards, access, verifier_threads(shards))?;
+        shared.tls = tls;
+        let shared = Arc::new(shared);
         let mut threads = Vec::with_capacity(shards);
         // Each shard says whether its ring is set up before the broker counts as started,
         // so a failure (RLIMIT_MEMLOCK, most likely) is a start-up error naming its cause.
@@ -211,7 +218,8 @@ impl Broker {
     /// supports. It reloads:
     /// - logging: `log_dest` (files are reopened, for logrotate), `log_type`,
     ///   `log_timestamp`, `log_timestamp_format`, `log_facility`, `connection_messages`;
-    /// - each listener's `max_connections` (listeners matched by their order in the file).
+    /// - each listener's `max_connections` (listeners matched by their order in the file);
+    /// - TLS listeners' certificate, key, CA and CRL files (for connections accepted after).
     ///
     /// It does not change what needs a restart in Mosquitto too (listeners, their
     /// addresses, `user`, `pid_file`), nor ringmq's own start-up shape (`cores`, `cpus`,
@@ -232,6 +240,22 @@ impl Broker {
             limit.set_max(listener.max_connections);
         }
         self.reload_access(config);
+        self.reload_tls(config);
+    }
+
+    /// Re-reads every TLS listener's certificate, key, CA and CRL files; connections
+    /// accepted from then on use them (those connected keep their session). A file that
+    /// does not load keeps the ones loaded before, and every error is logged.
+    pub fn reload_tls(&self, config: &Config) {
+        match tls::TlsConfigs::load(config) {
+            Ok(reloaded) => self.shared.tls.replace(reloaded),
+            Err(errors) => {
+                for e in errors {
+                    crate::log!(Error, "Error: {}", e);
+                }
+                crate::log!(Error, "Error: certificates not reloaded; those loaded before stay in force.");
+            }
+        }
     }
 
     /// Re-reads the password, ACL and SCRAM files; the shards take them at their next

@@ -4,6 +4,7 @@
 use super::clock::Clock;
 use super::mesh::Mesh;
 use super::security::{AccessControl, AccessHandle};
+use super::tls::TlsConfigs;
 use super::verifier::Verifier;
 use crate::config::Config;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -22,6 +23,8 @@ pub struct Shared {
     pub access: AccessHandle,
     /// Where password checks run, off the shards' loops.
     pub verifier: Verifier,
+    /// Each TLS listener's rustls configuration, swapped by a reload.
+    pub tls: TlsConfigs,
 }
 
 impl Shared {
@@ -47,6 +50,7 @@ impl Shared {
             retain_seq: AtomicU64::new(0),
             access: AccessHandle::new(access),
             verifier,
+            tls: TlsConfigs::default(),
         })
     }
 

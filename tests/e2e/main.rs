@@ -15,6 +15,8 @@
 //! - `edge_cases`: protocol edge cases answered as Mosquitto 2.0 does, or as the spec
 //!   decides where it does (issue 20).
 //! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
+//! - `tls`: TLS listeners: 3.1.1 and 5.0 over TLS, client certificates, the
+//!   certificate's name as the user name, stalled handshakes, garbage, reloads.
 //! - `operations`: the executable as Mosquitto users run it: real-world config files,
 //!   reload, signals, pid_file, -d, log destinations, a closed log pipe, a port in use.
 //!
@@ -27,6 +29,7 @@ mod common;
 mod operations;
 mod edge_cases;
 mod scenarios;
+mod tls;
 mod transport;
 mod v311;
 mod v5;

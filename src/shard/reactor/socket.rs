@@ -4,6 +4,7 @@
 use super::super::connections::{ConnId, Connections};
 use super::super::input::Input;
 use super::super::slab::Slab;
+use super::super::tls::TlsLayer;
 use super::bind::ListenerSeat;
 use super::tuning::IDLE_BUFFER_KEEP_BYTES;
 use bytes::BytesMut;
@@ -26,6 +27,9 @@ pub enum Held {
 pub struct Socket {
     pub fd: OwnedFd,
     pub input: Input,
+    /// TLS between the socket and the input, on a TLS listener (boxed: a plain
+    /// connection pays a pointer).
+    pub tls: Option<Box<TlsLayer>>,
     /// The shard's entry for this connection still exists (it goes when both sides end).
     pub attached: bool,
     /// A multishot receive is armed.
@@ -46,10 +50,11 @@ pub struct Socket {
 }
 
 impl Socket {
-    pub fn new(fd: OwnedFd, input: Input, seat: ListenerSeat) -> Self {
+    pub fn new(fd: OwnedFd, input: Input, tls: Option<Box<TlsLayer>>, seat: ListenerSeat) -> Self {
         Socket {
             fd,
             input,
+            tls,
             attached: true,
             recv_armed: false,
             buf: BytesMut::new(),
@@ -95,9 +100,15 @@ pub struct Sockets {
 
 impl Sockets {
     /// A new connection's socket; returns its slot.
-    pub fn insert(&mut self, fd: OwnedFd, input: Input, seat: ListenerSeat) -> u32 {
+    pub fn insert(
+        &mut self,
+        fd: OwnedFd,
+        input: Input,
+        tls: Option<Box<TlsLayer>>,
+        seat: ListenerSeat,
+    ) -> u32 {
         let conn = input.conn as usize;
-        let slot = self.table.insert(Socket::new(fd, input, seat));
+        let slot = self.table.insert(Socket::new(fd, input, tls, seat));
         if self.by_conn.len() <= conn {
             self.by_conn.resize(conn + 1, u32::MAX);
         }
