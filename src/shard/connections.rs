@@ -64,6 +64,9 @@ pub struct Conn {
     pub last_heard_ms: u64,
     /// Whether the client wants Reason Strings (MQTT 5 Request Problem Information).
     pub problem_information: bool,
+    /// The client's Maximum Packet Size (MQTT 5; `usize::MAX` when it set none), which the
+    /// broker's DISCONNECT must fit too.
+    pub max_packet_bytes: usize,
     /// It authenticated with SCRAM (MQTT 5 enhanced authentication), so it may
     /// re-authenticate with AUTH (section 4.12.1).
     pub enhanced_auth: bool,
@@ -86,6 +89,7 @@ impl Conn {
             keepalive_ms: 0,
             last_heard_ms: 0,
             problem_information: true,
+            max_packet_bytes: usize::MAX,
             enhanced_auth: false,
             life: Life::Open,
             flush_queued: false,
@@ -176,7 +180,18 @@ impl Connections {
             let properties = (!why.is_empty() && c.problem_information).then(|| {
                 Box::new(Properties { reason_string: Some(ByteStr::from(why)), ..Default::default() })
             });
+            let start = c.out.len();
             Packet::Disconnect(Disconnect { reason, properties }).encode(c.version, &mut c.out);
+            // The Reason String goes only where the packet still fits the client's Maximum
+            // Packet Size (5.0 [MQTT-3.14.2-3]); a DISCONNECT that would not fit even
+            // without it is not sent (5.0 [MQTT-3.1.2-24]).
+            if c.out.len() - start > c.max_packet_bytes {
+                c.out.truncate(start);
+                Packet::Disconnect(Disconnect { reason, properties: None }).encode(c.version, &mut c.out);
+                if c.out.len() - start > c.max_packet_bytes {
+                    c.out.truncate(start);
+                }
+            }
         }
         c.life = Life::Closing { timed_out: false };
         self.wake_writer(conn);
@@ -252,6 +267,26 @@ mod tests {
         assert!(conns.get(c).unwrap().timed_out());
         conns.side_ended(c, Side::Writer);
         assert!(conns.get(c).unwrap().timed_out(), "the reader's end is logged as a timeout");
+    }
+
+    #[test]
+    fn a_disconnect_fits_the_client_maximum_packet_size_or_is_not_sent() {
+        let disconnect = |max: usize| {
+            let mut conns = Connections::default();
+            let c = conns.insert(peer(), 0);
+            let conn = conns.get_mut(c).unwrap();
+            (conn.version, conn.client_id, conn.max_packet_bytes) =
+                (ProtocolVersion::V5, Some("c".into()), max);
+            conns.close(c, Some(ReasonCode::PROTOCOL_ERROR), "why");
+            conns.get(c).unwrap().out.to_vec()
+        };
+        // e0 08 82 06 1f 00 03 'w' 'h' 'y': 10 bytes with the Reason String.
+        assert_eq!(disconnect(usize::MAX).len(), 10);
+        assert_eq!(disconnect(10).len(), 10);
+        // Without it (5.0 [MQTT-3.14.2-3]): e0 01 82.
+        assert_eq!(disconnect(9), [0xE0, 0x01, 0x82]);
+        assert_eq!(disconnect(3), [0xE0, 0x01, 0x82]);
+        assert!(disconnect(2).is_empty(), "nothing that does not fit (5.0 [MQTT-3.1.2-24])");
     }
 
     #[test]

@@ -314,6 +314,7 @@ impl Shard {
         c.will = will.map(Box::new);
         c.will_delay_secs = will_delay_secs;
         c.problem_information = props.and_then(|p| p.request_problem_information) != Some(0);
+        c.max_packet_bytes = props.and_then(|p| p.maximum_packet_size).map_or(usize::MAX, |m| m as usize);
         // Keepalive: the sweep closes the connection after one and a half keepalive
         // periods of silence (3.1.1 [MQTT-3.1.2-24], 5.0 [MQTT-3.1.2-22]); receives carry no
         // timer.

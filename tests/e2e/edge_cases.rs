@@ -384,6 +384,30 @@ fn refusing_connack_larger_than_the_client_maximum_packet_size_is_not_sent_v5() 
     c.expect_closed(IO_TIMEOUT);
 }
 
+/// The DISCONNECT the broker sends keeps its Reason String only where it still fits the
+/// client's Maximum Packet Size (5.0 [MQTT-3.14.2-3]).
+#[test]
+fn disconnect_drops_its_reason_string_to_fit_the_client_maximum_packet_size_v5() {
+    let b = TestBroker::start();
+    let second_connect = |c: &mut Raw| {
+        c.send(&Conn::new(c.client_id.clone(), V5).packet());
+        let before = c.expect_closed(IO_TIMEOUT);
+        match before.as_slice() {
+            [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR => d.properties.clone(),
+            other => panic!("{}: expected DISCONNECT 0x82, got {other:?}", c.client_id),
+        }
+    };
+    let (mut roomy, ack) = Raw::connect_ok(b.addr, Conn::new("mps-roomy", V5));
+    let why = second_connect(&mut roomy);
+    assert!(why.is_some_and(|p| p.reason_string.is_some()), "a client that allows it gets the reason");
+    let mut encoded = bytes::BytesMut::new();
+    Packet::ConnAck(ack).encode(V5, &mut encoded);
+    let tight =
+        Conn::new("mps-tight", V5).props(props(|p| p.maximum_packet_size = Some(encoded.len() as u32)));
+    let (mut tight, _) = Raw::connect_ok(b.addr, tight);
+    assert_eq!(second_connect(&mut tight), None);
+}
+
 // --- 11. QoS 2 to a client with a Receive Maximum of 1 or 2 -----------------------------------
 
 /// Reads `n` QoS 2 messages `m0`.. as a client with Receive Maximum `window` would,
