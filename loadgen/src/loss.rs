@@ -25,6 +25,9 @@ pub struct SubscriberTally {
 /// What [`likely_causes`] looks at.
 pub struct LossInput<'a> {
     pub qos: u8,
+    /// Publishes sent at QoS 1/2, the ones the broker acknowledges (a scenario file may
+    /// mix them with QoS 0 publishes).
+    pub acked_kind_sent: u64,
     pub messages: &'a Messages,
     pub connections: &'a Connections,
     /// Subscribers outside shared groups (a member of a group is owed no fixed share).
@@ -72,10 +75,11 @@ pub fn likely_causes(inp: &LossInput<'_>) -> Vec<LossCause> {
             format!("the broker refused {} publish(es) with an error reason code", m.rejected),
         ));
     }
-    if inp.qos > 0 && m.acked + m.rejected < m.sent {
+    let owed_acks = inp.acked_kind_sent;
+    if owed_acks > 0 && m.acked + m.rejected < owed_acks {
         out.push(cause(
             "unacknowledged",
-            format!("{} QoS {} publish(es) were never acknowledged", m.sent - m.acked - m.rejected, inp.qos),
+            format!("{} QoS 1/2 publish(es) were never acknowledged", owed_acks - m.acked - m.rejected),
         ));
     }
     let closed = inp.connections.closed_mid_run;
@@ -85,11 +89,11 @@ pub fn likely_causes(inp: &LossInput<'_>) -> Vec<LossCause> {
             format!("{closed} connection(s) closed during the run: what was in flight on them is lost"),
         ));
     }
-    if inp.qos > 0 && m.acked == m.sent && !out.iter().any(|c| c.kind == "queue_limit") && closed == 0 {
+    if inp.qos > 0 && m.acked == owed_acks && !out.iter().any(|c| c.kind == "queue_limit") && closed == 0 {
         out.push(cause(
             "broker_dropped",
             format!(
-                "every publish was acknowledged, so the broker accepted the {} lost message(s) and \
+                "every QoS 1/2 publish was acknowledged, so the broker accepted the {} lost message(s) and \
                  dropped them on the way out: a queue or memory limit in the broker \
                  (max_queued_messages, max_queued_bytes) is the likely cause",
                 m.lost
@@ -187,6 +191,7 @@ mod tests {
     fn input<'a>(m: &'a Messages, k: &'a Connections, subs: &'a [SubscriberTally]) -> LossInput<'a> {
         LossInput {
             qos: 1,
+            acked_kind_sent: m.sent,
             messages: m,
             connections: k,
             subscribers: subs,
@@ -232,6 +237,21 @@ mod tests {
         let kinds: Vec<String> = likely_causes(&inp).into_iter().map(|c| c.kind).collect();
         assert_eq!(kinds, ["disconnects", "loadgen_saturated", "drain_ended"]);
         assert!(likely_causes(&input(&messages(10, 10, 10), &k, &[])).is_empty(), "no loss, no cause");
+    }
+
+    #[test]
+    fn qos0_publishes_of_a_mixed_run_owe_no_acknowledgement() {
+        // A scenario file: 800 QoS 0 publishes and 200 QoS 1, all 200 acknowledged.
+        let mut m = messages(1000, 1000, 990);
+        m.acked = 200;
+        let k = Connections::default();
+        let mut inp = input(&m, &k, &[]);
+        inp.acked_kind_sent = 200;
+        let kinds: Vec<String> = likely_causes(&inp).into_iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, ["broker_dropped"]);
+        inp.acked_kind_sent = 250;
+        let kinds: Vec<String> = likely_causes(&inp).into_iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, ["unacknowledged"]);
     }
 
     #[test]

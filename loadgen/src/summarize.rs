@@ -15,6 +15,7 @@ use crate::report::{
 use crate::shared::Shared;
 use crate::stats::{Counters, Hist, Histograms, PubDelivery};
 use crate::worker::ThreadResult;
+use ringmq::protocol::QoS;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -223,6 +224,10 @@ pub fn summarize(inp: SummaryInput<'_>) -> (Summary, Histograms) {
     let loss_causes = if ran && cfg.scenario != Kind::Conn {
         loss::likely_causes(&LossInput {
             qos: cfg.qos,
+            acked_kind_sent: (0..cfg.pubs)
+                .filter(|&p| cfg.publisher_qos(p) != QoS::AtMostOnce)
+                .map(|p| sent[p as usize])
+                .sum(),
             messages: &messages,
             connections: &connections,
             subscribers: &subscribers,
