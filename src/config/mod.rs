@@ -289,6 +289,9 @@ pub struct SecurityOptions {
     /// ringmq's own: SCRAM-SHA-256 credentials for MQTT 5 enhanced authentication,
     /// written by `ringmq passwd --scram`.
     pub scram_file: Option<PathBuf>,
+    /// Mosquitto's `use_username_as_clientid`: an authenticated client's user name
+    /// replaces its client id; a client without one is refused.
+    pub use_username_as_clientid: bool,
 }
 
 impl Config {

@@ -195,11 +195,7 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
                 return Err("only 10 (Mosquitto's default) is supported yet: the alias maximum is fixed in the session".into());
             }
         }
-        "use_username_as_clientid" => {
-            if parse_bool(one()?)? {
-                return Err("not implemented yet (needs user names checked: issue 13)".into());
-            }
-        }
+        "use_username_as_clientid" => p.security_options().use_username_as_clientid = parse_bool(one()?)?,
 
         // Access control (issue 13's), global or per listener.
         "per_listener_settings" => c.per_listener_settings = parse_bool(one()?)?,
@@ -215,7 +211,7 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         "auto_id_prefix" => only(text()?, "auto-", "assigned client ids are auto-<shard>-<number>")?,
         "check_retain_source" => {
             if parse_bool(one()?)? {
-                return Err("not implemented yet (needs ACL checks: issue 13)".into());
+                return Err("not implemented yet: retained messages are not checked again against their publisher's ACL".into());
             }
         }
         "clientid_prefixes" => {

@@ -255,3 +255,13 @@ fn tls_options_before_any_listener_are_refused() {
         ["ringmq.conf:1: certfile: TLS options belong to a listener: put this after a 'listener' line"]
     );
 }
+
+#[test]
+fn use_username_as_clientid_follows_per_listener_settings() {
+    assert!(load("use_username_as_clientid true\n").unwrap().security_for(0).use_username_as_clientid);
+    let per =
+        load("per_listener_settings true\nlistener 1883\nlistener 1884\nuse_username_as_clientid true\n")
+            .unwrap();
+    assert!(!per.security_for(0).use_username_as_clientid);
+    assert!(per.security_for(1).use_username_as_clientid);
+}

@@ -151,7 +151,7 @@ impl Shard {
         match access.credentials(username.as_deref(), connect.password.as_deref()) {
             Credentials::Accept => {
                 let identity = Identity { client_id, assigned, username, scram_final: None };
-                ConnectStep::Registered(self.register(conn, connect, identity))
+                self.admit(conn, connect, identity)
             }
             Credentials::Refuse => self.refuse_not_authorised(conn, v),
             Credentials::Verify(hash) => {
@@ -192,7 +192,7 @@ impl Shard {
             return self.refuse_not_authorised(conn, connect.version);
         };
         let identity = Identity { client_id, assigned, username: Some(username), scram_final: None };
-        ConnectStep::Registered(self.register(conn, connect, identity))
+        self.admit(conn, connect, identity)
     }
 
     /// The next password check answered for this shard (the connection may have gone:
@@ -215,7 +215,7 @@ impl Shard {
         }
         let PendingLogin { client_id, assigned, username, .. } = login;
         let identity = Identity { client_id, assigned, username, scram_final: None };
-        Some(ConnectStep::Registered(self.register(conn, connect, identity)))
+        Some(self.admit(conn, connect, identity))
     }
 
     /// The client's AUTH in a SCRAM exchange at CONNECT (its client-final-message).
@@ -242,7 +242,7 @@ impl Shard {
                 let username = Some(ByteStr::from(user.as_str()));
                 let identity =
                     Identity { client_id, assigned, username, scram_final: Some(Bytes::from(last)) };
-                ConnectStep::Registered(self.register(conn, connect, identity))
+                self.admit(conn, connect, identity)
             }
             Err(e) => {
                 crate::log!(Notice, "Client {} SCRAM authentication failed: {}.", client_id, e);
@@ -299,6 +299,21 @@ impl Shard {
             }
         }
         Ok(())
+    }
+
+    /// Registers a client whose credentials passed. With `use_username_as_clientid` its
+    /// user name becomes its client id (so one user holds one session), and a client
+    /// without a user name is refused, as Mosquitto does.
+    fn admit(&mut self, conn: ConnId, connect: &Connect, mut identity: Identity) -> ConnectStep {
+        let listener = self.plane.conns.get(conn).map_or(0, |c| c.listener);
+        if self.access.listener(listener).use_username_as_clientid {
+            let Some(user) = identity.username.clone() else {
+                return self.refuse_not_authorised(conn, connect.version);
+            };
+            identity.client_id = user;
+            identity.assigned = false;
+        }
+        ConnectStep::Registered(self.register(conn, connect, identity))
     }
 
     /// Writes an AUTH packet with SCRAM data.

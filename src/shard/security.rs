@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 /// The access control of one listener (or of all, without `per_listener_settings`).
 pub struct ListenerAccess {
     pub allow_anonymous: bool,
+    /// Mosquitto's `use_username_as_clientid`.
+    pub use_username_as_clientid: bool,
     passwords: Option<PasswordFile>,
     acl: Option<Arc<AclFile>>,
     scram: Option<Arc<ScramFile>>,
@@ -38,7 +40,8 @@ impl ListenerAccess {
         let acl = options.acl_file.as_deref().and_then(|p| collect(AclFile::load(p), errors)).map(Arc::new);
         let scram =
             options.scram_file.as_deref().and_then(|p| collect(ScramFile::load(p), errors)).map(Arc::new);
-        ListenerAccess { allow_anonymous, passwords, acl, scram }
+        let use_username_as_clientid = options.use_username_as_clientid;
+        ListenerAccess { allow_anonymous, use_username_as_clientid, passwords, acl, scram }
     }
 
     /// Mosquitto 2's order: a client without a user name needs `allow_anonymous`; with

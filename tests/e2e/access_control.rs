@@ -538,3 +538,23 @@ fn a_reload_applies_new_password_and_acl_files_to_new_and_connected_clients() {
     feeder.publish("b/3", b"still", QoS::AtLeastOnce, false);
     assert_eq!(&*reader.expect_publish(IO_TIMEOUT).topic, "b/3");
 }
+
+#[test]
+fn use_username_as_clientid_gives_each_user_one_session_and_refuses_clients_without_one() {
+    let dir = Scratch::new();
+    let passwords = dir.passwords(&[("frank", "f")]);
+    let broker = TestBroker::start_with(|c: &mut Config| {
+        c.security.allow_anonymous = Some(true);
+        c.security.password_file = Some(passwords.clone());
+        c.security.use_username_as_clientid = true;
+    });
+    for v in VERSIONS {
+        let (mut first, _) =
+            Raw::connect_ok(broker.addr, Conn::new(format!("a-{v:?}"), v).login("frank", "f"));
+        // Another client id, the same user: the same session, so the first is taken over.
+        Raw::connect_ok(broker.addr, Conn::new(format!("b-{v:?}"), v).login("frank", "f"));
+        first.expect_closed(IO_TIMEOUT);
+        let (_, ack) = Raw::connect(broker.addr, Conn::new(format!("anon-{v:?}"), v));
+        assert_eq!(ack.code, refused(v));
+    }
+}
