@@ -30,6 +30,8 @@
 #   - Mosquitto itself (/usr/sbin/mosquitto, Debian's mosquitto package, installed when
 #     missing where apt-get can): started on the password file ringmq passwd wrote, it
 #     lets both users in with mosquitto_pub and refuses a wrong password.
+# Then TLS (scripts/interop_tls.sh): --cafile, --cert/--key against require_certificate
+# and use_identity_as_username, refused without a certificate, paho-mqtt over TLS.
 # Every message must arrive. Prints "N passed, M failed" and exits non-zero on any
 # failure. Every step is bounded by `timeout`; the brokers it starts are stopped by their PIDs
 # on exit.
@@ -461,6 +463,10 @@ CONF
     fi
     stop_pid "$mosquitto_pid"
 fi
+
+# --- TLS: openssl certificates, mosquitto clients and paho (scripts/interop_tls.sh) -------
+
+. "$root/scripts/interop_tls.sh"
 
 # --- the broker is still well ----------------------------------------------------------------
 

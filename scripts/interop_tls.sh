@@ -1,0 +1,177 @@
+# TLS checks of scripts/interop.sh, sourced by it (it provides $bin, $work, pass, fail,
+# stop_pid, STEP_TIMEOUT and COUNT). Certificates are made here with openssl, for this run
+# only: a CA, a server certificate for 127.0.0.1, client certificates with CN client-1
+# and client-2. One ringmq with three TLS listeners (per_listener_settings true):
+#   1. certfile/keyfile only: mosquitto_pub/mosquitto_sub with --cafile at MQTT 3.1.1 and
+#      5.0, and paho-mqtt over TLS;
+#   2. require_certificate true: --cert/--key delivers; without a certificate the client
+#      is refused;
+#   3. require_certificate and use_identity_as_username true, allow_anonymous false and
+#      an ACL for user client-1: client-1's certificate delivers with no user name in
+#      CONNECT; client-2's publish is outside its rights and is not delivered.
+
+tls_dir="$work/tls"
+tls_pid=""
+mkdir -p "$tls_dir"
+
+tls_certificates() {
+    local d="$tls_dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=ringmq interop CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
+    for cn in client-1 client-2; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=ringmq interop/CN=$cn" \
+            -keyout "$d/$cn.key" -out "$d/$cn.csr" 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' >"$d/$cn.ext"
+        openssl x509 -req -in "$d/$cn.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 2 -extfile "$d/$cn.ext" -out "$d/$cn.crt" 2>/dev/null
+    done
+}
+
+# The n-th port ringmq logs it bound (listeners in the file's order).
+tls_port() { # log n
+    sed -n 's/.*Opening ipv4 listen socket on 127\.0\.0\.1:\([0-9]*\)\..*/\1/p' "$1" | sed -n "${2}p"
+}
+
+# Subscribes, publishes COUNT messages at QoS 1 and counts what arrived.
+# tls_roundtrip NAME PORT PROTOCOL SUB_ARGS PUB_ARGS (the ARGS as one string each)
+tls_roundtrip() {
+    local name="$1" p="$2" v="$3" sub_args="$4" pub_args="$5"
+    local topic="tls/id/$name/$$" out="$tls_dir/$name.out" i
+    # shellcheck disable=SC2086
+    timeout "$STEP_TIMEOUT" mosquitto_sub -h 127.0.0.1 -p "$p" -V "mqttv$v" -q 1 -t "$topic" -C "$COUNT" \
+        $sub_args >"$out" 2>"$out.err" &
+    local sub=$!
+    sleep 0.5
+    for i in $(seq "$COUNT"); do
+        # shellcheck disable=SC2086
+        timeout "$STEP_TIMEOUT" mosquitto_pub -h 127.0.0.1 -p "$p" -V "mqttv$v" -q 1 -t "$topic" -m "m$i" \
+            $pub_args 2>>"$out.err" || true
+    done
+    wait "$sub" 2>/dev/null || true
+    local got
+    got="$(grep -c '^m' "$out" || true)"
+    if [ "$got" -eq "$COUNT" ]; then
+        pass "TLS $name (mqtt$v): $COUNT/$COUNT delivered"
+    else
+        fail "TLS $name (mqtt$v): $got/$COUNT delivered; $(head -c 300 "$out.err" | tr '\n' ' ')"
+    fi
+}
+
+if ! tls_certificates; then
+    fail "TLS: openssl could not make the test certificates"
+else
+    d="$tls_dir"
+    printf 'user client-1\ntopic readwrite tls/id/#\n' >"$d/acl"
+    cat >"$d/ringmq.conf" <<CONF
+per_listener_settings true
+listener 0 127.0.0.1
+certfile $d/server.crt
+keyfile $d/server.key
+allow_anonymous true
+listener 0 127.0.0.1
+certfile $d/server.crt
+keyfile $d/server.key
+cafile $d/ca.crt
+require_certificate true
+allow_anonymous true
+listener 0 127.0.0.1
+certfile $d/server.crt
+keyfile $d/server.key
+cafile $d/ca.crt
+require_certificate true
+use_identity_as_username true
+allow_anonymous false
+acl_file $d/acl
+CONF
+    tls_log="$d/ringmq.log"
+    "$bin" -v --cores 4 -c "$d/ringmq.conf" 2>"$tls_log" &
+    tls_pid=$!
+    for _ in $(seq 100); do
+        [ -n "$(tls_port "$tls_log" 3)" ] && break
+        kill -0 "$tls_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    plain_port="$(tls_port "$tls_log" 1)"
+    mutual_port="$(tls_port "$tls_log" 2)"
+    identity_port="$(tls_port "$tls_log" 3)"
+    if [ -z "$identity_port" ]; then
+        fail "TLS: ringmq did not start: $(tail -n 5 "$tls_log" | tr '\n' ' ')"
+    else
+        echo "ringmq with TLS (pid $tls_pid) on 127.0.0.1:$plain_port, :$mutual_port (mTLS), :$identity_port (identity)"
+        ca="--cafile $d/ca.crt"
+        c1="$ca --cert $d/client-1.crt --key $d/client-1.key"
+        for v in 311 5; do
+            tls_roundtrip "cafile" "$plain_port" "$v" "$ca" "$ca"
+            tls_roundtrip "mtls" "$mutual_port" "$v" "$c1" "$c1"
+            tls_roundtrip "identity" "$identity_port" "$v" "$c1" "$c1"
+        done
+        # No certificate where one is required: refused by the handshake.
+        for p in "$mutual_port" "$identity_port"; do
+            rc=0
+            got="$(timeout "$STEP_TIMEOUT" mosquitto_pub -h 127.0.0.1 -p "$p" $ca -q 1 -t "tls/none" -m x 2>&1)" || rc=$?
+            if [ "$rc" -ne 0 ]; then
+                pass "TLS: no client certificate on port $p refused (exit $rc)"
+            else
+                fail "TLS: no client certificate on port $p was let in: '$got'"
+            fi
+        done
+        # client-2 is a user with no rule: its publish is dropped, client-1 sees nothing.
+        out="$d/identity-deny.out"
+        timeout 5 mosquitto_sub -h 127.0.0.1 -p "$identity_port" -q 1 -t "tls/id/deny" -W 3 $c1 >"$out" 2>/dev/null &
+        sub=$!
+        sleep 0.5
+        timeout "$STEP_TIMEOUT" mosquitto_pub -h 127.0.0.1 -p "$identity_port" -q 1 -t "tls/id/deny" -m "from-2" \
+            $ca --cert "$d/client-2.crt" --key "$d/client-2.key" 2>/dev/null || true
+        wait "$sub" 2>/dev/null || true
+        if grep -q from-2 "$out"; then
+            fail "TLS identity: client-2's publish outside its ACL was delivered"
+        else
+            pass "TLS identity: client-2 (CN as user name) held to its ACL: its publish not delivered"
+        fi
+        # paho-mqtt over TLS, at 3.1.1 and 5.0.
+        for v in 311 5; do
+            rc=0
+            got="$(timeout "$STEP_TIMEOUT" python3 - "$plain_port" "$d/ca.crt" "$v" <<'PY' 2>&1
+import sys, threading
+import paho.mqtt.client as mqtt
+port, ca, v = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+proto = mqtt.MQTTv5 if v == "5" else mqtt.MQTTv311
+got, subscribed = threading.Event(), threading.Event()
+def client(name):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-tls-{name}-{v}", protocol=proto)
+    c.tls_set(ca_certs=ca)
+    return c
+sub = client("sub")
+sub.on_subscribe = lambda *a: subscribed.set()
+sub.on_message = lambda c, u, m: m.payload == b"over tls" and got.set()
+sub.connect("127.0.0.1", port)
+sub.loop_start()
+sub.subscribe("tls/paho", qos=1)
+assert subscribed.wait(10), "no SUBACK"
+pub = client("pub")
+pub.connect("127.0.0.1", port)
+pub.loop_start()
+pub.publish("tls/paho", b"over tls", qos=1).wait_for_publish(10)
+assert got.wait(10), "nothing delivered"
+print("ok")
+PY
+)" || rc=$?
+            if [ "$rc" -eq 0 ] && [ "$got" = "ok" ]; then
+                pass "TLS paho-mqtt (mqtt$v): delivered over TLS"
+            else
+                fail "TLS paho-mqtt (mqtt$v): exit $rc, $(printf '%s' "$got" | tail -n 3 | tr '\n' ' ')"
+            fi
+        done
+        if kill -0 "$tls_pid" 2>/dev/null; then
+            pass "TLS: ringmq still running after the TLS checks"
+        else
+            fail "TLS: ringmq exited: $(tail -n 5 "$tls_log" | tr '\n' ' ')"
+        fi
+    fi
+    stop_pid "$tls_pid"
+fi
