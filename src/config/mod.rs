@@ -157,6 +157,9 @@ pub struct Config {
     pub share_strategy: ShareStrategy,
     /// Seconds a new socket may wait before its CONNECT arrives.
     pub connect_timeout_secs: u64,
+    /// The longest WebSocket upgrade request accepted, in bytes (Mosquitto's
+    /// `websockets_headers_size`, which sets libwebsockets' limit the same way).
+    pub websockets_headers_size: usize,
     /// Check that payloads with Payload Format Indicator 1 are UTF-8 (MQTT 5, 0x99).
     pub check_payload_format: bool,
     /// Response Information sent in CONNACK to MQTT 5 clients that request it.
@@ -203,6 +206,7 @@ impl Default for Config {
             cpus: None,
             share_strategy: ShareStrategy::RoundRobin,
             connect_timeout_secs: 10,
+            websockets_headers_size: 4096,
             check_payload_format: false,
             response_information: None,
             receive_maximum: u16::MAX,
@@ -229,6 +233,8 @@ pub struct ListenerConfig {
     pub origin: Option<String>,
     /// TLS, with Mosquitto's per-listener options; off unless a certificate is set.
     pub tls: TlsOptions,
+    /// `protocol websockets`: MQTT over WebSockets (inside TLS when `tls` is on).
+    pub websockets: bool,
 }
 
 impl ListenerConfig {
@@ -241,6 +247,7 @@ impl ListenerConfig {
             bind_interface: None,
             origin: None,
             tls: TlsOptions::default(),
+            websockets: false,
         }
     }
 }

@@ -21,9 +21,6 @@ const TLS_REFUSED: &[(&str, &str)] = &[
     ("psk_hint", "rustls has no TLS pre-shared-key suites for servers"),
 ];
 
-/// WebSockets options: issue 14.
-const WEBSOCKETS: &[&str] = &["http_dir", "websockets_log_level", "websockets_headers_size"];
-
 /// Bridge options (a `connection` line and what follows it).
 const BRIDGE: &[&str] = &[
     "connection",
@@ -175,11 +172,22 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
                 _ => p.config.max_connections = limit,
             }
         }
-        "protocol" => match one()? {
-            "mqtt" => {}
-            "websockets" => return Err("WebSockets listeners are not supported yet (issue 14)".into()),
-            v => return Err(format!("expected mqtt or websockets, got '{v}'")),
-        },
+        "protocol" => {
+            let websockets = match one()? {
+                "mqtt" => false,
+                "websockets" => true,
+                v => return Err(format!("expected mqtt or websockets, got '{v}'")),
+            };
+            match p.current_listener() {
+                Some(l) => l.websockets = websockets,
+                None if websockets => {
+                    return Err(
+                        "protocol websockets belongs to a listener: put it after a 'listener' line".into()
+                    )
+                }
+                None => {}
+            }
+        }
         "mount_point" => {
             return Err("not implemented yet: the shards do not rewrite topics per listener".into())
         }
@@ -381,8 +389,14 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
             let (_, why) = TLS_REFUSED.iter().find(|(o, _)| *o == option).expect("listed");
             return Err((*why).into());
         }
-        _ if WEBSOCKETS.contains(&option) => {
-            return Err("WebSockets listeners are not supported yet (issue 14)".into())
+        "websockets_headers_size" => {
+            c.websockets_headers_size = parse_range::<u32>(one()?, 64, 1 << 20)? as usize
+        }
+        "websockets_log_level" => {
+            parse_range::<u32>(one()?, 0, u32::MAX)?;
+        }
+        "http_dir" => {
+            return Err("ringmq serves no files over HTTP: its WebSockets listeners speak MQTT only".into())
         }
         "connection" => {
             p.section = Section::Bridge;

@@ -22,8 +22,9 @@
 //!   `security.rs` holds the password, ACL and SCRAM files per listener behind the handle a
 //!   reload swaps, and each session's ACL (checked on PUBLISH, SUBSCRIBE and delivery);
 //! - `input.rs`: a connection's reading side (CONNECT phase, then decoding);
-//! - `tls/`: TLS listeners, rustls as a layer between a connection's socket and its
-//!   input, each listener's configuration behind the handle a reload swaps;
+//! - `layers.rs`: what a listener puts between a connection's socket and its input:
+//!   `tls/` (rustls; each listener's configuration behind the handle a reload swaps) and
+//!   `ws.rs` (WebSockets: the upgrade and RFC 6455 framing), or both;
 //! - `reactor/`: the event loop (`mod.rs`), the ring (`ring.rs`), sockets (`socket.rs`);
 //! - `mesh.rs`, `messages.rs`: the queues between shards and what travels on them;
 //! - `shared.rs`: what the shards share; `clock.rs`, `ids.rs`, `slab.rs`, `bufring.rs`:
@@ -41,6 +42,7 @@ mod drops;
 mod handover;
 mod ids;
 mod input;
+mod layers;
 mod login;
 mod mesh;
 mod messages;
@@ -57,6 +59,7 @@ mod state;
 mod takeover;
 mod tls;
 mod verifier;
+mod ws;
 mod xorshift;
 
 #[cfg(test)]

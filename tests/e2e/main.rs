@@ -17,6 +17,8 @@
 //! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
 //! - `tls`: TLS listeners: 3.1.1 and 5.0 over TLS, client certificates, the
 //!   certificate's name as the user name, stalled handshakes, garbage, reloads.
+//! - `websockets`: WebSockets listeners: the upgrade, frames split and joined, ping,
+//!   close, text frames, garbage, a stalled upgrade, WebSockets inside TLS.
 //! - `operations`: the executable as Mosquitto users run it: real-world config files,
 //!   reload, signals, pid_file, -d, log destinations, a closed log pipe, a port in use.
 //!
@@ -34,3 +36,4 @@ mod transport;
 mod v311;
 mod v5;
 mod v5_features;
+mod websockets;

@@ -105,14 +105,7 @@ fn real_world_config_files_start_or_fail_only_on_features_open_elsewhere() {
         (cfg("password-acl.conf"), vec![]),
         // Its certificate files are read at start-up, not by --test-config.
         (cfg("tls.conf"), vec![]),
-        (
-            cfg("websockets.conf"),
-            vec![at(
-                &cfg("websockets.conf"),
-                3,
-                "protocol: WebSockets listeners are not supported yet (issue 14)",
-            )],
-        ),
+        (cfg("websockets.conf"), vec![]),
         (
             cfg("bridge.conf"),
             [

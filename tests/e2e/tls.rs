@@ -25,14 +25,14 @@ use std::time::{Duration, Instant};
 
 /// A scratch directory with a CA, a server certificate and client certificates; removed
 /// when dropped.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
     ca: rcgen::Certificate,
     ca_key: KeyPair,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("ringmq-tls-{}-{n}", std::process::id()));
@@ -70,7 +70,7 @@ impl Pki {
     }
 
     /// Server options: this CA's server certificate and key.
-    fn server(&self) -> TlsOptions {
+    pub(crate) fn server(&self) -> TlsOptions {
         TlsOptions {
             certfile: Some(self.path("server.crt")),
             keyfile: Some(self.path("server.key")),
@@ -84,7 +84,7 @@ impl Pki {
     }
 
     /// A client that trusts this CA, with a client certificate named `cn` if given.
-    fn client(&self, cn: Option<&str>) -> Arc<ClientConfig> {
+    pub(crate) fn client(&self, cn: Option<&str>) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
         let builder = ClientConfig::builder_with_provider(ring_provider())

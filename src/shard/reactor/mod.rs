@@ -31,8 +31,8 @@ use super::bufring::BufRing;
 use super::connections::{ConnId, Side};
 use super::input::Input;
 use super::shared::Shared;
+use super::layers::Layers;
 use super::state::Shard;
-use super::tls::TlsLayer;
 use bytes::BytesMut;
 use io_uring::{cqueue, opcode, squeue, types};
 use listeners::Listeners;
@@ -231,19 +231,16 @@ impl Reactor {
             set_nodelay(&fd);
         }
         crate::log_connection!("New connection from {} on port {}.", DisplayPeer(peer), port);
-        let tls = match self.shared.tls.server_config(listener) {
-            None => None,
-            Some(config) => match TlsLayer::new(config, self.shared.tls.identity_source(listener)) {
-                Ok(layer) => Some(Box::new(layer)),
-                // Never plain on a TLS listener: the socket closes as `fd` drops.
-                Err(e) => return crate::log!(Error, "Error: TLS set-up for a new connection failed: {}.", e),
-            },
+        let layers = match Layers::for_listener(&self.shared, listener) {
+            Ok(layers) => layers,
+            // Never plain on a TLS listener: the socket closes as `fd` drops.
+            Err(e) => return crate::log!(Error, "Error: TLS set-up for a new connection failed: {}.", e),
         };
         let sh = &mut self.shard;
         let conn = sh.open_connection(peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))), listener);
         let deadline_ms = sh.now_ms() + sh.config().connect_timeout_secs * 1000;
         let input = Input::new(conn, sh.config().max_packet_size as usize, deadline_ms);
-        let slot = self.sockets.insert(fd, input, tls, seat);
+        let slot = self.sockets.insert(fd, input, layers, seat);
         self.connect_deadlines.push_back((deadline_ms, slot, conn));
         self.arm_recv(slot);
     }
@@ -307,9 +304,9 @@ impl Reactor {
                 match event {
                     Held::Data { bid, len } => {
                         let data = self.bufs.bytes(bid, len);
-                        match &mut s.tls {
+                        match &mut s.layers {
                             None => s.input.on_bytes(&mut self.shard, &mut self.chunk, data),
-                            Some(tls) => tls.on_bytes(&mut s.input, &mut self.shard, &mut self.chunk, data),
+                            Some(l) => l.on_bytes(&mut s.input, &mut self.shard, &mut self.chunk, data),
                         }
                     }
                     Held::End { why } => s.input.on_end(&mut self.shard, why),
@@ -409,12 +406,10 @@ impl Reactor {
             if s.sending.is_some() || s.writer_finished {
                 continue;
             }
-            if let Some(tls) = &mut s.tls {
+            if let Some(layers) = &mut s.layers {
                 s.buf.clear();
-                // A closing connection's last record is close_notify, then FIN.
-                if tls.encrypt(&mut c.out, &mut s.buf)
-                    || (c.is_closing() && tls.close() && tls.encrypt(&mut c.out, &mut s.buf))
-                {
+                let closing = c.is_closing();
+                if layers.flush(&mut c.out, &mut s.buf, closing) {
                     self.start_send(slot, 0);
                 } else if c.is_closing() {
                     self.finish_writer(slot);

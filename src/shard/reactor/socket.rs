@@ -3,8 +3,8 @@
 
 use super::super::connections::{ConnId, Connections};
 use super::super::input::Input;
+use super::super::layers::Layers;
 use super::super::slab::Slab;
-use super::super::tls::TlsLayer;
 use super::bind::ListenerSeat;
 use super::tuning::IDLE_BUFFER_KEEP_BYTES;
 use bytes::BytesMut;
@@ -27,9 +27,9 @@ pub enum Held {
 pub struct Socket {
     pub fd: OwnedFd,
     pub input: Input,
-    /// TLS between the socket and the input, on a TLS listener (boxed: a plain
-    /// connection pays a pointer).
-    pub tls: Option<Box<TlsLayer>>,
+    /// TLS and WebSockets between the socket and the input, on listeners that have
+    /// them (boxed: a plain connection pays a pointer).
+    pub layers: Option<Box<Layers>>,
     /// The shard's entry for this connection still exists (it goes when both sides end).
     pub attached: bool,
     /// A multishot receive is armed.
@@ -50,11 +50,11 @@ pub struct Socket {
 }
 
 impl Socket {
-    pub fn new(fd: OwnedFd, input: Input, tls: Option<Box<TlsLayer>>, seat: ListenerSeat) -> Self {
+    pub fn new(fd: OwnedFd, input: Input, layers: Option<Box<Layers>>, seat: ListenerSeat) -> Self {
         Socket {
             fd,
             input,
-            tls,
+            layers,
             attached: true,
             recv_armed: false,
             buf: BytesMut::new(),
@@ -104,11 +104,11 @@ impl Sockets {
         &mut self,
         fd: OwnedFd,
         input: Input,
-        tls: Option<Box<TlsLayer>>,
+        layers: Option<Box<Layers>>,
         seat: ListenerSeat,
     ) -> u32 {
         let conn = input.conn as usize;
-        let slot = self.table.insert(Socket::new(fd, input, tls, seat));
+        let slot = self.table.insert(Socket::new(fd, input, layers, seat));
         if self.by_conn.len() <= conn {
             self.by_conn.resize(conn + 1, u32::MAX);
         }

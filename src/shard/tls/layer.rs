@@ -1,16 +1,18 @@
 //! One connection's TLS: rustls between the socket and the connection's [`Input`].
 //!
 //! In: what a receive brought goes to `read_tls`, `process_new_packets` decrypts it, and
-//! the plaintext goes to [`Input::on_bytes`] straight out of rustls's buffer. Out: the
-//! connection's encoded packets go to rustls's writer and its records into the socket's
-//! send buffer ([`TlsLayer::encrypt`]), sent as plain output is. Handshake records are
-//! sent by listing the connection for the turn's flush.
+//! the plaintext goes to [`Input::on_bytes`] (or to the WebSocket layer inside TLS)
+//! straight out of rustls's buffer. Out: the connection's encoded packets go to rustls's
+//! writer and its records into the socket's send buffer ([`TlsLayer::encrypt`]), sent as
+//! plain output is. Handshake records are sent by listing the connection for the turn's
+//! flush.
 //!
 //! The handshake runs while the input waits for CONNECT, so `connect_timeout` bounds it:
 //! a client that never finishes is closed as one that never sends CONNECT.
 
 use super::super::input::Input;
 use super::super::state::Shard;
+use super::super::ws::WsLayer;
 use super::identity;
 use super::IdentitySource;
 use crate::protocol::ByteStr;
@@ -55,7 +57,14 @@ impl TlsLayer {
     /// Decrypts received bytes and hands the plaintext to `input`. A TLS error (garbage
     /// instead of a ClientHello, a bad certificate, a forged record) ends this connection
     /// only, with the alert rustls queued sent if the socket still takes it.
-    pub fn on_bytes(&mut self, input: &mut Input, shard: &mut Shard, chunk: &mut BytesMut, mut data: &[u8]) {
+    pub fn on_bytes(
+        &mut self,
+        input: &mut Input,
+        shard: &mut Shard,
+        chunk: &mut BytesMut,
+        mut data: &[u8],
+        mut ws: Option<&mut WsLayer>,
+    ) {
         let conn = input.conn;
         while !data.is_empty() && !input.is_ended() {
             if let Err(e) = self.tls.read_tls(&mut data) {
@@ -78,7 +87,10 @@ impl TlsLayer {
                     }
                     Ok(plain) => {
                         let n = plain.len();
-                        input.on_bytes(shard, chunk, plain);
+                        match ws.as_deref_mut() {
+                            Some(ws) => ws.on_bytes(input, shard, chunk, plain),
+                            None => input.on_bytes(shard, chunk, plain),
+                        }
                         reader.consume(n);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
