@@ -30,8 +30,9 @@
 #   - Mosquitto itself (/usr/sbin/mosquitto, Debian's mosquitto package, installed when
 #     missing where apt-get can): started on the password file ringmq passwd wrote, it
 #     lets both users in with mosquitto_pub and refuses a wrong password.
-# Then TLS (scripts/interop_tls.sh): --cafile, --cert/--key against require_certificate
-# and use_identity_as_username, refused without a certificate, paho-mqtt over TLS.
+# Then TLS and WebSockets (scripts/interop_tls.sh): --cafile, --cert/--key against
+# require_certificate and use_identity_as_username, refused without a certificate,
+# paho-mqtt over TLS and WebSockets, MQTT.js's suite over ws:// and wss://.
 # Every message must arrive. Prints "N passed, M failed" and exits non-zero on any
 # failure. Every step is bounded by `timeout`; the brokers it starts are stopped by their PIDs
 # on exit.
@@ -464,7 +465,7 @@ CONF
     stop_pid "$mosquitto_pid"
 fi
 
-# --- TLS: openssl certificates, mosquitto clients and paho (scripts/interop_tls.sh) -------
+# --- TLS and WebSockets: openssl certificates, real clients (scripts/interop_tls.sh) -------
 
 . "$root/scripts/interop_tls.sh"
 

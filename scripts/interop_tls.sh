@@ -1,5 +1,5 @@
-# TLS checks of scripts/interop.sh, sourced by it (it provides $bin, $work, pass, fail,
-# stop_pid, STEP_TIMEOUT and COUNT). Certificates are made here with openssl, for this run
+# TLS and WebSockets checks of scripts/interop.sh, sourced by it (it provides $bin, $work,
+# $root, pass, fail, stop_pid, STEP_TIMEOUT, COUNT and MQTTJS_VERSION). Certificates are made here with openssl, for this run
 # only: a CA, a server certificate for 127.0.0.1, client certificates with CN client-1
 # and client-2. One ringmq with three TLS listeners (per_listener_settings true):
 #   1. certfile/keyfile only: mosquitto_pub/mosquitto_sub with --cafile at MQTT 3.1.1 and
@@ -8,7 +8,10 @@
 #      is refused;
 #   3. require_certificate and use_identity_as_username true, allow_anonymous false and
 #      an ACL for user client-1: client-1's certificate delivers with no user name in
-#      CONNECT; client-2's publish is outside its rights and is not delivered.
+#      CONNECT; client-2's publish is outside its rights and is not delivered;
+#   4. protocol websockets: MQTT.js's whole interop suite (scripts/interop_mqttjs.js)
+#      over ws://, and paho-mqtt over WebSockets;
+#   5. protocol websockets with certfile/keyfile: MQTT.js's suite over wss://.
 
 tls_dir="$work/tls"
 tls_pid=""
@@ -87,22 +90,32 @@ require_certificate true
 use_identity_as_username true
 allow_anonymous false
 acl_file $d/acl
+listener 0 127.0.0.1
+protocol websockets
+allow_anonymous true
+listener 0 127.0.0.1
+protocol websockets
+certfile $d/server.crt
+keyfile $d/server.key
+allow_anonymous true
 CONF
     tls_log="$d/ringmq.log"
     "$bin" -v --cores 4 -c "$d/ringmq.conf" 2>"$tls_log" &
     tls_pid=$!
     for _ in $(seq 100); do
-        [ -n "$(tls_port "$tls_log" 3)" ] && break
+        [ -n "$(tls_port "$tls_log" 5)" ] && break
         kill -0 "$tls_pid" 2>/dev/null || break
         sleep 0.1
     done
     plain_port="$(tls_port "$tls_log" 1)"
     mutual_port="$(tls_port "$tls_log" 2)"
     identity_port="$(tls_port "$tls_log" 3)"
-    if [ -z "$identity_port" ]; then
+    ws_port="$(tls_port "$tls_log" 4)"
+    wss_port="$(tls_port "$tls_log" 5)"
+    if [ -z "$wss_port" ]; then
         fail "TLS: ringmq did not start: $(tail -n 5 "$tls_log" | tr '\n' ' ')"
     else
-        echo "ringmq with TLS (pid $tls_pid) on 127.0.0.1:$plain_port, :$mutual_port (mTLS), :$identity_port (identity)"
+        echo "ringmq with TLS (pid $tls_pid) on 127.0.0.1:$plain_port, :$mutual_port (mTLS), :$identity_port (identity), :$ws_port (ws), :$wss_port (wss)"
         ca="--cafile $d/ca.crt"
         c1="$ca --cert $d/client-1.crt --key $d/client-1.key"
         for v in 311 5; do
@@ -133,18 +146,24 @@ CONF
         else
             pass "TLS identity: client-2 (CN as user name) held to its ACL: its publish not delivered"
         fi
-        # paho-mqtt over TLS, at 3.1.1 and 5.0.
-        for v in 311 5; do
+        # paho-mqtt over TLS and over WebSockets, at 3.1.1 and 5.0.
+        for run in tls:311 tls:5 websockets:311 websockets:5; do
+            transport="${run%%:*}" v="${run#*:}"
+            [ "$transport" = tls ] && p="$plain_port" || p="$ws_port"
             rc=0
-            got="$(timeout "$STEP_TIMEOUT" python3 - "$plain_port" "$d/ca.crt" "$v" <<'PY' 2>&1
+            got="$(timeout "$STEP_TIMEOUT" python3 - "$p" "$d/ca.crt" "$v" "$transport" <<'PY' 2>&1
 import sys, threading
 import paho.mqtt.client as mqtt
-port, ca, v = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, ca, v, transport = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 proto = mqtt.MQTTv5 if v == "5" else mqtt.MQTTv311
 got, subscribed = threading.Event(), threading.Event()
 def client(name):
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-tls-{name}-{v}", protocol=proto)
-    c.tls_set(ca_certs=ca)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-{transport}-{name}-{v}", protocol=proto,
+                    transport="websockets" if transport == "websockets" else "tcp")
+    if transport == "tls":
+        c.tls_set(ca_certs=ca)
+    else:
+        c.ws_set_options(path="/mqtt")
     return c
 sub = client("sub")
 sub.on_subscribe = lambda *a: subscribed.set()
@@ -162,11 +181,33 @@ print("ok")
 PY
 )" || rc=$?
             if [ "$rc" -eq 0 ] && [ "$got" = "ok" ]; then
-                pass "TLS paho-mqtt (mqtt$v): delivered over TLS"
+                pass "paho-mqtt over $transport (mqtt$v): delivered"
             else
-                fail "TLS paho-mqtt (mqtt$v): exit $rc, $(printf '%s' "$got" | tail -n 3 | tr '\n' ' ')"
+                fail "paho-mqtt over $transport (mqtt$v): exit $rc, $(printf '%s' "$got" | tail -n 3 | tr '\n' ' ')"
             fi
         done
+        # MQTT.js's whole suite over ws:// and wss:// (the CA trusted through
+        # NODE_EXTRA_CA_CERTS), installed as interop.sh's MQTT.js section installs it.
+        if [ -d "$work/mqttjs/node_modules/mqtt" ] ||
+            timeout 300 npm install --prefix "$work/mqttjs" --no-audit --no-fund --silent "mqtt@$MQTTJS_VERSION" \
+                >"$work/npm-ws.log" 2>&1; then
+            for url in "ws://127.0.0.1:$ws_port/mqtt" "wss://127.0.0.1:$wss_port/mqtt"; do
+                rc=0
+                out="$(NODE_EXTRA_CA_CERTS="$d/ca.crt" NODE_PATH="$work/mqttjs/node_modules" \
+                    timeout $((STEP_TIMEOUT * 4)) node "$root/scripts/interop_mqttjs.js" "$url" "$COUNT" 2>&1)" || rc=$?
+                while IFS= read -r line; do
+                    case "$line" in
+                        PASS\ *) pass "${line#PASS } over ${url%%:*}" ;;
+                        FAIL\ *) fail "${line#FAIL } over ${url%%:*}" ;;
+                    esac
+                done <<<"$out"
+                if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' <<<"$out"; then
+                    fail "mqtt.js over ${url%%:*}: node exited $rc: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+                fi
+            done
+        else
+            fail "mqtt.js over WebSockets: npm install mqtt@$MQTTJS_VERSION failed"
+        fi
         if kill -0 "$tls_pid" 2>/dev/null; then
             pass "TLS: ringmq still running after the TLS checks"
         else
