@@ -61,6 +61,32 @@ fn run_to_exit(args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A child `ringmq` that is killed if the test ends early (a panic), so it never
+/// outlives the test holding its pipes.
+struct Child(std::process::Child);
+
+impl Child {
+    fn spawn(command: &mut Command) -> Child {
+        Child(command.stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("spawn ringmq"))
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(&mut self) -> Option<i32> {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        self.0.wait().unwrap().code()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -94,7 +120,8 @@ fn real_world_config_files_start_or_fail_only_on_features_open_elsewhere() {
         "debian-12-mosquitto.conf",
         &debian.replace("/etc/mosquitto/conf.d", conf_d.to_str().unwrap()),
     );
-    let issue15 = "persistence: not implemented yet (issue 15): sessions and retained messages are kept in memory only; set 'persistence false' to run without";
+    // The line goes on to say what issue 15 has built so far; its start is what matters.
+    let issue15 = "persistence: not implemented yet (issue 15)";
     let bridges = "bridges are not implemented yet";
     let cfg = |name: &str| configs_dir().join(name);
     let at = |p: &Path, line: usize, msg: &str| format!("{}:{line}: {msg}", p.display());
@@ -125,7 +152,9 @@ fn real_world_config_files_start_or_fail_only_on_features_open_elsewhere() {
     ];
     for (path, want) in cases {
         let (code, got) = test_config(&path);
-        assert_eq!(got, want, "{}", path.display());
+        let matches =
+            got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| g.starts_with(w.as_str()));
+        assert!(matches, "{}:\n got: {got:#?}\nwant: {want:#?}", path.display());
         assert_eq!(code, Some(if want.is_empty() { 0 } else { 1 }), "{}", path.display());
     }
 }
@@ -176,14 +205,11 @@ fn a_port_in_use_fails_with_address_already_in_use() {
 fn a_closed_log_pipe_does_not_stop_the_broker() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(EXE)
-        .args(["-v", "--cores", "2", "--listen", &listen])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Child::spawn(
+        Command::new(EXE).args(["-v", "--cores", "2", "--listen", &listen]).stderr(Stdio::piped()),
+    );
     // As `ringmq -v 2>&1 | head -n 2`: two lines read, then the pipe closes.
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut reader = BufReader::new(child.0.stderr.take().unwrap());
     for _ in 0..2 {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -203,11 +229,8 @@ fn a_closed_log_pipe_does_not_stop_the_broker() {
     }
     let mut c = Raw::client(addr, "pipe-last", V5);
     c.ping();
-    assert!(child.try_wait().unwrap().is_none(), "ringmq exited after its log pipe closed");
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert!(child.0.try_wait().unwrap().is_none(), "ringmq exited after its log pipe closed");
+    assert_eq!(child.terminate(), Some(0));
 }
 
 #[test]
@@ -301,23 +324,23 @@ fn pid_file_log_file_and_log_type_are_honoured() {
 
     // log_type none: not a line, not even at shutdown.
     let conf = scratch.write("none.conf", &format!("listener {port} 127.0.0.1\nlog_type none\n"));
-    let mut child = Command::new(EXE)
-        .args(["--cores", "2", "-c", conf.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Child::spawn(
+        Command::new(EXE).args(["--cores", "2", "-c", conf.to_str().unwrap()]).stderr(Stdio::piped()),
+    );
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + IO_TIMEOUT;
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "ringmq does not listen on {addr}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut stderr_pipe = child.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = String::new();
+        stderr_pipe.read_to_string(&mut stderr).unwrap();
+        stderr
+    });
+    assert_eq!(child.terminate(), Some(0));
+    let stderr = reader.join().unwrap();
     assert_eq!(stderr, "", "log_type none logs nothing");
 }
 
@@ -516,4 +539,47 @@ fn accept_failures_at_the_open_file_limit_are_logged_once_per_episode() {
     assert_eq!(errors, 1, "one line for the episode: {:#?}", broker.log());
     let mut c = Raw::client(broker.addr, "after-emfile", V5);
     c.ping();
+}
+
+#[test]
+fn a_full_log_pipe_never_stalls_the_broker() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // -v logs a line per packet; nobody reads the pipe, so it fills after 64 KiB.
+    let mut child = Child::spawn(
+        Command::new(EXE).args(["-v", "--cores", "2", "--listen", &listen]).stderr(Stdio::piped()),
+    );
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "ringmq does not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut sub = Raw::client(addr, "full-pipe-sub", V3_1_1);
+    sub.subscribe_ok(&[("full/#", Q1)]);
+    let mut publisher = Raw::client(addr, "full-pipe-pub", V3_1_1);
+    // Each PUBLISH is a log line: 20,000 are far more than the pipe (64 KiB) and the log
+    // queue (16,384 lines) hold.
+    for i in 0..20_000u32 {
+        publisher.publish("nobody/listens", &i.to_be_bytes(), Q0, false);
+    }
+    // Round trips still complete at once.
+    for i in 0..200u32 {
+        publisher.publish("full/pipe", &i.to_be_bytes(), Q1, false);
+        let m = sub.expect_publish(IO_TIMEOUT);
+        assert_eq!(&m.payload[..], &i.to_be_bytes()[..]);
+    }
+    let mut stderr_pipe = child.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = String::new();
+        stderr_pipe.read_to_string(&mut stderr).unwrap();
+        stderr
+    });
+    assert_eq!(child.terminate(), Some(0));
+    let stderr = reader.join().unwrap();
+    assert!(
+        stderr.contains("log lines were dropped: the log destination did not keep up"),
+        "{}",
+        &stderr[..2000.min(stderr.len())]
+    );
 }
