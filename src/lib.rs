@@ -20,6 +20,7 @@
 //!   time as an input, so tests drive several shards at once without sockets.
 //! - [`config`]: the command line and the Mosquitto-syntax config file, validated once.
 //! - [`log`](mod@log): Mosquitto-shaped log lines.
+//! - [`store`]: persistence, one append-only log per shard (recovery, compaction).
 
 pub mod auth;
 pub mod config;
@@ -28,3 +29,4 @@ pub mod protocol;
 pub mod router;
 pub mod session;
 pub mod shard;
+pub mod store;

@@ -1,0 +1,10 @@
+//! Persistence: what a shard keeps on disk so that sessions, retained messages and QoS 1/2
+//! messages survive a restart or a crash (see docs/persistence.md).
+//!
+//! - `log.rs`: one shard's append-only log of checksummed key-value records, with its
+//!   recovery (a torn or corrupt tail is cut) and compaction (snapshot, then rename).
+//!
+//! Everything here is synchronous file I/O and runs on a shard's writer thread or at
+//! start-up, never on a shard's event loop.
+
+pub mod log;
