@@ -7,12 +7,15 @@
 //! - `options.rs`: every option of Mosquitto 2.0's mosquitto.conf(5), what it sets, or
 //!   why it is refused (another open issue, or a C plugin).
 //! - `values.rs`: one value's syntax (booleans, ranges, durations, CPU lists).
+//! - `persistence.rs`: the persistence options (Mosquitto's, and `persistence_sync`).
 
 mod options;
 mod parser;
+mod persistence;
 mod values;
 
 pub use parser::{ConfigError, ConfigErrors};
+pub use persistence::{PersistenceConfig, PersistenceSync};
 pub use values::parse_cpu_list;
 
 use crate::router::ShareStrategy;
@@ -173,6 +176,8 @@ pub struct Config {
     /// Messages one shard may have queued toward another before it stops reading its
     /// publishers' sockets until the queue drains (at most [`MESH_QUEUE_MAX`]).
     pub mesh_queue: u32,
+    /// `persistence` and the options beside it (docs/persistence.md).
+    pub persistence: PersistenceConfig,
 }
 
 /// The default `mesh_queue`. On 16 CPUs, 2,048 cost QoS 0 pairs 13-14% of their rate at 2,
@@ -212,6 +217,7 @@ impl Default for Config {
             receive_maximum: u16::MAX,
             recv_buffers: 128,
             mesh_queue: DEFAULT_MESH_QUEUE,
+            persistence: PersistenceConfig::default(),
         }
     }
 }

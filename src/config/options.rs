@@ -286,21 +286,11 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
             parse_num::<u64>(one()?)?;
         }
 
-        // Persistence (issue 15): without `persistence true` the others change nothing,
-        // in Mosquitto as here.
-        "persistence" => {
-            if parse_bool(one()?)? {
-                return Err("not implemented yet (issue 15): sessions and retained messages are kept in memory only; set 'persistence false' to run without".into());
-            }
-        }
-        "persistence_file" | "persistence_location" => {
-            text()?;
-        }
-        "autosave_interval" => {
-            parse_range::<u32>(one()?, 0, u32::MAX)?;
-        }
-        "autosave_on_changes" => {
-            parse_bool(one()?)?;
+        // Persistence: `persistence.rs` reads them.
+        "persistence" | "persistence_location" | "persistence_file" | "autosave_interval"
+        | "autosave_on_changes" | "persistence_sync" => {
+            return super::persistence::apply(&mut c.persistence, option, rest, args)
+                .unwrap_or_else(|| unreachable!("a persistence option"));
         }
 
         // Process.
