@@ -178,6 +178,13 @@ pub struct Config {
     pub mesh_queue: u32,
     /// `persistence` and the options beside it (docs/persistence.md).
     pub persistence: PersistenceConfig,
+    /// When a subscriber's queue is full, hold the QoS 1/2 publishers that fill it (stop
+    /// reading their sockets) until it drains, instead of dropping (`false`: drop at once,
+    /// as Mosquitto does).
+    pub flow_control: bool,
+    /// A subscriber whose full queue has not moved for this long is stuck: its publishers
+    /// are let go and what does not fit its queue is dropped.
+    pub stuck_subscriber_secs: u32,
 }
 
 /// The default `mesh_queue`. On 16 CPUs, 2,048 cost QoS 0 pairs 13-14% of their rate at 2,
@@ -218,6 +225,8 @@ impl Default for Config {
             recv_buffers: 128,
             mesh_queue: DEFAULT_MESH_QUEUE,
             persistence: PersistenceConfig::default(),
+            flow_control: true,
+            stuck_subscriber_secs: 10,
         }
     }
 }

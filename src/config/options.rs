@@ -347,6 +347,8 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
             c.recv_buffers = n;
         }
         "mesh_queue" => c.mesh_queue = parse_range::<u32>(one()?, 1, MESH_QUEUE_MAX)?,
+        "flow_control" => c.flow_control = parse_bool(one()?)?,
+        "stuck_subscriber_secs" => c.stuck_subscriber_secs = parse_range::<u32>(one()?, 1, 86_400)?,
         "connect_timeout" => c.connect_timeout_secs = parse_range::<u32>(one()?, 1, 86_400)?.into(),
         "shared_subscription_strategy" => c.share_strategy = one()?.parse().map_err(|e| format!("{e}"))?,
 

@@ -102,6 +102,16 @@ impl PublisherKey {
     pub fn new(shard: u16, slot: u32, generation: u16) -> Self {
         PublisherKey(((shard as u64) << 48) | ((generation as u64) << 32) | slot as u64)
     }
+
+    /// The shard the publishing session was on.
+    pub fn shard(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+
+    /// The publishing session's slot on that shard.
+    pub fn slot(self) -> u32 {
+        self.0 as u32
+    }
 }
 
 /// What one subscriber gets of one message: the message and the per-subscription parts.

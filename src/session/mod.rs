@@ -14,7 +14,7 @@ mod message;
 mod outbound;
 
 pub use message::{Delivery, Message, Origin, PublisherKey, Routed, SharedGroupName};
-pub use outbound::{Inflight, InflightOut, OutState, Outbound};
+pub use outbound::{Enqueued, Inflight, InflightOut, OutState, Outbound};
 
 use crate::protocol::{
     encode_publish, publish_len, wire::varint_len, Ack, ByteStr, Packet, ProtocolVersion, Publish,
@@ -138,6 +138,9 @@ pub struct Accepted {
 pub enum DeliverOutcome {
     Sent,
     Queued,
+    /// Queued past `max_queued_messages` (or `max_queued_bytes`) into the allowance the
+    /// caller gave: the caller holds the publisher until the queue drains.
+    QueuedOverLimit,
     Dropped,
 }
 
@@ -414,18 +417,32 @@ impl Session {
     /// has room, else queues QoS 1/2 up to the bounds. QoS 0 is never queued for an
     /// offline client. `out` is the connection's buffer (ignored while offline).
     pub fn deliver(&mut self, d: Delivery, now_ms: u64, out: &mut BytesMut) -> DeliverOutcome {
+        self.deliver_within(d, now_ms, out, 0)
+    }
+
+    /// [`Session::deliver`], with `overflow` messages allowed past the queue's bounds
+    /// (flow control: the caller holds the publisher of a message queued there).
+    pub fn deliver_within(&mut self, d: Delivery, now_ms: u64, out: &mut BytesMut, overflow: usize) -> DeliverOutcome {
         if d.qos == QoS::AtMostOnce {
             return self.deliver_qos0(&d.message, d.retain, &d.subscription_ids, now_ms, out);
         }
         if self.has_room() && self.outbound.queue.is_empty() {
             return self.send_tracked(d, now_ms, out);
         }
-        if self.outbound.enqueue(d, self.limits.max_queued_messages, self.limits.max_queued_bytes) {
-            DeliverOutcome::Queued
-        } else {
-            self.drops.queue_full += 1;
-            DeliverOutcome::Dropped
+        let (max_messages, max_bytes) = (self.limits.max_queued_messages, self.limits.max_queued_bytes);
+        match self.outbound.enqueue_within(d, max_messages, max_bytes, overflow) {
+            Enqueued::WithinBounds => DeliverOutcome::Queued,
+            Enqueued::PastBounds => DeliverOutcome::QueuedOverLimit,
+            Enqueued::Dropped => {
+                self.drops.queue_full += 1;
+                DeliverOutcome::Dropped
+            }
         }
+    }
+
+    /// Messages queued behind the in-flight window.
+    pub fn queued(&self) -> usize {
+        self.outbound.queue.len()
     }
 
     /// [`Session::deliver`] for QoS 0, from borrowed parts: nothing is kept, so the

@@ -193,6 +193,15 @@ impl Inflight {
     }
 }
 
+/// Where [`Outbound::enqueue_within`] put a delivery.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Enqueued {
+    WithinBounds,
+    /// Past `max_queued_messages` or `max_queued_bytes`, into the overflow allowed.
+    PastBounds,
+    Dropped,
+}
+
 /// The outgoing window and queue of one session.
 #[derive(Debug, Default)]
 pub struct Outbound {
@@ -225,14 +234,29 @@ impl Outbound {
     /// Queues a delivery behind the window, if the bounds allow (0 means no bound, as in
     /// Mosquitto's `max_queued_messages` and `max_queued_bytes`). Returns false if dropped.
     pub fn enqueue(&mut self, d: Delivery, max_messages: usize, max_bytes: usize) -> bool {
+        self.enqueue_within(d, max_messages, max_bytes, 0) == Enqueued::WithinBounds
+    }
+
+    /// [`Outbound::enqueue`], with `overflow` more messages, and `max_bytes` more bytes,
+    /// allowed past the bounds (flow control's room for what is on its way while the
+    /// publishers are being held).
+    pub fn enqueue_within(&mut self, d: Delivery, max_messages: usize, max_bytes: usize, overflow: usize) -> Enqueued {
         let bytes = d.message.payload.len();
-        let too_many = max_messages > 0 && self.queue.len() >= max_messages;
-        if too_many || (max_bytes > 0 && self.queued_bytes + bytes > max_bytes) {
-            return false;
-        }
+        let fits = |len: usize, queued: usize, extra_messages: usize, extra_bytes: usize| {
+            (max_messages == 0 || len < max_messages + extra_messages)
+                && (max_bytes == 0 || queued + bytes <= max_bytes + extra_bytes)
+        };
+        let (len, queued) = (self.queue.len(), self.queued_bytes);
+        let verdict = if fits(len, queued, 0, 0) {
+            Enqueued::WithinBounds
+        } else if overflow > 0 && fits(len, queued, overflow, max_bytes.min(usize::MAX / 2)) {
+            Enqueued::PastBounds
+        } else {
+            return Enqueued::Dropped;
+        };
         self.queued_bytes += bytes;
         self.queue.push_back(d);
-        true
+        verdict
     }
 
     /// Takes the oldest queued delivery.

@@ -466,3 +466,23 @@ fn resume_resends_no_more_than_the_new_window_and_the_rest_as_it_opens() {
     let [Packet::Publish(three)] = &last[..] else { panic!("{last:?}") };
     assert!(!three.dup && &three.payload[..] == b"three", "then the queue");
 }
+
+#[test]
+fn an_overflow_allowance_queues_past_the_bound_and_says_so_then_drops() {
+    for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        // Window 2, queue 3: five are taken within the bounds...
+        let mut s = session(v);
+        let mut out = BytesMut::new();
+        let outcomes: Vec<_> =
+            (0..8).map(|_| s.deliver_within(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out, 2)).collect();
+        use DeliverOutcome::*;
+        // ...two more past them (the caller holds their publishers), the eighth is dropped.
+        assert_eq!(outcomes, vec![Sent, Sent, Queued, Queued, Queued, QueuedOverLimit, QueuedOverLimit, Dropped]);
+        assert_eq!(s.queued(), 5);
+        assert_eq!(s.drops.queue_full, 1);
+        // Without an allowance the bound holds as before.
+        let mut plain = session(v);
+        let outcomes: Vec<_> = (0..6).map(|_| plain.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out)).collect();
+        assert_eq!(outcomes, vec![Sent, Sent, Queued, Queued, Queued, Dropped]);
+    }
+}

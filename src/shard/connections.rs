@@ -70,6 +70,9 @@ pub struct Conn {
     /// It authenticated with SCRAM (MQTT 5 enhanced authentication), so it may
     /// re-authenticate with AUTH (section 4.12.1).
     pub enhanced_auth: bool,
+    /// Subscribers whose full queues this publisher is held for (flow control): while
+    /// above 0 the broker reads nothing from it.
+    held_by: u16,
     life: Life,
     /// Set while the connection is listed for the event loop to flush.
     flush_queued: bool,
@@ -91,6 +94,7 @@ impl Conn {
             problem_information: true,
             max_packet_bytes: usize::MAX,
             enhanced_auth: false,
+            held_by: 0,
             life: Life::Open,
             flush_queued: false,
         }
@@ -112,6 +116,10 @@ impl Conn {
 pub struct Connections {
     table: Slab<Conn>,
     to_flush: Vec<ConnId>,
+    /// Connections just held (flow control), for the event loop to stop reading them.
+    paused: Vec<ConnId>,
+    /// Connections just let go, for the event loop to read again.
+    resumed: Vec<ConnId>,
 }
 
 impl Connections {
@@ -205,7 +213,9 @@ impl Connections {
             .table
             .iter()
             .filter(|(_, c)| {
+                // A held publisher is silent because the broker stopped reading it.
                 !c.is_closing()
+                    && c.held_by == 0
                     && c.keepalive_ms > 0
                     && now_ms.saturating_sub(c.last_heard_ms) > c.keepalive_ms
             })
@@ -217,6 +227,47 @@ impl Connections {
                 c.life = Life::Closing { timed_out: true };
             }
         }
+    }
+
+    /// Holds a publisher for one more subscriber's full queue (`hold`), or lets it go for
+    /// one (flow control). The event loop learns of the changes from
+    /// [`Connections::take_paused`] and [`Connections::take_resumed`].
+    pub fn hold(&mut self, conn: ConnId, hold: bool, now_ms: u64) {
+        let Some(c) = self.table.get_mut(conn) else { return };
+        if hold {
+            c.held_by = c.held_by.saturating_add(1);
+            if c.held_by == 1 {
+                self.paused.push(conn);
+            }
+        } else if c.held_by > 0 {
+            c.held_by -= 1;
+            if c.held_by == 0 {
+                // Its keepalive starts again from the moment the broker reads again.
+                c.last_heard_ms = now_ms;
+                self.resumed.push(conn);
+            }
+        }
+    }
+
+    /// Whether the broker is holding this publisher (reading nothing from it).
+    #[inline]
+    pub fn is_held(&self, conn: ConnId) -> bool {
+        self.table.get(conn).is_some_and(|c| c.held_by > 0)
+    }
+
+    /// Connections held since the last call.
+    pub fn take_paused(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.paused)
+    }
+
+    /// Connections let go since the last call.
+    pub fn take_resumed(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.resumed)
+    }
+
+    /// Whether holds changed since the event loop last looked.
+    pub fn has_hold_changes(&self) -> bool {
+        !self.paused.is_empty() || !self.resumed.is_empty()
     }
 
     /// One side of a connection ended; the second removes the entry. True when removed.

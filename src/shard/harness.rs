@@ -223,6 +223,7 @@ impl Harness {
             mesh.has_pending(i)
                 || s.has_answered_connects()
                 || s.has_verified()
+                || s.conns().has_hold_changes()
                 || s.conns().has_output()
                 || s.outbox().is_backlogged()
         })
@@ -277,6 +278,14 @@ impl Harness {
         while let Some((conn, resumed)) = shard.next_answered_connect() {
             if let Some(c) = self.clients.iter_mut().find(|c| c.shard == i && c.conn == conn && !c.closed) {
                 c.input.complete_connect(shard, resumed);
+            }
+        }
+        // Flow control: a held client's bytes wait in its input, as they would wait in
+        // its socket; one let go decodes them.
+        shard.conns().take_paused();
+        for conn in shard.conns().take_resumed() {
+            if let Some(c) = self.clients.iter_mut().find(|c| c.shard == i && c.conn == conn && !c.closed) {
+                c.input.resume(shard);
             }
         }
         self.flush_output(i);

@@ -166,6 +166,11 @@ impl Input {
     fn decode_packets(&mut self, shard: &mut Shard) {
         let conn = self.conn;
         loop {
+            // Held for a subscriber's full queue (flow control): the rest waits, undecoded,
+            // until it is let go (`resume`).
+            if shard.conns().is_held(conn) {
+                break;
+            }
             match self.decoder.decode(&mut self.pending) {
                 Ok(Decoded::Packet(p)) => {
                     if let Err(close) = shard.handle_packet(conn, p) {
@@ -194,6 +199,14 @@ impl Input {
             Some(c) if c.timed_out() => self.end(shard, "has exceeded timeout, disconnecting"),
             Some(c) if !c.is_closing() => {}
             _ => self.end(shard, "closed by the broker"),
+        }
+    }
+
+    /// The connection was let go after a hold (flow control): decode what waited.
+    pub fn resume(&mut self, shard: &mut Shard) {
+        if let Phase::Connected = self.phase {
+            self.decode_packets(shard);
+            self.release_idle_buffer();
         }
     }
 

@@ -4,7 +4,7 @@
 //! interest change is seen before the publishes that depend on it.
 
 use crate::protocol::ByteStr;
-use crate::session::{Delivery, Message, Session};
+use crate::session::{Delivery, Message, PublisherKey, Session};
 use std::sync::Arc;
 
 /// A unique id for one CONNECT attempt: the shard it arrived on and a counter there.
@@ -33,6 +33,9 @@ pub enum MeshMsg {
     /// A retained message was set (`Some`) or cleared (`None`) on the sending shard;
     /// `seq` orders it against updates from other shards.
     Retain { topic: ByteStr, seq: u64, message: Option<Arc<Message>> },
+    /// Flow control: hold (`hold`) or let go the publisher of `publisher`, a session on
+    /// the receiving shard, for one subscriber's full queue on the sending shard.
+    HoldPublisher { publisher: PublisherKey, hold: bool },
     /// Answer `BarrierAck` once everything the sender sent before this is handled.
     Barrier { from: u16, token: u64 },
     /// The answer to a `Barrier`: every earlier message of this pair is handled.

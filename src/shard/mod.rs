@@ -39,6 +39,7 @@ mod clock;
 mod connack;
 mod connections;
 mod drops;
+mod flow;
 mod handover;
 mod ids;
 mod input;

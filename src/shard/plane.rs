@@ -88,7 +88,9 @@ impl DataPlane {
         DataPlane {
             id,
             routes: Routes::new(id, c.share_strategy, cache_seed),
-            sessions: Sessions::new(limits),
+            // Flow control's room past the bound: what can be on its way from publishers
+            // on other shards while they are being told to hold (see `flow.rs`).
+            sessions: Sessions::new(limits, if c.flow_control { c.mesh_queue as usize + c.max_queued_messages } else { 0 }),
             conns: Connections::default(),
             outbox: Outbox::new(id, shared.mesh.clone()),
             drops: DropStats::default(),
@@ -327,7 +329,45 @@ impl DataPlane {
             Delivered::Moved { to, msg } => self.outbox.send(to as usize, msg),
             Delivered::DroppedSlowQos0 => self.drops.qos0_slow_subscriber.add(),
             Delivered::DroppedQueueFull => self.drops.queue_full.add(),
+            Delivered::QueuedOverLimit { bytes, publisher } => {
+                self.turn_output_bytes += bytes;
+                self.hold_publisher(sid, publisher);
+            }
             Delivered::Ignored => {}
+        }
+    }
+
+    /// Session `sid`'s queue went past its bound with a message of `publisher`: hold the
+    /// publisher until the queue drains (flow control, `flow.rs`). Messages the broker
+    /// made (wills, retained replays) have no publisher to hold.
+    #[cold]
+    fn hold_publisher(&mut self, sid: SessionId, publisher: PublisherKey) {
+        if publisher != PublisherKey::NONE && self.sessions.hold(sid, publisher, self.now_ms) {
+            self.set_hold(publisher, true);
+        }
+    }
+
+    /// Lets `publishers` go (a subscriber's queue drained, it is stuck, or it went).
+    pub fn let_go(&mut self, publishers: Vec<PublisherKey>) {
+        for p in publishers {
+            self.set_hold(p, false);
+        }
+    }
+
+    /// Holds or lets go a publisher, here or through its shard.
+    fn set_hold(&mut self, publisher: PublisherKey, hold: bool) {
+        if publisher.shard() == self.id {
+            self.hold_here(publisher, hold);
+        } else {
+            self.outbox.send(publisher.shard() as usize, MeshMsg::HoldPublisher { publisher, hold });
+        }
+    }
+
+    /// Holds or lets go the connection of publishing session `publisher` on this shard
+    /// (gone meanwhile: nothing to do; see `flow.rs` for why that is safe).
+    fn hold_here(&mut self, publisher: PublisherKey, hold: bool) {
+        if let Some(conn) = self.sessions.get(publisher.slot()).and_then(|e| e.conn) {
+            self.conns.hold(conn, hold, self.now_ms);
         }
     }
 
@@ -525,6 +565,7 @@ impl DataPlane {
             MeshMsg::Retain { topic, seq, message } => {
                 self.routes.apply_retained(&topic, seq, message, self.now_ms)
             }
+            MeshMsg::HoldPublisher { publisher, hold } => self.hold_here(publisher, hold),
             control => return Some(control),
         }
         None

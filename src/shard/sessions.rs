@@ -7,12 +7,13 @@ use super::drops::OUTPUT_HIGH_WATER_BYTES;
 use super::ids::ConnId;
 pub use super::ids::SessionId;
 use super::messages::{ConnectToken, MeshMsg};
+use super::flow::Flow;
 use super::security::ClientAccess;
 use super::slab::Slab;
 use crate::auth::acl::SubscribeAccess;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{ByteStr, QoS};
-use crate::session::{DeliverOutcome, Delivery, Limits, Message, Routed, Session, SharedGroupName};
+use crate::session::{DeliverOutcome, Delivery, Limits, Message, PublisherKey, Routed, Session, SharedGroupName};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub struct SessionEntry {
     pub arriving: Option<Box<Arrival>>,
     /// The client's ACL, when an `acl_file` applies to it (none: everything is allowed).
     pub access: Option<Box<ClientAccess>>,
+    /// Flow control: set while its queue is past the bound (it holds publishers) or it
+    /// is stuck (see `flow.rs`).
+    pub flow: Option<Box<Flow>>,
 }
 
 /// A session from its arrival from another shard until no copy of a message can still
@@ -104,6 +108,8 @@ pub enum Delivered {
     DroppedSlowQos0,
     /// A QoS 1/2 message beyond `max_queued_messages`.
     DroppedQueueFull,
+    /// Queued past `max_queued_messages` (flow control): hold `publisher`.
+    QueuedOverLimit { bytes: usize, publisher: PublisherKey },
     /// Nothing to deliver to: no such session, or a duplicate of a message that came
     /// both directly and through the old holder's stub.
     Ignored,
@@ -125,11 +131,18 @@ pub struct Sessions {
     table: Slab<SessionEntry>,
     by_client: HashMap<ByteStr, SessionId>,
     limits: Limits,
+    /// Messages an online subscriber may queue past its bound while its publishers are
+    /// held (flow control); 0 when flow control is off.
+    overflow: usize,
+    /// Sessions with a [`Flow`], for the once-a-second stuck check.
+    flowing: Vec<SessionId>,
 }
 
 impl Sessions {
-    pub fn new(limits: Limits) -> Self {
-        Sessions { table: Slab::default(), by_client: HashMap::new(), limits }
+    /// Sessions with `limits`, and `overflow` messages past the queue bound while
+    /// publishers are held (0: no flow control, drop at the bound).
+    pub fn new(limits: Limits, overflow: usize) -> Self {
+        Sessions { table: Slab::default(), by_client: HashMap::new(), limits, overflow, flowing: Vec::new() }
     }
 
     /// The limits every new session on this shard gets.
@@ -155,6 +168,7 @@ impl Sessions {
             moved_to: None,
             arriving: None,
             access: None,
+            flow: None,
         });
         self.by_client.insert(client_id, sid);
         sid
@@ -267,11 +281,13 @@ impl Sessions {
         let conn = entry.conn;
         // Offline sessions queue and write nothing; they still need somewhere to write.
         let mut offline_sink = bytes::BytesMut::new();
+        let mut online = false;
         let out = match conn.and_then(|c| conns.get_mut(c)) {
             Some(c) if !c.is_closing() => {
                 if qos == QoS::AtMostOnce && c.out.len() > OUTPUT_HIGH_WATER_BYTES {
                     return Delivered::DroppedSlowQos0;
                 }
+                online = true;
                 &mut c.out
             }
             _ => &mut offline_sink,
@@ -280,8 +296,11 @@ impl Sessions {
         let outcome = if qos == QoS::AtMostOnce {
             entry.session.deliver_qos0(message, retain, &subscription_ids, now_ms, out)
         } else {
+            // Online and moving: room past the bound while its publishers are held.
+            let stuck = entry.flow.as_ref().is_some_and(|f| f.stuck);
+            let overflow = if online && !stuck { self.overflow } else { 0 };
             let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
-            entry.session.deliver(delivery, now_ms, out)
+            entry.session.deliver_within(delivery, now_ms, out, overflow)
         };
         let bytes = out.len() - before;
         if bytes > 0 {
@@ -289,10 +308,90 @@ impl Sessions {
                 conns.wake_writer(c);
             }
         }
-        if outcome == DeliverOutcome::Dropped && qos != QoS::AtMostOnce {
-            return Delivered::DroppedQueueFull;
+        match outcome {
+            DeliverOutcome::QueuedOverLimit => {
+                Delivered::QueuedOverLimit { bytes, publisher: message.publisher }
+            }
+            DeliverOutcome::Dropped if qos != QoS::AtMostOnce => {
+                if let Some(f) = entry.flow.as_deref_mut().filter(|f| f.stuck) {
+                    f.dropped_while_stuck += 1;
+                }
+                Delivered::DroppedQueueFull
+            }
+            _ => Delivered::Accepted { bytes },
         }
-        Delivered::Accepted { bytes }
+    }
+
+    /// Session `sid` queued a message past its bound: it now holds `publisher`. True when
+    /// the hold is new (the caller tells the publisher's shard).
+    pub fn hold(&mut self, sid: SessionId, publisher: PublisherKey, now_ms: u64) -> bool {
+        let Some(e) = self.table.get_mut(sid) else { return false };
+        let flow = e.flow.get_or_insert_with(|| {
+            self.flowing.push(sid);
+            Box::new(Flow::new(now_ms))
+        });
+        flow.hold(publisher)
+    }
+
+    /// The client of `sid` acknowledged a message. When its queue has drained to half
+    /// the bound, returns the publishers to let go; a stuck session moves again.
+    pub fn progress(&mut self, sid: SessionId, now_ms: u64) -> Vec<PublisherKey> {
+        let release_at = super::flow::release_at(self.limits.max_queued_messages);
+        let Some(e) = self.table.get_mut(sid) else { return Vec::new() };
+        let Some(flow) = e.flow.as_deref_mut() else { return Vec::new() };
+        flow.last_progress_ms = now_ms;
+        if flow.stuck {
+            flow.stuck = false;
+            crate::log!(
+                Notice,
+                "Client {} is taking its messages again; {} were dropped while it was stuck.",
+                e.session.client_id,
+                flow.dropped_while_stuck
+            );
+            flow.dropped_while_stuck = 0;
+        }
+        if e.session.queued() > release_at {
+            return Vec::new();
+        }
+        // The flow stays until the next stuck check clears it, so that a session held
+        // and let go many times a second is listed once.
+        std::mem::take(&mut flow.holding)
+    }
+
+    /// Ends session `sid`'s flow control (its connection went, or it leaves the shard):
+    /// the publishers to let go.
+    pub fn end_flow(&mut self, sid: SessionId) -> Vec<PublisherKey> {
+        self.table.get_mut(sid).and_then(|e| e.flow.take()).map(|f| f.holding).unwrap_or_default()
+    }
+
+    /// Sessions that have held publishers for `stuck_ms` without taking a message
+    /// become stuck (logged with the client id): the publishers they let go. Flows that
+    /// hold no one and are not stuck are cleared.
+    pub fn stuck_check(&mut self, now_ms: u64, stuck_ms: u64) -> Vec<PublisherKey> {
+        let mut released = Vec::new();
+        let table = &mut self.table;
+        self.flowing.sort_unstable();
+        self.flowing.dedup();
+        self.flowing.retain(|&sid| {
+            let Some(e) = table.get_mut(sid) else { return false };
+            let Some(flow) = e.flow.as_deref_mut() else { return false };
+            if !flow.stuck && flow.holding.is_empty() {
+                e.flow = None;
+                return false;
+            }
+            if flow.is_stuck_at(now_ms, stuck_ms) {
+                flow.stuck = true;
+                crate::log!(
+                    Warning,
+                    "Warning: client {} has taken no message for {} s with its queue full; its publishers go on and what does not fit its queue is dropped.",
+                    e.session.client_id,
+                    stuck_ms / 1000
+                );
+                released.append(&mut flow.holding);
+            }
+            true
+        });
+        released
     }
 
     /// The old holder's stub of an arrived session is gone: the direct deliveries that

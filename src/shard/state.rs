@@ -363,6 +363,8 @@ impl Shard {
         let entry = plane.sessions.get_mut(sid).ok_or_else(lost)?;
         // An acknowledgement may let queued messages out: their expiry is checked now.
         let (now, out) = (plane.now_ms, &mut c.out);
+        // And a subscriber in flow control (`flow.rs`) has moved.
+        let progressed = entry.flow.is_some() && matches!(packet, Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_));
         match packet {
             Packet::Publish(p) => return plane.handle_publish(conn, sid, p, &cid),
             Packet::PubAck(a) => {
@@ -429,6 +431,10 @@ impl Shard {
                     "server-to-client packet sent by a client",
                 ));
             }
+        }
+        if progressed {
+            let publishers = self.plane.sessions.progress(sid, now);
+            self.plane.let_go(publishers);
         }
         self.plane.conns.wake_writer(conn);
         Ok(())
@@ -515,6 +521,11 @@ impl Shard {
     /// The connection is gone (or about to be): its will, and its session's detach or end.
     pub fn connection_closed(&mut self, conn: ConnId, why: &str) {
         self.logins.forget(conn);
+        // An offline session holds no publisher (it queues to its bound and drops).
+        if let Some(sid) = self.plane.conns.get(conn).and_then(|c| c.session) {
+            let publishers = self.plane.sessions.end_flow(sid);
+            self.plane.let_go(publishers);
+        }
         let plane = &mut self.plane;
         let Some(c) = plane.conns.get_mut(conn) else { return };
         // A will with a Will Delay Interval on a session that outlives the connection
@@ -595,6 +606,9 @@ impl Shard {
             self.plane.publish_will(will);
         }
         self.plane.routes.prune_retained(now);
+        let stuck_ms = self.plane.shared.config.stuck_subscriber_secs as u64 * 1000;
+        let publishers = self.plane.sessions.stuck_check(now, stuck_ms);
+        self.plane.let_go(publishers);
         self.takeover().expire_sessions();
         self.plane.drops.log();
     }

@@ -14,6 +14,7 @@
 //! - `access_control`: password and ACL files, per listener, `$SYS` kept for the broker.
 //! - `edge_cases`: protocol edge cases answered as Mosquitto 2.0 does, or as the spec
 //!   decides where it does (issue 20).
+//! - `flow_control`: a full subscriber queue holds its publishers; a stuck one is let go.
 //! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
 //! - `tls`: TLS listeners: 3.1.1 and 5.0 over TLS, client certificates, the
 //!   certificate's name as the user name, stalled handshakes, garbage, reloads.
@@ -30,6 +31,7 @@ mod binary;
 mod common;
 mod operations;
 mod edge_cases;
+mod flow_control;
 mod scenarios;
 mod tls;
 mod transport;

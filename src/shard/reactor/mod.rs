@@ -131,6 +131,7 @@ impl Reactor {
             let mesh_more = self.drain_mesh();
             self.complete_verifications();
             self.complete_connects();
+            self.apply_holds();
             self.after_backlog();
             let now = Instant::now();
             if now >= next_housekeeping {
@@ -143,6 +144,7 @@ impl Reactor {
             let busy = mesh_more
                 || self.ring.has_completions()
                 || self.shard.has_answered_connects()
+                || self.shard.conns().has_hold_changes()
                 || self.shard.conns().has_output()
                 || self.processable_held();
             if busy {
@@ -209,6 +211,7 @@ impl Reactor {
                 Op::Accept => self.on_accept(slot as usize, res, flags),
                 Op::Send => self.on_send(slot, res),
                 Op::Wake => self.arm_wake(),
+                Op::Cancel => {}
             }
         }
         if gave_back {
@@ -272,6 +275,14 @@ impl Reactor {
                 Held::Data { bid, len: res as usize }
             }
             0 => Held::End { why: "closed its connection" },
+            // Cancelled because the connection is held (flow control): it is read again
+            // when let go (`apply_holds`).
+            _ if -res == libc::ECANCELED => {
+                if !reading {
+                    self.maybe_release(slot);
+                }
+                return false;
+            }
             _ if -res == libc::ENOBUFS => {
                 // The pool ran dry: the data waits in the socket until buffers come back.
                 if reading {
@@ -339,10 +350,40 @@ impl Reactor {
         }
         if self.held.is_empty() {
             for slot in std::mem::take(&mut self.rearm) {
-                if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.is_reading()) {
+                let conns = self.shard.conns();
+                if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.is_reading() && !conns.is_held(s.input.conn)) {
                     self.arm_recv(slot);
                 }
             }
+        }
+    }
+
+    /// Flow control's holds and releases since the last look: a held publisher's
+    /// receive is cancelled, so what it sends waits in its socket and TCP slows it down;
+    /// one let go decodes what waited and is read again.
+    fn apply_holds(&mut self) {
+        if !self.shard.conns().has_hold_changes() {
+            return;
+        }
+        for conn in self.shard.conns().take_paused() {
+            let slot = self.sockets.slot_of(conn);
+            if self.sockets.get(slot).is_some_and(|s| s.attached && s.input.conn == conn && s.recv_armed) {
+                let e = opcode::AsyncCancel::new(user_data(Op::Recv, slot)).build().user_data(user_data(Op::Cancel, slot));
+                self.push(e);
+            }
+        }
+        for conn in self.shard.conns().take_resumed() {
+            let slot = self.sockets.slot_of(conn);
+            if let Some(s) = self.sockets.get_mut(slot) {
+                if s.attached && s.input.conn == conn {
+                    s.input.resume(&mut self.shard);
+                }
+            }
+            let conns = self.shard.conns();
+            if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.is_reading() && !conns.is_held(s.input.conn)) {
+                self.arm_recv(slot);
+            }
+            self.check_detached(slot);
         }
     }
 

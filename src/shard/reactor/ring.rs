@@ -29,6 +29,8 @@ pub enum Op {
     Recv = 1,
     Send = 2,
     Wake = 3,
+    /// A receive's cancellation (flow control holds the publisher): nothing to do.
+    Cancel = 4,
 }
 
 /// One completion: (user data, result, flags).
@@ -43,6 +45,7 @@ pub fn decode_user_data(u: u64) -> (Op, u32) {
         0 => Op::Accept,
         1 => Op::Recv,
         2 => Op::Send,
+        4 => Op::Cancel,
         _ => Op::Wake,
     };
     (op, (u >> 3) as u32)
