@@ -583,3 +583,40 @@ fn a_full_log_pipe_never_stalls_the_broker() {
         &stderr[..2000.min(stderr.len())]
     );
 }
+
+#[test]
+fn sys_topics_are_published_every_sys_interval_and_retained() {
+    let scratch = Scratch::new("sys");
+    let conf = scratch.write("ringmq.conf", "listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\n");
+    let broker = BrokerProcess::spawn(&["--cores", "2", "-c", conf.to_str().unwrap()]);
+    let mut watcher = Raw::client(broker.addr, "sys-watcher", V3_1_1);
+    watcher.subscribe_ok(&[("$SYS/#", Q0), ("sys/test", Q0)]);
+    let mut other = Raw::client(broker.addr, "sys-other", V5);
+    other.subscribe_ok(&[("a/b", Q1), ("c/#", Q0)]);
+    // Two intervals: the second tree counts both clients and their subscriptions.
+    let mut latest = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let m = watcher.expect_publish(Duration::from_secs(3));
+        latest.insert(m.topic.to_string(), String::from_utf8_lossy(&m.payload).to_string());
+        if latest.get("$SYS/broker/clients/connected").map(String::as_str) == Some("2")
+            && latest.get("$SYS/broker/subscriptions/count").map(String::as_str) == Some("4")
+        {
+            break;
+        }
+    }
+    assert_eq!(latest.get("$SYS/broker/clients/connected").map(String::as_str), Some("2"), "{latest:#?}");
+    assert_eq!(latest.get("$SYS/broker/subscriptions/count").map(String::as_str), Some("4"), "{latest:#?}");
+    assert_eq!(latest["$SYS/broker/version"], format!("ringmq version {}", env!("CARGO_PKG_VERSION")));
+    assert!(latest["$SYS/broker/uptime"].ends_with(" seconds"), "{latest:#?}");
+    for shard in 0..2 {
+        assert!(latest.contains_key(&format!("$SYS/broker/shards/{shard}/bytes/received")), "{latest:#?}");
+    }
+    let received: u64 = latest["$SYS/broker/bytes/received"].parse().unwrap();
+    assert!(received > 0, "{latest:#?}");
+    // Retained, as in Mosquitto: a late subscriber gets the version at once.
+    let mut late = Raw::client(broker.addr, "sys-late", V5);
+    late.subscribe_ok(&[("$SYS/broker/version", Q0)]);
+    let m = late.expect_publish(IO_TIMEOUT);
+    assert!(m.retain, "$SYS values are retained");
+}
