@@ -221,7 +221,10 @@ impl Shard {
         if let Some(c) = self.plane.conns.get_mut(conn) {
             Packet::ConnAck(ConnAck { session_present: false, code: reason, properties: None })
                 .encode(version, &mut c.out);
-            crate::log!(Information, "Client connection from {} refused: {:?}.", c.peer, reason);
+            // Mosquitto's line, with the code that went on the wire (a 3.x return code,
+            // or the MQTT 5 reason).
+            let code = if version.is_v5() { reason.0 } else { reason.to_v3_connack() };
+            crate::log!(Debug, "Sending CONNACK to {} (0, {})", c.peer.ip(), code);
         }
         self.plane.conns.close(conn, None, "");
     }
