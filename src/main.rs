@@ -171,7 +171,7 @@ fn serve(cli: &Cli, config: Config, ready: Option<std::fs::File>) -> anyhow::Res
             libc::SIGHUP => reload(cli, &broker),
             libc::SIGUSR1 => ringmq::log!(
                 Notice,
-                "Received SIGUSR1: persistence is not implemented yet (issue 15), so there is no database to save."
+                "Received SIGUSR1: persistence is not in service yet (issue 15: the store is built, the shards do not write to it yet), so there is nothing to save."
             ),
             libc::SIGUSR2 => ringmq::log!(
                 Notice,
