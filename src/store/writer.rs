@@ -352,4 +352,76 @@ mod tests {
         let job = writer.try_submit(Job { changes: changes.clone(), ticket: Some(7) }).unwrap_err();
         assert_eq!((job.changes, job.ticket), (changes, Some(7)));
     }
+
+    /// The child process of `kill_9_loses_nothing_acknowledged`: writes jobs until killed
+    /// (or 20 s), printing each answered ticket. Does nothing when run on its own.
+    #[test]
+    fn child_writer_until_killed() {
+        let (Ok(dir), Ok(mode)) =
+            (std::env::var("RINGMQ_STORE_CHILD_DIR"), std::env::var("RINGMQ_STORE_CHILD_SYNC"))
+        else {
+            return;
+        };
+        use std::io::Write;
+        let durability = if mode == "fsync" { Durability::Fsync } else { Durability::Os };
+        let path = log_path(Path::new(&dir), "ringmq.db", 0);
+        let writer = Writer::start(0, load(&path).unwrap(), durability, Box::new(|| {})).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut stdout = std::io::stdout().lock();
+        let mut t = 0u64;
+        while Instant::now() < deadline {
+            let job = Job { changes: vec![put(&format!("m{t:08}"), &"p".repeat(200))], ticket: Some(t) };
+            if writer.try_submit(job).is_ok() {
+                t += 1;
+            }
+            while let Some(acked) = writer.next_answer() {
+                writeln!(stdout, "acked {acked}").unwrap();
+                stdout.flush().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn kill_9_loses_nothing_acknowledged() {
+        use std::io::BufRead;
+        for mode in ["fsync", "os"] {
+            let d = dir(&format!("kill-{mode}"));
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "store::writer::tests::child_writer_until_killed",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("RINGMQ_STORE_CHILD_DIR", &d)
+                .env("RINGMQ_STORE_CHILD_SYNC", mode)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut acked = Vec::new();
+            for line in lines {
+                let line = line.unwrap();
+                if let Some(t) = line.strip_prefix("acked ") {
+                    acked.push(t.parse::<u64>().unwrap());
+                    if acked.len() == 2000 {
+                        break;
+                    }
+                }
+            }
+            // SIGKILL mid-stream: the writer is between groups or inside one.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert_eq!(acked.len(), 2000, "{mode}: the child acknowledged too little before its deadline");
+            let loaded = load(&log_path(&d, "ringmq.db", 0)).unwrap();
+            for t in &acked {
+                assert!(
+                    loaded.live.contains_key(format!("m{t:08}").as_bytes()),
+                    "{mode}: acknowledged {t} lost"
+                );
+            }
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
 }
