@@ -514,4 +514,92 @@ mod tests {
         assert!(!snapshot_path(&path).exists());
         std::fs::remove_dir_all(d).unwrap();
     }
+
+    mod model {
+        use super::super::*;
+        use super::dir;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Put(u8, Vec<u8>),
+            Delete(u8),
+            /// Write what is staged (a group).
+            Write,
+            Compact,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0u8..16, proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(k, v)| Op::Put(k, v)),
+                2 => (0u8..16).prop_map(Op::Delete),
+                2 => Just(Op::Write),
+                1 => Just(Op::Compact),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            /// After any sequence of puts, deletes, writes and compactions, reopening gives
+            /// the model's state as of the last write; cutting the file anywhere after that
+            /// gives the state as of some earlier group, never a panic or a refusal.
+            #[test]
+            fn the_log_recovers_what_was_written_and_a_cut_gives_an_earlier_state(
+                ops in proptest::collection::vec(op(), 1..60),
+                cut in any::<proptest::sample::Index>(),
+            ) {
+                let d = dir();
+                let path = d.join("shard-0.log");
+                let (mut log, _) = Log::open(&path).unwrap();
+                let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                // The state after each record, by the file's length with it; and the
+                // length written so far (staged records are not in the file).
+                let mut states = vec![(log.file_bytes(), model.clone())];
+                let mut written_len = log.file_bytes();
+                for op in ops {
+                    match op {
+                        Op::Put(k, v) => {
+                            log.put(&[k], &v);
+                            model.insert(vec![k], v);
+                        }
+                        Op::Delete(k) => {
+                            log.delete(&[k]);
+                            model.remove(&vec![k]);
+                        }
+                        Op::Write => {
+                            log.write().unwrap();
+                            written_len = log.file_bytes();
+                        }
+                        Op::Compact => {
+                            log.compact().unwrap();
+                            // A compaction rewrites the file: earlier lengths mean nothing.
+                            written_len = log.file_bytes();
+                            states.clear();
+                        }
+                    }
+                    if states.last().is_none_or(|(len, _)| *len != log.file_bytes()) {
+                        states.push((log.file_bytes(), model.clone()));
+                    }
+                }
+                let state_at = |at: u64| states.iter().rev().find(|(len, _)| *len <= at).map(|(_, s)| s.clone());
+                drop(log);
+                let (log, rec) = Log::open(&path).unwrap();
+                prop_assert_eq!(Some(log.live().clone()), state_at(written_len));
+                prop_assert!(rec.problem.is_none());
+                drop(log);
+                // Cut anywhere from the first record after the last compaction to the
+                // end: the state after the last whole record before the cut.
+                let first = states[0].0;
+                let at = first + cut.index((written_len - first + 1) as usize) as u64;
+                let f = OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(at).unwrap();
+                drop(f);
+                let (log, rec) = Log::open(&path).unwrap();
+                prop_assert_eq!(Some(log.live().clone()), state_at(at));
+                prop_assert_eq!(rec.problem.is_some(), states.iter().all(|(len, _)| *len != at));
+                std::fs::remove_dir_all(d).unwrap();
+            }
+        }
+    }
 }
