@@ -146,6 +146,9 @@ impl Connections {
     }
 
     /// Lists a connection for the event loop to send its output (or finish closing).
+    /// Inlined on purpose: it runs once per delivery, and a new caller elsewhere (the
+    /// TLS and WebSocket layers) must not change the hot path's inlining.
+    #[inline]
     pub fn wake_writer(&mut self, conn: ConnId) {
         if let Some(c) = self.table.get_mut(conn) {
             if !c.flush_queued {

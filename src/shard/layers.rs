@@ -31,7 +31,9 @@ impl Layers {
         Ok((tls.is_some() || ws.is_some()).then(|| Box::new(Layers { tls, ws })))
     }
 
-    /// Received bytes, through the layers to `input`.
+    /// Received bytes, through the layers to `input`. Never inlined, like
+    /// [`Layers::flush`]: the event loop's plain path stays as small as it was.
+    #[inline(never)]
     pub fn on_bytes(&mut self, input: &mut Input, shard: &mut Shard, chunk: &mut BytesMut, data: &[u8]) {
         match (&mut self.tls, &mut self.ws) {
             (Some(tls), ws) => tls.on_bytes(input, shard, chunk, data, ws.as_mut()),
@@ -40,11 +42,14 @@ impl Layers {
         }
     }
 
-    /// The connection's output (`plain`, taken) through the layers into `out`, with what
-    /// the layers have to send of their own (handshakes, pongs, alerts); a `closing`
-    /// connection with nothing else to send gets the layers' goodbyes (a WebSocket close,
-    /// TLS close_notify) before its FIN. Returns whether `out` has bytes to send.
+    /// The connection's output (`plain`, taken) through the layers into `out` (emptied
+    /// first: the socket's spare send buffer), with what the layers have to send of their
+    /// own (handshakes, pongs, alerts); a `closing` connection with nothing else to send
+    /// gets the layers' goodbyes (a WebSocket close, TLS close_notify) before its FIN.
+    /// Returns whether `out` has bytes to send.
+    #[inline(never)]
     pub fn flush(&mut self, plain: &mut BytesMut, out: &mut BytesMut, closing: bool) -> bool {
+        out.clear();
         match (&mut self.tls, &mut self.ws) {
             (Some(tls), ws) => {
                 if let Some(ws) = ws {

@@ -447,17 +447,19 @@ impl Reactor {
             if s.sending.is_some() || s.writer_finished {
                 continue;
             }
-            if let Some(layers) = &mut s.layers {
-                s.buf.clear();
-                let closing = c.is_closing();
-                if layers.flush(&mut c.out, &mut s.buf, closing) {
-                    self.start_send(slot, 0);
-                } else if c.is_closing() {
-                    self.finish_writer(slot);
+            let send = match &mut s.layers {
+                None if !c.out.is_empty() => {
+                    s.buf.clear();
+                    std::mem::swap(&mut c.out, &mut s.buf);
+                    true
                 }
-            } else if !c.out.is_empty() {
-                s.buf.clear();
-                std::mem::swap(&mut c.out, &mut s.buf);
+                None => false,
+                Some(layers) => {
+                    let closing = c.is_closing();
+                    layers.flush(&mut c.out, &mut s.buf, closing)
+                }
+            };
+            if send {
                 self.start_send(slot, 0);
             } else if c.is_closing() {
                 self.finish_writer(slot);
