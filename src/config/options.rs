@@ -297,13 +297,7 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         "pid_file" => c.pid_file = Some(PathBuf::from(text()?)),
         "user" => c.user = Some(one()?.to_string()),
         "sys_interval" => {
-            let n = parse_range::<u32>(one()?, 0, 65535)?;
-            if n != 0 {
-                return Err(
-                    "$SYS topics are not published yet; only 'sys_interval 0' (off) is accepted".into()
-                );
-            }
-            c.sys_interval_secs = n;
+            c.sys_interval_secs = parse_range::<u32>(one()?, 0, 65535)?;
         }
 
         // Logging.

@@ -57,6 +57,7 @@ mod sessions;
 mod shared;
 mod slab;
 mod state;
+mod sys;
 mod takeover;
 mod tls;
 mod verifier;
@@ -168,16 +169,18 @@ impl Broker {
         // Each shard says whether its ring is set up before the broker counts as started,
         // so a failure (RLIMIT_MEMLOCK, most likely) is a start-up error naming its cause.
         let (setup_tx, setup_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let board = sys::Board::new(shards);
         for (id, listeners) in per_shard.into_iter().enumerate() {
             let shared = shared.clone();
             let cpu = cpus.as_ref().map(|c| c[id % c.len()]);
             let setup_tx = setup_tx.clone();
+            let tally = sys::SysTally::new(board.clone(), id);
             let t = std::thread::Builder::new().name(format!("ringmq-shard-{id}")).spawn(move || {
                 if let Some(cpu) = cpu {
                     pin_to_cpu(cpu);
                 }
                 let shard = Shard::new(id as u16, shared.clone(), shared.clock.now_ms());
-                let reactor = match reactor::Reactor::new(shard, shared, listeners) {
+                let reactor = match reactor::Reactor::new(shard, shared, listeners, tally) {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = setup_tx.send(Err(format!("shard {id}: {e}")));

@@ -283,7 +283,8 @@ fn sighup_reloads_logging_without_losing_a_connection() {
 fn sigusr1_and_sigusr2_are_logged_and_the_broker_runs_on() {
     let mut broker = BrokerProcess::spawn(&["--cores", "2", "--listen", "127.0.0.1:0"]);
     broker.signal(libc::SIGUSR1);
-    broker.wait_for_line("persistence is not implemented yet (issue 15)", IO_TIMEOUT);
+    let line = broker.wait_for_line("Received SIGUSR1", IO_TIMEOUT);
+    assert!(line.contains("issue 15"), "{line}");
     broker.signal(libc::SIGUSR2);
     broker.wait_for_line("Received SIGUSR2", IO_TIMEOUT);
     let mut c = Raw::client(broker.addr, "usr", V5);
@@ -601,6 +602,7 @@ fn sys_topics_are_published_every_sys_interval_and_retained() {
         latest.insert(m.topic.to_string(), String::from_utf8_lossy(&m.payload).to_string());
         if latest.get("$SYS/broker/clients/connected").map(String::as_str) == Some("2")
             && latest.get("$SYS/broker/subscriptions/count").map(String::as_str) == Some("4")
+            && latest.contains_key("$SYS/broker/shards/1/bytes/sent")
         {
             break;
         }

@@ -33,6 +33,7 @@ use super::input::Input;
 use super::shared::Shared;
 use super::layers::Layers;
 use super::state::Shard;
+use super::sys::SysTally;
 use bytes::BytesMut;
 use io_uring::{cqueue, opcode, squeue, types};
 use listeners::Listeners;
@@ -71,6 +72,8 @@ pub struct Reactor {
     spare_completions: Vec<Completion>,
     next_keepalive_sweep_ms: u64,
     next_slow_timers_ms: u64,
+    /// `$SYS`: this shard's byte counts and its part of the tree.
+    sys: SysTally,
 }
 
 impl Reactor {
@@ -80,6 +83,7 @@ impl Reactor {
         shard: Shard,
         shared: Arc<Shared>,
         listeners: Vec<super::BoundListener>,
+        sys: SysTally,
     ) -> Result<Reactor, SetupError> {
         let (shards, count) = (shared.mesh.shards(), shard.config().recv_buffers);
         let ring = Ring::new().map_err(|e| explain("io_uring set-up", &e, shards, count))?;
@@ -115,6 +119,7 @@ impl Reactor {
             spare_completions: Vec::with_capacity(1024),
             next_keepalive_sweep_ms: now + KEEPALIVE_SWEEP_MS,
             next_slow_timers_ms: now + SLOW_TIMERS_MS,
+            sys,
         })
     }
 
@@ -268,6 +273,7 @@ impl Reactor {
         let reading = s.is_reading();
         let event = match res {
             1.. => {
+                self.sys.bytes_received += res as u64;
                 let bid = cqueue::buffer_select(flags).expect("a receive with data names its buffer");
                 if !more && reading {
                     self.rearm.push(slot);
@@ -494,6 +500,7 @@ impl Reactor {
             self.maybe_release(slot);
             return;
         }
+        self.sys.bytes_sent += res as u64;
         let offset = offset as usize + res as usize;
         if offset < s.buf.len() {
             return self.start_send(slot, offset);
@@ -603,6 +610,7 @@ impl Reactor {
         }
         self.end_lingering();
         self.listeners.retry_if_due(&mut self.ring);
+        self.sys.tick(&mut self.shard, self.sockets.len());
     }
 
     /// Closes every connection (MQTT 5: DISCONNECT 0x8B), publishes wills, and lets the

@@ -116,6 +116,11 @@ impl Sockets {
         slot
     }
 
+    /// Sockets open on this shard (connections, and closed ones still lingering).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
     pub fn get(&self, slot: u32) -> Option<&Socket> {
         self.table.get(slot)
     }
