@@ -32,7 +32,8 @@
 #     lets both users in with mosquitto_pub and refuses a wrong password.
 # Then TLS and WebSockets (scripts/interop_tls.sh): --cafile, --cert/--key against
 # require_certificate and use_identity_as_username, refused without a certificate,
-# paho-mqtt over TLS and WebSockets, MQTT.js's suite over ws:// and wss://.
+# paho-mqtt over TLS and WebSockets, MQTT.js's suite over ws:// and wss://, and a web
+# page in headless Chromium (Debian's chromium, installed when missing) using MQTT.js.
 # Every message must arrive. Prints "N passed, M failed" and exits non-zero on any
 # failure. Every step is bounded by `timeout`; the brokers it starts are stopped by their PIDs
 # on exit.

@@ -11,7 +11,8 @@
 #      CONNECT; client-2's publish is outside its rights and is not delivered;
 #   4. protocol websockets: MQTT.js's whole interop suite (scripts/interop_mqttjs.js)
 #      over ws://, and paho-mqtt over WebSockets;
-#   5. protocol websockets with certfile/keyfile: MQTT.js's suite over wss://.
+#   5. protocol websockets with certfile/keyfile: MQTT.js's suite over wss://;
+#   and a web page in headless Chromium using MQTT.js over ws:// (listener 4).
 
 tls_dir="$work/tls"
 tls_pid=""
@@ -207,6 +208,31 @@ PY
             done
         else
             fail "mqtt.js over WebSockets: npm install mqtt@$MQTTJS_VERSION failed"
+        fi
+        # A web page in a real browser: headless Chromium (Debian's chromium, installed
+        # when missing where apt-get can) opens scripts/interop_browser/page.html, whose
+        # MQTT.js (the package's browser bundle) subscribes and publishes over ws://; the
+        # result is read out of the DOM Chromium dumps.
+        if ! command -v chromium >/dev/null 2>&1; then
+            timeout 900 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+                >"$work/chromium-install.log" 2>&1 || true
+        fi
+        if ! command -v chromium >/dev/null 2>&1; then
+            fail "browser: chromium is not installed and could not be: $(tail -n 2 "$work/chromium-install.log" | tr '\n' ' ')"
+        elif [ ! -f "$work/mqttjs/node_modules/mqtt/dist/mqtt.min.js" ]; then
+            fail "browser: MQTT.js's browser bundle is missing"
+        else
+            page="$work/browser"
+            mkdir -p "$page"
+            cp "$root/scripts/interop_browser/page.html" "$work/mqttjs/node_modules/mqtt/dist/mqtt.min.js" "$page/"
+            dom="$(timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$page/profile" \
+                --virtual-time-budget=10000 --dump-dom "file://$page/page.html?url=ws://127.0.0.1:$ws_port/mqtt" \
+                2>"$page/chromium.log" || true)"
+            line="$(sed -n 's/.*<pre id="result">\([^<]*\)<\/pre>.*/\1/p' <<<"$dom" | head -n1)"
+            case "$line" in
+                PASS\ *) pass "${line#PASS } (headless Chromium $(chromium --version 2>/dev/null | awk '{print $2}'))" ;;
+                *) fail "browser: '${line:-no result}'; $(tail -n 3 "$page/chromium.log" | tr '\n' ' ')" ;;
+            esac
         fi
         if kill -0 "$tls_pid" 2>/dev/null; then
             pass "TLS: ringmq still running after the TLS checks"
