@@ -337,11 +337,12 @@ fn unix_ms() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
-/// CRC-32C (Castagnoli), the checksum of iSCSI, ext4 and most logs: table-driven, a byte
-/// at a time.
+/// CRC-32C (Castagnoli), the checksum of iSCSI, ext4 and most logs, eight bytes at a time
+/// (slicing-by-8: eight tables of 256 entries). Recovery checks every record, so this is
+/// most of its time: a byte at a time it took 1.45 s for 1.1 million records here.
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -350,14 +351,36 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
                 c = if c & 1 != 0 { 0x82F6_3B78 ^ (c >> 1) } else { c >> 1 };
                 k += 1;
             }
-            table[i] = c;
+            t[0][i] = c;
             i += 1;
         }
-        table
+        let mut i = 0;
+        while i < 256 {
+            let mut s = 1;
+            while s < 8 {
+                let prev = t[s - 1][i];
+                t[s][i] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
+                s += 1;
+            }
+            i += 1;
+        }
+        t
     };
     let mut crc = !0u32;
-    for &b in bytes {
-        crc = TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        crc = TABLES[7][(lo & 0xFF) as usize]
+            ^ TABLES[6][((lo >> 8) & 0xFF) as usize]
+            ^ TABLES[5][((lo >> 16) & 0xFF) as usize]
+            ^ TABLES[4][(lo >> 24) as usize]
+            ^ TABLES[3][c[4] as usize]
+            ^ TABLES[2][c[5] as usize]
+            ^ TABLES[1][c[6] as usize]
+            ^ TABLES[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = TABLES[0][((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
     }
     !crc
 }
@@ -377,8 +400,26 @@ mod tests {
     }
 
     #[test]
-    fn crc32c_matches_the_published_check_value() {
+    fn crc32c_matches_the_published_check_value_and_a_byte_at_a_time() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        // RFC 3720 B.4: 32 bytes of zeros, of ones, ascending.
+        assert_eq!(crc32c(&[0; 32]), 0x8A91_36AA);
+        assert_eq!(crc32c(&[0xFF; 32]), 0x62A8_AB43);
+        assert_eq!(crc32c(&(0..32).collect::<Vec<u8>>()), 0x46DD_794E);
+        let bitwise = |bytes: &[u8]| {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= b as u32;
+                for _ in 0..8 {
+                    crc = if crc & 1 != 0 { 0x82F6_3B78 ^ (crc >> 1) } else { crc >> 1 };
+                }
+            }
+            !crc
+        };
+        let data: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 999, 1000] {
+            assert_eq!(crc32c(&data[..len]), bitwise(&data[..len]), "length {len}");
+        }
     }
 
     #[test]

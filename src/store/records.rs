@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! r/TOPIC                         retained message: seq (u64) message, or seq and a tombstone
-//! s/CLIENT                        session: version, expiry, offline since, subscriptions, will
+//! s/CLIENT                        session: version, moves, expiry, offline since, subscriptions, will
 //! m/len(CLIENT) CLIENT seq        a QoS 1/2 message for the session, queued or in flight
 //! i/len(CLIENT) CLIENT packet id  an inbound QoS 2 packet id not yet released (PUBREL)
 //! ```
@@ -141,6 +141,9 @@ pub struct StoredSubscription {
 pub struct StoredSession {
     /// The protocol level byte of its CONNECT (3, 4 or 5).
     pub protocol_level: u8,
+    /// How many times the session has moved between shards. A crash in the middle of a
+    /// move can leave a copy on both shards: the higher count is the one that moved last.
+    pub moves: u64,
     pub expiry_interval_secs: u32,
     /// When its connection went away (wall clock, ms); `None` while connected.
     pub offline_since_unix_ms: Option<u64>,
@@ -270,6 +273,7 @@ impl StoredSession {
     pub fn encode(&self, clock: Clock) -> Vec<u8> {
         let mut out = BytesMut::new();
         out.put_u8(self.protocol_level);
+        out.put_u64_le(self.moves);
         out.put_u32_le(self.expiry_interval_secs);
         out.put_u64_le(self.offline_since_unix_ms.map_or(0, |t| t.max(1)));
         out.put_u32_le(self.subscriptions.len() as u32);
@@ -299,6 +303,7 @@ impl StoredSession {
         const WHAT: &str = "session";
         let mut r = Reader::new(Bytes::copy_from_slice(v));
         let protocol_level = get_u8(&mut r, WHAT)?;
+        let moves = get_u64(&mut r, WHAT)?;
         let expiry_interval_secs = get_u32(&mut r, WHAT)?;
         let offline = get_u64(&mut r, WHAT)?;
         let count = get_u32(&mut r, WHAT)?;
@@ -335,6 +340,7 @@ impl StoredSession {
         };
         let session = StoredSession {
             protocol_level,
+            moves,
             expiry_interval_secs,
             offline_since_unix_ms: (offline != 0).then_some(offline),
             subscriptions,
@@ -465,6 +471,7 @@ mod tests {
     fn a_session_with_subscriptions_and_a_delayed_will_round_trips() {
         let s = StoredSession {
             protocol_level: 5,
+            moves: 3,
             expiry_interval_secs: 3600,
             offline_since_unix_ms: Some(CLOCK.unix_ms_at_start + 123),
             subscriptions: vec![
