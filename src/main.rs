@@ -4,7 +4,9 @@
 //! would do. `-d` runs it in the background; `pid_file` and `user` are honoured.
 
 use clap::Parser;
-use ringmq::config::{parse_cpu_list, Config, ListenerConfig, LogTypes, DEFAULT_PORT};
+use ringmq::config::{
+    parse_cpu_list, Config, ListenerConfig, LogTypes, DEFAULT_PORT, DEFAULT_SYS_INTERVAL_SECS,
+};
 use ringmq::shard::Broker;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -93,8 +95,11 @@ fn abort_on_panic() {
 
 /// The configuration from the config file and the command line; every error at once.
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    let mut config =
-        Config { cores: std::thread::available_parallelism().map_or(1, |n| n.get()), ..Config::default() };
+    let mut config = Config {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        sys_interval_secs: DEFAULT_SYS_INTERVAL_SECS,
+        ..Config::default()
+    };
     if let Some(path) = &cli.config {
         if let Err(errors) = config.load_file(path) {
             let n = errors.0.len();

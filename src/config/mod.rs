@@ -23,6 +23,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Mosquitto's default `sys_interval`, the binary's.
+pub const DEFAULT_SYS_INTERVAL_SECS: u32 = 10;
 /// The default MQTT port.
 pub const DEFAULT_PORT: u16 = 1883;
 /// The largest packet MQTT can express: 1 + 4 length bytes + 268,435,455.
@@ -148,7 +150,10 @@ pub struct Config {
     /// The user to switch to after binding when started as root (`user`); `None` is
     /// Mosquitto's default, `mosquitto`.
     pub user: Option<String>,
-    /// Seconds between `$SYS` updates (`sys_interval`); 0 turns them off.
+    /// Seconds between `$SYS` updates (`sys_interval`); 0 turns them off. 0 in
+    /// [`Config::default`], so a broker embedded in a program (the tests) publishes none
+    /// unless asked; the `ringmq` binary starts from Mosquitto's default,
+    /// [`DEFAULT_SYS_INTERVAL_SECS`].
     pub sys_interval_secs: u32,
     /// TCP_NODELAY on client sockets (`set_tcp_nodelay`). ringmq's default is true: it
     /// already gathers a turn's packets into one send, so Nagle only adds latency.
@@ -212,7 +217,7 @@ impl Default for Config {
             log: LogConfig::default(),
             pid_file: None,
             user: None,
-            sys_interval_secs: 10,
+            sys_interval_secs: 0,
             set_tcp_nodelay: true,
             cores: 1,
             cpus: None,

@@ -621,4 +621,12 @@ fn sys_topics_are_published_every_sys_interval_and_retained() {
     late.subscribe_ok(&[("$SYS/broker/version", Q0)]);
     let m = late.expect_publish(IO_TIMEOUT);
     assert!(m.retain, "$SYS values are retained");
+    // Without a config file the binary publishes at Mosquitto's default interval, the
+    // first tree at start.
+    let plain = BrokerProcess::spawn(&["--cores", "2", "--listen", "127.0.0.1:0"]);
+    let mut c = Raw::client(plain.addr, "sys-default", V3_1_1);
+    c.subscribe_ok(&[("$SYS/broker/version", Q0)]);
+    // (Retained, or live if the subscription came before the first tree.)
+    let m = c.expect_publish(IO_TIMEOUT);
+    assert!(m.payload.starts_with(b"ringmq version "), "{m:?}");
 }
