@@ -4,7 +4,7 @@
 //!
 //! Each shard writes its figures into its slot of a shared [`Board`] once per interval
 //! (counting its sessions takes a walk over them, so not more often); shard 0 publishes
-//! the tree from the board. Published so far: `version`, `uptime`, `clients/connected`,
+//! the tree from the board, so another shard's figures are as of its last interval. Published so far: `version`, `uptime`, `clients/connected`,
 //! `clients/disconnected`, `clients/total`, `clients/maximum`, `subscriptions/count`,
 //! `retained messages/count`, `bytes/received`, `bytes/sent`, and per shard
 //! `connections`, `clients`, `subscriptions`, `bytes/received`, `bytes/sent`. Not yet:

@@ -594,7 +594,8 @@ fn sys_topics_are_published_every_sys_interval_and_retained() {
     watcher.subscribe_ok(&[("$SYS/#", Q0), ("sys/test", Q0)]);
     let mut other = Raw::client(broker.addr, "sys-other", V5);
     other.subscribe_ok(&[("a/b", Q1), ("c/#", Q0)]);
-    // Two intervals: the second tree counts both clients and their subscriptions.
+    // Each shard's figures reach the tree at its next interval: wait for the tree that
+    // counts both clients, their subscriptions and their bytes.
     let mut latest = std::collections::HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -603,6 +604,7 @@ fn sys_topics_are_published_every_sys_interval_and_retained() {
         if latest.get("$SYS/broker/clients/connected").map(String::as_str) == Some("2")
             && latest.get("$SYS/broker/subscriptions/count").map(String::as_str) == Some("4")
             && latest.contains_key("$SYS/broker/shards/1/bytes/sent")
+            && latest.get("$SYS/broker/bytes/received").is_some_and(|b| b != "0")
         {
             break;
         }
