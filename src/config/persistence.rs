@@ -69,9 +69,9 @@ pub(super) fn apply(
     let result = match option {
         "persistence" => one().and_then(parse_bool).and_then(|on| {
             if on {
-                // The store is built (src/store/); the shards do not write to it yet, and
-                // a broker that said yes here would lose what it acknowledged.
-                return Err("not implemented yet (issue 15): the on-disk store is built, but the shards do not write sessions, retained and queued messages to it yet; they are kept in memory only; set 'persistence false' to run without".into());
+                // The shards store retained messages, not sessions yet: a broker that
+                // said yes here would lose the queued messages it acknowledged.
+                return Err("not implemented yet (issue 15): retained messages are stored, but sessions and their queued messages are not yet, and are kept in memory only; set 'persistence false' to run without".into());
             }
             c.enabled = on;
             Ok(())

@@ -21,6 +21,8 @@
 //!   compared on the `verifier.rs` threads, or a SCRAM exchange) and re-authentications;
 //!   `security.rs` holds the password, ACL and SCRAM files per listener behind the handle a
 //!   reload swaps, and each session's ACL (checked on PUBLISH, SUBSCRIBE and delivery);
+//! - `persist.rs`: the shard's store (persistence on): its writer thread, the
+//!   acknowledgements that wait for a write, what the stores held at start-up;
 //! - `input.rs`: a connection's reading side (CONNECT phase, then decoding);
 //! - `layers.rs`: what a listener puts between a connection's socket and its input:
 //!   `tls/` (rustls; each listener's configuration behind the handle a reload swaps) and
@@ -48,6 +50,7 @@ mod login;
 mod mesh;
 mod messages;
 mod outbox;
+mod persist;
 mod plane;
 mod reactor;
 mod registry;
@@ -164,6 +167,9 @@ impl Broker {
         // reload may bring.
         let mut shared = Shared::new(config, shards, access, verifier_threads(shards))?;
         shared.tls = tls;
+        if shared.config.persistence.enabled {
+            shared.persist = persist::start(&shared, shards)?;
+        }
         let shared = Arc::new(shared);
         let mut threads = Vec::with_capacity(shards);
         // Each shard says whether its ring is set up before the broker counts as started,

@@ -17,6 +17,7 @@ use super::connections::{ConnId, Connections};
 use super::drops::DropStats;
 use super::messages::MeshMsg;
 use super::outbox::Outbox;
+use super::persist::Persist;
 use super::routes::{InterestChange, LocalMatch, Routes, SharedTarget};
 use super::security::reserved_for_broker;
 use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
@@ -69,6 +70,8 @@ pub struct DataPlane {
     /// Per shard (this one included), the highest [`Origin`] number of its messages
     /// handled here: what a session that moves away takes along.
     pub(super) handled_up_to: Vec<u64>,
+    /// The shard's store (`persist.rs`); `None` with persistence off.
+    pub(super) persist: Option<Box<Persist>>,
 }
 
 impl DataPlane {
@@ -85,9 +88,13 @@ impl DataPlane {
         // A per-process random seed: which topics share a route-cache slot is not predictable.
         let cache_seed =
             std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), id);
+        let mut routes = Routes::new(id, c.share_strategy, cache_seed);
+        for (topic, seq, message) in shared.persist.recovered.iter().flat_map(|r| &r.retained) {
+            routes.apply_retained(topic, *seq, Some(message.clone()), now_ms);
+        }
         DataPlane {
             id,
-            routes: Routes::new(id, c.share_strategy, cache_seed),
+            routes,
             // Flow control's room past the bound: what can be on its way from publishers
             // on other shards while they are being told to hold (see `flow.rs`).
             sessions: Sessions::new(limits, if c.flow_control { c.mesh_queue as usize + c.max_queued_messages } else { 0 }),
@@ -98,6 +105,7 @@ impl DataPlane {
             turn_output_bytes: 0,
             routed_seq: 0,
             handled_up_to: vec![0; shared.mesh.shards()],
+            persist: shared.persist.take(id).map(Box::new),
             shared,
         }
     }
@@ -137,6 +145,7 @@ impl DataPlane {
             && p.properties.as_ref().and_then(|pr| pr.payload_format_indicator) == Some(1)
             && std::str::from_utf8(&p.payload).is_err();
         let (now, dup) = (self.now_ms, p.dup);
+        let issued_before = self.persist.as_ref().map_or(0, |p| p.issued());
         let Some(entry) = self.sessions.get_mut(sid) else { return Ok(()) };
         let accepted = entry
             .session
@@ -196,6 +205,15 @@ impl DataPlane {
                 "payload is not UTF-8 but its format indicator says it is",
             ));
         }
+        if let Some(p) = self.persist.as_deref_mut() {
+            // What this PUBLISH wrote must be written before it is acknowledged.
+            if accepted.qos != QoS::AtMostOnce && p.must_wait(conn, issued_before) {
+                if p.wait(conn, sid, accepted.qos, accepted.packet_id, reason) {
+                    self.conns.hold(conn, true, self.now_ms);
+                }
+                return Ok(());
+            }
+        }
         let (Some(entry), Some(c)) = (self.sessions.get_mut(sid), self.conns.get_mut(conn)) else {
             return Ok(());
         };
@@ -250,6 +268,9 @@ impl DataPlane {
         let stored = (!msg.payload.is_empty()).then(|| msg.share());
         let topic = msg.topic.clone();
         self.routes.apply_retained(&topic, seq, stored.clone(), self.now_ms);
+        if let Some(p) = self.persist.as_deref_mut() {
+            p.retained(&topic, seq, stored.as_deref());
+        }
         self.outbox.broadcast(|| MeshMsg::Retain { topic: topic.clone(), seq, message: stored.clone() });
     }
 

@@ -25,6 +25,8 @@ pub struct Shared {
     pub verifier: Verifier,
     /// Each TLS listener's rustls configuration, swapped by a reload.
     pub tls: TlsConfigs,
+    /// Each shard's store and what the stores held, for the shards to take at start.
+    pub persist: super::persist::Start,
 }
 
 impl Shared {
@@ -51,6 +53,7 @@ impl Shared {
             access: AccessHandle::new(access),
             verifier,
             tls: TlsConfigs::default(),
+            persist: super::persist::Start::default(),
         })
     }
 

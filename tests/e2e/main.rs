@@ -23,6 +23,9 @@
 //! - `operations`: the executable as Mosquitto users run it: real-world config files,
 //!   reload, signals, pid_file, -d, log destinations, a closed log pipe, a port in use.
 //!
+//! - `persistence`: retained messages kept across a restart on the same directory, a
+//!   corrupt or torn store cut and the broker started.
+//!
 //! Run one group with a filter: `cargo test --test e2e v311::`, `cargo test --test e2e
 //! v5_features::shared`.
 
@@ -30,6 +33,7 @@ mod access_control;
 mod binary;
 mod common;
 mod operations;
+mod persistence;
 mod edge_cases;
 mod flow_control;
 mod scenarios;

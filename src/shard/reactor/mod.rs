@@ -135,6 +135,7 @@ impl Reactor {
             self.handle_completions();
             let mesh_more = self.drain_mesh();
             self.complete_verifications();
+            self.shard.complete_persisted();
             self.complete_connects();
             self.apply_holds();
             self.after_backlog();
@@ -157,7 +158,9 @@ impl Reactor {
             } else {
                 let mut cx = Context::from_waker(&self.waker);
                 let shard = &mut self.shard;
-                if mesh.park(id, &mut cx, || shard.outbox().backlog_has_room() || shard.has_verified()) {
+                if mesh.park(id, &mut cx, || {
+                    shard.outbox().backlog_has_room() || shard.has_verified() || shard.has_persisted()
+                }) {
                     let wait = next_housekeeping.saturating_duration_since(Instant::now());
                     self.ring.enter(1, Some(wait))?;
                     mesh.unpark(id);
