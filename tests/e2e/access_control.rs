@@ -558,3 +558,33 @@ fn use_username_as_clientid_gives_each_user_one_session_and_refuses_clients_with
         assert_eq!(ack.code, refused(v));
     }
 }
+
+#[test]
+fn sighup_reloads_the_password_file_of_the_real_binary() {
+    let dir = Scratch::new();
+    let passwords = dir.passwords(&[("gina", "g")]);
+    let conf = dir.file(
+        "ringmq.conf",
+        &format!("listener 0 127.0.0.1\nallow_anonymous false\npassword_file {}\n", passwords.display()),
+    );
+    let mut broker = crate::binary::BrokerProcess::spawn(&["-c", conf.to_str().unwrap(), "--cores", "4"]);
+    let v = ProtocolVersion::V3_1_1;
+    Raw::connect_ok(broker.addr, Conn::new("gina-1", v).login("gina", "g"));
+    let (_, ack) = Raw::connect(broker.addr, Conn::new("hank-1", v).login("hank", "h"));
+    assert_eq!(ack.code, refused(v));
+    dir.passwords(&[("gina", "g"), ("hank", "h")]);
+    broker.signal(libc::SIGHUP);
+    broker.wait_for_line("Reloading config.", IO_TIMEOUT);
+    // The line comes before the files are read (as Mosquitto writes it), so the new
+    // password may take a moment: a few tries, bounded.
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let (_, ack) = Raw::connect(broker.addr, Conn::new("hank-2", v).login("hank", "h"));
+        if ack.code == ReasonCode::SUCCESS {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the reloaded password file never applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.signal(libc::SIGTERM);
+}
