@@ -174,10 +174,7 @@ fn serve(cli: &Cli, config: Config, ready: Option<std::fs::File>) -> anyhow::Res
     loop {
         match wait_for_signal() {
             libc::SIGHUP => reload(cli, &broker),
-            libc::SIGUSR1 => ringmq::log!(
-                Notice,
-                "Received SIGUSR1: persistence is not in service yet (issue 15: the store is built, the shards do not write to it yet), so there is nothing to save."
-            ),
+            libc::SIGUSR1 => broker.save(),
             libc::SIGUSR2 => ringmq::log!(
                 Notice,
                 "Received SIGUSR2: writing the subscription tree to the log is not implemented yet (it needs each shard to answer a mesh request with its trie)."

@@ -289,6 +289,12 @@ impl Broker {
         }
     }
 
+    /// Syncs and compacts every shard's store now (SIGUSR1, Mosquitto's "save the
+    /// database"); logs that there is nothing to save with persistence off.
+    pub fn save(&self) {
+        self.shared.persist.save();
+    }
+
     /// The addresses the broker listens on (with the ports actually bound).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs

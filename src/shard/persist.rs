@@ -20,7 +20,7 @@ use crate::config::PersistenceSync;
 use crate::protocol::{ByteStr, QoS, ReasonCode};
 use crate::session::Message;
 use crate::store::records::{Clock, Key, Retained};
-use crate::store::writer::{Change, Durability, Job, Loaded, Writer};
+use crate::store::writer::{Change, Durability, Job, Loaded, Saver, Writer, SAVE_TICKET};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -142,14 +142,33 @@ pub struct Start {
     per_shard: std::sync::Mutex<Vec<Option<Persist>>>,
     /// What the stores held: every shard installs it.
     pub recovered: Option<Recovered>,
+    /// Each shard's writer, asked to save on SIGUSR1.
+    savers: Vec<Saver>,
 }
 
 impl Start {
     pub fn new(per_shard: Vec<Persist>, recovered: Recovered) -> Self {
+        let savers = per_shard.iter().map(|p| p.writer.saver()).collect();
         Start {
             per_shard: std::sync::Mutex::new(per_shard.into_iter().map(Some).collect()),
             recovered: Some(recovered),
+            savers,
         }
+    }
+
+    /// Asks every shard's writer to sync and compact its log now (SIGUSR1).
+    pub fn save(&self) {
+        if self.savers.is_empty() {
+            crate::log!(Notice, "Received SIGUSR1: persistence is off, so there is nothing to save.");
+            return;
+        }
+        let asked = self.savers.iter().filter(|s| s.save()).count();
+        crate::log!(
+            Notice,
+            "Received SIGUSR1: {} of {} shard log(s) asked to sync and compact.",
+            asked,
+            self.savers.len()
+        );
     }
 
     /// Shard `shard`'s store, once.
@@ -230,6 +249,9 @@ impl Persist {
     /// acknowledgements now due, in order, and the publishers to let go.
     fn take_answers(&mut self) -> (Vec<WaitingAck>, Vec<ConnId>) {
         while let Some(t) = self.writer.next_answer() {
+            if t == SAVE_TICKET {
+                continue;
+            }
             debug_assert!(t > self.answered, "the writer answers tickets in order");
             self.answered = self.answered.max(t);
         }

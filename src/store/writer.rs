@@ -64,6 +64,22 @@ enum Request {
     Write(Job),
     /// Sync and compact now (SIGUSR1), then answer `ticket`.
     Save(u64),
+    /// Write and sync what came before, then end (shutdown).
+    Stop,
+}
+
+/// The ticket a [`Saver`]'s save is answered with; the shard's own tickets count up from 1
+/// and never reach it.
+pub const SAVE_TICKET: u64 = 1 << 63;
+
+/// Asks a shard's writer to save (sync and compact) from outside the shard: SIGUSR1.
+pub struct Saver(SyncSender<Request>);
+
+impl Saver {
+    /// False when the writer's queue is full or the writer has stopped.
+    pub fn save(&self) -> bool {
+        self.0.try_send(Request::Save(SAVE_TICKET)).is_ok()
+    }
 }
 
 /// Answers waiting for the shard. SeqCst on both sides, as in `shard/verifier.rs`: the
@@ -182,6 +198,11 @@ impl Writer {
         self.jobs.try_send(Request::Save(ticket)).is_ok()
     }
 
+    /// A handle that asks this writer to save, answered with [`SAVE_TICKET`].
+    pub fn saver(&self) -> Saver {
+        Saver(self.jobs.clone())
+    }
+
     /// The next answered ticket.
     pub fn next_answer(&self) -> Option<u64> {
         let t = self.answers.tickets.pop()?;
@@ -201,9 +222,9 @@ impl Writer {
 
     fn stop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            // The thread ends once the queue's sending end is gone and the queue empty.
-            let (dead, _) = sync_channel(1);
-            drop(std::mem::replace(&mut self.jobs, dead));
+            // Behind everything queued (a [`Saver`] may still hold a sending end, so the
+            // queue's closing cannot be what ends the thread).
+            let _ = self.jobs.send(Request::Stop);
             let _ = thread.join();
         }
     }
@@ -257,6 +278,7 @@ fn run_writer(
             },
         };
         let mut save = Vec::new();
+        let mut stop = false;
         let mut next = first;
         let mut jobs = 0;
         while let Some(request) = next.take() {
@@ -271,9 +293,10 @@ fn run_writer(
                     tickets.extend(job.ticket);
                 }
                 Request::Save(ticket) => save.push(ticket),
+                Request::Stop => stop = true,
             }
             jobs += 1;
-            if jobs < GROUP_JOBS_MAX {
+            if jobs < GROUP_JOBS_MAX && !stop {
                 next = rx.try_recv().ok();
             }
         }
@@ -314,6 +337,9 @@ fn run_writer(
             }
         }
         answers.answer(&mut save, wake);
+        if stop {
+            break;
+        }
     }
     // The shard is gone (shutdown): what it queued is written; make it durable.
     if let Err(e) = log.write().and_then(|()| log.sync()) {
@@ -373,9 +399,14 @@ mod tests {
             assert_eq!(got, (0..100).collect::<Vec<_>>(), "{durability:?}");
             assert!(writer.save(1000));
             assert_eq!(wait_for(&writer, 1), vec![1000]);
+            // A saver outlives nothing: the writer still stops while one is held.
+            let saver = writer.saver();
+            assert!(saver.save());
+            assert_eq!(wait_for(&writer, 1), vec![SAVE_TICKET]);
             assert!(!writer.has_answers());
             assert!(woken.load(Ordering::SeqCst) >= 1);
             writer.close();
+            assert!(!saver.save(), "the writer has stopped");
             let loaded = load(&path).unwrap();
             assert_eq!(loaded.live.len(), 99, "{durability:?}");
             assert!(loaded.recovered.problem.is_none());

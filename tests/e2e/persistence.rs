@@ -64,6 +64,8 @@ fn retained_messages_survive_a_restart_at_3_1_1_and_5() {
             // connection is acknowledged after both are written.
             let mut fence = Raw::client(b.addr, "persist-fence", V5);
             fence.publish("p/fence", b"f", Q1, true);
+            // SIGUSR1's save (sync and compact) changes nothing that is read back.
+            b.broker().save();
         }
         let b = TestBroker::start_with(persistent(&dir, sync));
         let want = |v: &str| {
