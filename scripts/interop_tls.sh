@@ -12,6 +12,8 @@
 #   4. protocol websockets: MQTT.js's whole interop suite (scripts/interop_mqttjs.js)
 #      over ws://, and paho-mqtt over WebSockets;
 #   5. protocol websockets with certfile/keyfile: MQTT.js's suite over wss://;
+#   6. use_subject_as_username with an ACL naming the subject as OpenSSL prints it
+#      (`openssl x509 -subject -nameopt RFC2253`, escapes included): it delivers;
 #   and a web page in headless Chromium using MQTT.js over ws:// (listener 4).
 
 tls_dir="$work/tls"
@@ -27,8 +29,11 @@ tls_certificates() {
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
     openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
         -days 2 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
-    for cn in client-1 client-2; do
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=ringmq interop/CN=$cn" \
+    for cn in client-1 client-2 client+3; do
+        local subj="/O=ringmq interop/CN=$cn"
+        # A subject with characters RFC 2253 escapes, for use_subject_as_username.
+        [ "$cn" = "client+3" ] && subj='/C=GB/O=Acme, Ltd/CN=client\+3'
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$subj" \
             -keyout "$d/$cn.key" -out "$d/$cn.csr" 2>/dev/null
         printf 'extendedKeyUsage=clientAuth\n' >"$d/$cn.ext"
         openssl x509 -req -in "$d/$cn.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
@@ -71,6 +76,8 @@ if ! tls_certificates; then
 else
     d="$tls_dir"
     printf 'user client-1\ntopic readwrite tls/id/#\n' >"$d/acl"
+    subject="$(openssl x509 -in "$d/client+3.crt" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')"
+    printf 'user %s\ntopic readwrite tls/id/#\n' "$subject" >"$d/subject.acl"
     cat >"$d/ringmq.conf" <<CONF
 per_listener_settings true
 listener 0 127.0.0.1
@@ -99,12 +106,20 @@ protocol websockets
 certfile $d/server.crt
 keyfile $d/server.key
 allow_anonymous true
+listener 0 127.0.0.1
+certfile $d/server.crt
+keyfile $d/server.key
+cafile $d/ca.crt
+require_certificate true
+use_subject_as_username true
+allow_anonymous false
+acl_file $d/subject.acl
 CONF
     tls_log="$d/ringmq.log"
     "$bin" -v --cores 4 -c "$d/ringmq.conf" 2>"$tls_log" &
     tls_pid=$!
     for _ in $(seq 100); do
-        [ -n "$(tls_port "$tls_log" 5)" ] && break
+        [ -n "$(tls_port "$tls_log" 6)" ] && break
         kill -0 "$tls_pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -113,7 +128,8 @@ CONF
     identity_port="$(tls_port "$tls_log" 3)"
     ws_port="$(tls_port "$tls_log" 4)"
     wss_port="$(tls_port "$tls_log" 5)"
-    if [ -z "$wss_port" ]; then
+    subject_port="$(tls_port "$tls_log" 6)"
+    if [ -z "$subject_port" ]; then
         fail "TLS: ringmq did not start: $(tail -n 5 "$tls_log" | tr '\n' ' ')"
     else
         echo "ringmq with TLS (pid $tls_pid) on 127.0.0.1:$plain_port, :$mutual_port (mTLS), :$identity_port (identity), :$ws_port (ws), :$wss_port (wss)"
@@ -123,6 +139,8 @@ CONF
             tls_roundtrip "cafile" "$plain_port" "$v" "$ca" "$ca"
             tls_roundtrip "mtls" "$mutual_port" "$v" "$c1" "$c1"
             tls_roundtrip "identity" "$identity_port" "$v" "$c1" "$c1"
+            c3="$ca --cert $d/client+3.crt --key $d/client+3.key"
+            tls_roundtrip "subject" "$subject_port" "$v" "$c3" "$c3"
         done
         # No certificate where one is required: refused by the handshake.
         for p in "$mutual_port" "$identity_port"; do

@@ -7,7 +7,8 @@
 use crate::common::{publish_packet, Conn, TestBroker, IO_TIMEOUT, Q1, V3_1_1, V5};
 use bytes::BytesMut;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose,
+    IsCa, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use ringmq::config::{Config, TlsOptions};
 use ringmq::protocol::{
@@ -53,10 +54,24 @@ impl Pki {
 
     /// A certificate signed by the CA: (certificate PEM, key PEM).
     fn issue(&self, names: &[&str], cn: Option<&str>, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        self.issue_serial(names, cn, usage, None)
+    }
+
+    /// As [`Pki::issue`], with a chosen serial number (for a revocation list).
+    fn issue_serial(
+        &self,
+        names: &[&str],
+        cn: Option<&str>,
+        usage: ExtendedKeyUsagePurpose,
+        serial: Option<u64>,
+    ) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.serial_number = serial.map(SerialNumber::from);
         if let Some(cn) = cn {
+            // In this order (rcgen's default name has a CN first): O, then CN.
+            params.distinguished_name = rcgen::DistinguishedName::new();
             params.distinguished_name.push(DnType::OrganizationName, "ringmq tests");
             params.distinguished_name.push(DnType::CommonName, cn);
         }
@@ -85,22 +100,50 @@ impl Pki {
 
     /// A client that trusts this CA, with a client certificate named `cn` if given.
     pub(crate) fn client(&self, cn: Option<&str>) -> Arc<ClientConfig> {
+        let cert = cn.map(|cn| self.issue(&[], Some(cn), ExtendedKeyUsagePurpose::ClientAuth));
+        self.client_with(cert)
+    }
+
+    /// A client that trusts this CA, with this client certificate and key (PEM) if given.
+    fn client_with(&self, cert: Option<(String, String)>) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
         let builder = ClientConfig::builder_with_provider(ring_provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots);
-        let config = match cn {
+        let config = match cert {
             None => builder.with_no_client_auth(),
-            Some(cn) => {
-                let (cert, key) = self.issue(&[], Some(cn), ExtendedKeyUsagePurpose::ClientAuth);
+            Some((cert, key)) => {
                 let cert = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
                 let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
                 builder.with_client_auth_cert(vec![cert], key).unwrap()
             }
         };
         Arc::new(config)
+    }
+}
+
+impl Pki {
+    /// A revocation list from this CA, revoking these serial numbers.
+    fn crl(&self, revoked: &[u64]) -> String {
+        let params = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|&serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(serial),
+                    revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.ca, &self.ca_key).unwrap().pem().unwrap()
     }
 }
 
@@ -349,6 +392,49 @@ fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
             Err(_) => return seen,
         }
     }
+}
+
+#[test]
+fn the_certificate_subject_is_the_user_name_with_use_subject_as_username() {
+    let pki = Pki::new();
+    let acl = pki.path("acl");
+    std::fs::write(&acl, "user CN=sensor-9,O=ringmq tests\ntopic readwrite s9/#\n").unwrap();
+    let tls = TlsOptions { use_subject_as_username: true, ..pki.mutual() };
+    let broker = tls_broker(tls, |c| {
+        c.security.allow_anonymous = Some(false);
+        c.security.acl_file = Some(acl.clone());
+    });
+    let mut c = TlsClient::connect_ok(broker.addr, pki.client(Some("sensor-9")), Conn::new("subject-9", V5));
+    assert_eq!(c.subscribe("s9/#", Q1), [ReasonCode(1)]);
+    assert_eq!(c.subscribe("s1/#", Q1), [ReasonCode::NOT_AUTHORIZED]);
+}
+
+#[test]
+fn crlfile_refuses_a_revoked_client_certificate() {
+    let pki = Pki::new();
+    std::fs::write(pki.path("ca.crl"), pki.crl(&[7])).unwrap();
+    let tls = TlsOptions { crlfile: Some(pki.path("ca.crl")), ..pki.mutual() };
+    let broker = tls_broker(tls, |_| {});
+    let usage = || ExtendedKeyUsagePurpose::ClientAuth;
+    let good = pki.client_with(Some(pki.issue_serial(&[], Some("good"), usage(), Some(8))));
+    TlsClient::connect_ok(broker.addr, good, Conn::new("crl-good", V5));
+    let revoked = pki.client_with(Some(pki.issue_serial(&[], Some("revoked"), usage(), Some(7))));
+    let (_, got) = TlsClient::connect(broker.addr, revoked, Conn::new("crl-revoked", V5));
+    assert!(refused_by_tls(&got), "a revoked certificate got in: {got:?}");
+}
+
+#[test]
+fn capath_holds_the_client_certificates_authority() {
+    let pki = Pki::new();
+    let dir = pki.path("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(pki.path("ca.crt"), dir.join("ringmq-test-ca.pem")).unwrap();
+    std::fs::write(dir.join("README"), "not a certificate\n").unwrap();
+    let tls = TlsOptions { cafile: None, capath: Some(dir), ..pki.mutual() };
+    let broker = tls_broker(tls, |_| {});
+    TlsClient::connect_ok(broker.addr, pki.client(Some("from-capath")), Conn::new("capath", V3_1_1));
+    let (_, got) = TlsClient::connect(broker.addr, pki.client(None), Conn::new("capath-none", V3_1_1));
+    assert!(refused_by_tls(&got), "{got:?}");
 }
 
 #[test]
