@@ -327,8 +327,7 @@ impl Shard {
         let session_present = resumed.is_some();
         Packet::ConnAck(ConnAck { session_present, code: ReasonCode::SUCCESS, properties })
             .encode(v, &mut c.out);
-        crate::log!(
-            Information,
+        crate::log_connection!(
             "New client connected from {} as {} (p{}, c{}, k{}{}).",
             c.peer,
             client_id,
@@ -551,7 +550,7 @@ impl Shard {
         plane.conns.close(conn, None, "");
         let Some(c) = plane.conns.get_mut(conn) else { return };
         if let Some(cid) = &c.client_id {
-            crate::log!(Information, "Client {} {}.", cid, why);
+            crate::log_connection!("Client {} {}.", cid, why);
         }
         let Some(sid) = c.session.take() else { return };
         let now = plane.now_ms;
