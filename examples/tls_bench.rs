@@ -2,9 +2,9 @@
 //! (ringmq's or Mosquitto's), with a rustls client:
 //!
 //! - `handshakes`: new connections as fast as `--threads` threads can open them (TCP,
-//!   TLS handshake, CONNECT, CONNACK, DISCONNECT), and the broker's CPU time meanwhile
-//!   (from /proc/PID/stat): handshakes per broker CPU-second is handshakes per second
-//!   per core;
+//!   TLS handshake, CONNECT, CONNACK, DISCONNECT), or at `--rate` per second in all when
+//!   given, and the broker's CPU time meanwhile (from /proc/PID/stat): handshakes per
+//!   broker CPU-second is handshakes per second per core;
 //! - `idle`: the broker's resident memory before and after `--n` TLS connections that
 //!   connected (CONNACK) and then sit idle: bytes per idle TLS connection;
 //! - `pairs`: `--pairs` publisher/subscriber pairs over TLS, each publishing 64-byte
@@ -50,7 +50,7 @@ fn parse_args() -> Args {
         n: 1000,
         pairs: 10,
         qos: 0,
-        rate: 100.0,
+        rate: 0.0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     a.mode = argv.first().cloned().unwrap_or_default();
@@ -192,9 +192,18 @@ fn handshakes(a: &Args) {
         .map(|t| {
             let (config, stop, done, failed, port) =
                 (config.clone(), stop.clone(), done.clone(), failed.clone(), a.port);
+            let interval = (a.rate > 0.0).then(|| Duration::from_secs_f64(a.threads as f64 / a.rate));
             std::thread::spawn(move || {
                 let mut i = 0u64;
+                let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
+                    if let Some(interval) = interval {
+                        let now = Instant::now();
+                        if now < next {
+                            std::thread::sleep(next - now);
+                        }
+                        next += interval;
+                    }
                     i += 1;
                     match open(port, &config, &format!("hs-{t}-{i}")) {
                         Ok(mut s) => {
@@ -247,6 +256,7 @@ fn idle(a: &Args) {
 
 fn pairs(a: &Args) {
     let config = client_config(&a.cafile);
+    let rate = if a.rate > 0.0 { a.rate } else { 100.0 };
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let delivered = Arc::new(AtomicU64::new(0));
     let mut conns = Vec::new();
@@ -271,8 +281,7 @@ fn pairs(a: &Args) {
     let threads: Vec<_> = conns
         .into_iter()
         .map(|(topic, mut sub, mut publisher)| {
-            let (latencies, delivered, qos, rate, secs) =
-                (latencies.clone(), delivered.clone(), a.qos, a.rate, a.secs);
+            let (latencies, delivered, qos, secs) = (latencies.clone(), delivered.clone(), a.qos, a.secs);
             std::thread::spawn(move || {
                 let payload = [0x5au8; 64];
                 let interval = Duration::from_secs_f64(1.0 / rate);
@@ -321,7 +330,7 @@ fn pairs(a: &Args) {
         "{{\"mode\":\"pairs\",\"pairs\":{},\"qos\":{},\"rate_per_pair\":{},\"delivered\":{n},\"secs\":{secs:.2},\"msgs_per_sec\":{:.0},\"broker_cpu_secs\":{cpu:.2},\"msgs_per_broker_cpu_sec\":{:.0},\"rtt_p50_us\":{},\"rtt_p99_us\":{}}}",
         a.pairs,
         a.qos,
-        a.rate,
+        rate,
         n as f64 / secs,
         n as f64 / cpu.max(0.01),
         pct(0.50),

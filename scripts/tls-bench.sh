@@ -7,7 +7,10 @@
 #     idle TLS clients;
 #   - QoS 0 and QoS 1 pairs over TLS: 10 publisher/subscriber pairs at 200 messages/s
 #     each, 64-byte payloads, 10 s; delivered messages per broker CPU-second and the
-#     round trip's p50/p99.
+#     round trip's p50/p99;
+#   - handshakes beside a stream: one QoS 1 pair over TLS at 1,000 messages/s for 10 s,
+#     alone and then with 500 TLS handshakes a second (another client) on the same
+#     broker core: the stream's round-trip p99 with and without them.
 # The client is examples/tls_bench.rs (rustls), pinned to CPU 0. Certificates are made
 # for the run with openssl (ECDSA P-256, TLS 1.3 negotiated by both brokers). Mosquitto
 # gets set_tcp_nodelay true, as ringmq has by default: without it Nagle's algorithm
@@ -91,7 +94,7 @@ run() { # broker args...
     local b="$1"; shift
     local line
     line="$(taskset -c 0 timeout 120 "$bench" "$@" --port "$port" --cafile "$d/ca.crt" --pid "$pid")"
-    echo "{\"broker\":\"$b\",${line#\{}" | tee -a "$raw"
+    echo "{\"broker\":\"$b\",\"case\":\"${case:-}\",${line#\{}" | tee -a "$raw"
 }
 for b in ringmq mosquitto; do
     start_broker "$b"
@@ -103,13 +106,24 @@ for b in ringmq mosquitto; do
         run "$b" pairs --pairs 10 --qos "$q" --rate 200 --secs 10
         stop_broker
     done
+    start_broker "$b"
+    case=stream-alone run "$b" pairs --pairs 1 --qos 1 --rate 1000 --secs 10
+    taskset -c 0 timeout 60 "$bench" handshakes --threads 4 --rate 500 --secs 11 --port "$port" \
+        --cafile "$d/ca.crt" --pid "$pid" >"$work/storm.json" &
+    storm=$!
+    sleep 0.5
+    case=stream-with-handshakes run "$b" pairs --pairs 1 --qos 1 --rate 1000 --secs 10
+    wait "$storm"
+    echo "{\"broker\":\"$b\",\"case\":\"storm\",$(cut -c2- "$work/storm.json")" | tee -a "$raw"
+    stop_broker
 done
 
 python3 - "$raw" "$out/tls.md" <<'PY'
 import json, sys, subprocess
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def get(b, mode, qos=None):
-    return next(r for r in rows if r["broker"] == b and r["mode"] == mode and (qos is None or r.get("qos") == qos))
+def get(b, mode, qos=None, case=""):
+    return next(r for r in rows if r["broker"] == b and r["mode"] == mode and r.get("case", "") == case
+                and (qos is None or r.get("qos") == qos))
 ratio = lambda a, b: f"{a / b:.2f}x" if b else "n/a"
 host = subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
 out = ["# TLS: ringmq against Mosquitto 2.0.11", "",
@@ -126,6 +140,10 @@ for q in (0, 1):
     r, m = get("ringmq", "pairs", q), get("mosquitto", "pairs", q)
     out.append(f"| QoS {q}, 10 pairs x 200 msg/s: delivered per broker CPU-second | {r['msgs_per_broker_cpu_sec']:.0f} | {m['msgs_per_broker_cpu_sec']:.0f} | {ratio(r['msgs_per_broker_cpu_sec'], m['msgs_per_broker_cpu_sec'])} |")
     out.append(f"| QoS {q}, 10 pairs: delivered / round trip p50 / p99 (us) | {r['delivered']} / {r['rtt_p50_us']} / {r['rtt_p99_us']} | {m['delivered']} / {m['rtt_p50_us']} / {m['rtt_p99_us']} | |")
+for b in ("ringmq", "mosquitto"):
+    alone, busy = get(b, "pairs", 1, "stream-alone"), get(b, "pairs", 1, "stream-with-handshakes")
+    hs = get(b, "handshakes", None, "storm")
+    out.append(f"| {b}: QoS 1 stream at 1,000 msg/s, round trip p50 / p99 (us): alone; beside {hs['per_sec']:.0f} handshakes/s | {alone['rtt_p50_us']} / {alone['rtt_p99_us']}; {busy['rtt_p50_us']} / {busy['rtt_p99_us']} | p99 {busy['rtt_p99_us'] / max(alone['rtt_p99_us'], 1):.2f}x alone | |")
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 PY
