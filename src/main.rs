@@ -17,7 +17,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// ringmq: a thread-per-core io_uring MQTT 3.1 / 3.1.1 / 5.0 broker.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Password files: `ringmq passwd` (mosquitto_passwd's options; `ringmq passwd --help`)."
+)]
 struct Cli {
     /// Config file in Mosquitto's syntax.
     #[arg(short = 'c', long = "config")]
