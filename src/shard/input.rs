@@ -110,7 +110,6 @@ impl Input {
         if let Phase::AwaitConnect { deadline_ms } = self.phase {
             match self.decoder.decode(&mut self.pending) {
                 Ok(Decoded::Packet(Packet::Connect(c))) => {
-                    crate::log!(Debug, "Received CONNECT from {}", c.client_id);
                     let step = shard.begin_connect(self.conn, &c);
                     self.take_step(shard, c, deadline_ms, step);
                 }
