@@ -9,7 +9,7 @@
 use super::input::Input;
 use super::shared::Shared;
 use super::state::Shard;
-use super::tls::TlsLayer;
+use super::tls::{Stepped, TlsLayer};
 use super::ws::WsLayer;
 use bytes::BytesMut;
 
@@ -34,11 +34,34 @@ impl Layers {
     /// Received bytes, through the layers to `input`. Never inlined, like
     /// [`Layers::flush`]: the event loop's plain path stays as small as it was.
     #[inline(never)]
-    pub fn on_bytes(&mut self, input: &mut Input, shard: &mut Shard, chunk: &mut BytesMut, data: &[u8]) {
+    pub fn on_bytes(
+        &mut self,
+        input: &mut Input,
+        shard: &mut Shard,
+        chunk: &mut BytesMut,
+        data: &[u8],
+        shared: &Shared,
+    ) {
         match (&mut self.tls, &mut self.ws) {
-            (Some(tls), ws) => tls.on_bytes(input, shard, chunk, data, ws.as_mut()),
+            (Some(tls), ws) => {
+                tls.on_bytes(input, shard, chunk, data, ws.as_mut(), shared.handshakes.as_ref())
+            }
             (None, Some(ws)) => ws.on_bytes(input, shard, chunk, data),
             (None, None) => input.on_bytes(shard, chunk, data),
+        }
+    }
+
+    /// A TLS handshake step came back from the handshake threads.
+    pub fn stepped(
+        &mut self,
+        r: Stepped,
+        input: &mut Input,
+        shard: &mut Shard,
+        chunk: &mut BytesMut,
+        shared: &Shared,
+    ) {
+        if let Some(tls) = &mut self.tls {
+            tls.stepped(r, input, shard, chunk, self.ws.as_mut(), shared.handshakes.as_ref());
         }
     }
 

@@ -166,6 +166,9 @@ impl Broker {
         // Password checks get threads of their own even without a password file, which a
         // reload may bring.
         let mut shared = Shared::new(config, shards, access, verifier_threads(shards))?;
+        if tls.any() {
+            shared.handshakes = Some(tls::Handshakes::start(shared.mesh.clone(), verifier_threads(shards))?);
+        }
         shared.tls = tls;
         if shared.config.persistence.enabled {
             shared.persist = persist::start(&shared, shards)?;

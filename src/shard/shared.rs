@@ -4,7 +4,7 @@
 use super::clock::Clock;
 use super::mesh::Mesh;
 use super::security::{AccessControl, AccessHandle};
-use super::tls::TlsConfigs;
+use super::tls::{Handshakes, TlsConfigs};
 use super::verifier::Verifier;
 use crate::config::Config;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -25,6 +25,8 @@ pub struct Shared {
     pub verifier: Verifier,
     /// Each TLS listener's rustls configuration, swapped by a reload.
     pub tls: TlsConfigs,
+    /// Where TLS handshakes run, off the shards' loops (`None`: no TLS listener).
+    pub handshakes: Option<Handshakes>,
     /// Each shard's store and what the stores held, for the shards to take at start.
     pub persist: super::persist::Start,
 }
@@ -53,6 +55,7 @@ impl Shared {
             access: AccessHandle::new(access),
             verifier,
             tls: TlsConfigs::default(),
+            handshakes: None,
             persist: super::persist::Start::default(),
         })
     }

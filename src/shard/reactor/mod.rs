@@ -135,6 +135,7 @@ impl Reactor {
             self.handle_completions();
             let mesh_more = self.drain_mesh();
             self.complete_verifications();
+            self.complete_handshakes();
             self.shard.complete_persisted();
             self.complete_connects();
             self.apply_holds();
@@ -152,14 +153,19 @@ impl Reactor {
                 || self.shard.has_answered_connects()
                 || self.shard.conns().has_hold_changes()
                 || self.shard.conns().has_output()
-                || self.processable_held();
+                || self.processable_held()
+                || self.shared.handshakes.as_ref().is_some_and(|h| h.has_results(self.shard.id()));
             if busy {
                 self.ring.enter(0, None)?;
             } else {
                 let mut cx = Context::from_waker(&self.waker);
                 let shard = &mut self.shard;
+                let handshakes = self.shared.handshakes.as_ref();
                 if mesh.park(id, &mut cx, || {
-                    shard.outbox().backlog_has_room() || shard.has_verified() || shard.has_persisted()
+                    shard.outbox().backlog_has_room()
+                        || shard.has_verified()
+                        || shard.has_persisted()
+                        || handshakes.is_some_and(|h| h.has_results(id as u16))
                 }) {
                     let wait = next_housekeeping.saturating_duration_since(Instant::now());
                     self.ring.enter(1, Some(wait))?;
@@ -326,7 +332,7 @@ impl Reactor {
                         let data = self.bufs.bytes(bid, len);
                         match &mut s.layers {
                             None => s.input.on_bytes(&mut self.shard, &mut self.chunk, data),
-                            Some(l) => l.on_bytes(&mut s.input, &mut self.shard, &mut self.chunk, data),
+                            Some(l) => l.on_bytes(&mut s.input, &mut self.shard, &mut self.chunk, data, &self.shared),
                         }
                     }
                     Held::End { why } => s.input.on_end(&mut self.shard, why),
@@ -426,6 +432,23 @@ impl Reactor {
             if let Some(s) = self.sockets.get_mut(slot) {
                 if s.attached && s.input.conn == answer.conn {
                     s.input.verified(&mut self.shard, answer);
+                }
+            }
+            self.check_detached(slot);
+        }
+    }
+
+    /// TLS handshake steps back from the handshake threads.
+    fn complete_handshakes(&mut self) {
+        let shared = self.shared.clone();
+        let Some(pool) = &shared.handshakes else { return };
+        while let Some(r) = pool.next(self.shard.id()) {
+            let slot = self.sockets.slot_of(r.conn);
+            if let Some(s) = self.sockets.get_mut(slot) {
+                if s.attached && s.input.conn == r.conn {
+                    if let Some(layers) = &mut s.layers {
+                        layers.stepped(r, &mut s.input, &mut self.shard, &mut self.chunk, &shared);
+                    }
                 }
             }
             self.check_detached(slot);

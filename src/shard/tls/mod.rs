@@ -9,14 +9,17 @@
 //!   (refusing what rustls cannot do, naming the file that does not load), behind the
 //!   handle a reload swaps;
 //! - `layer.rs`: one connection's TLS state, between its socket and its input;
+//! - `handshakes.rs`: the threads a connection's handshake runs on, off the shard's loop;
 //! - `identity.rs`: the client certificate's subject, for `use_identity_as_username`
 //!   and `use_subject_as_username`.
 //!
 //! [`Input`]: super::input::Input
 
+mod handshakes;
 mod identity;
 mod layer;
 
+pub use handshakes::{Handshakes, Stepped};
 pub use layer::TlsLayer;
 
 use crate::config::{Config, ListenerConfig, TlsOptions, TlsVersion};
@@ -69,6 +72,11 @@ impl TlsConfigs {
     pub fn server_config(&self, index: u16) -> Option<Arc<ServerConfig>> {
         let slot = self.listeners.get(index as usize)?.as_ref()?;
         Some(slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Whether any listener speaks TLS (the handshake threads are started for it).
+    pub fn any(&self) -> bool {
+        self.listeners.iter().any(Option::is_some)
     }
 
     /// Where the user name of a client of listener `index` comes from.
