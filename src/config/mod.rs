@@ -155,6 +155,9 @@ pub struct Config {
     /// unless asked; the `ringmq` binary starts from Mosquitto's default,
     /// [`DEFAULT_SYS_INTERVAL_SECS`].
     pub sys_interval_secs: u32,
+    /// Where to serve Prometheus metrics over HTTP (`metrics_listener ADDRESS:PORT`);
+    /// `None`, the default, serves none.
+    pub metrics_listener: Option<SocketAddr>,
     /// TCP_NODELAY on client sockets (`set_tcp_nodelay`). ringmq's default is true: it
     /// already gathers a turn's packets into one send, so Nagle only adds latency.
     pub set_tcp_nodelay: bool,
@@ -218,6 +221,7 @@ impl Default for Config {
             pid_file: None,
             user: None,
             sys_interval_secs: 0,
+            metrics_listener: None,
             set_tcp_nodelay: true,
             cores: 1,
             cpus: None,

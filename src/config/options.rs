@@ -299,6 +299,13 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         "sys_interval" => {
             c.sys_interval_secs = parse_range::<u32>(one()?, 0, 65535)?;
         }
+        "metrics_listener" => {
+            let v = one()?;
+            let addr = v.parse::<SocketAddr>().map_err(|_| {
+                format!("expected ADDRESS:PORT, such as 127.0.0.1:9100 or [::1]:9100, got '{v}'")
+            })?;
+            c.metrics_listener = Some(addr);
+        }
 
         // Logging.
         "log_dest" => log_dest(p, args)?,

@@ -124,6 +124,25 @@ pub struct DropCounts {
     pub expired: u64,
 }
 
+/// PUBLISH packets a session wrote, by QoS, and their payload bytes (Mosquitto's
+/// `publish/messages/sent` and `publish/bytes/sent`). The shard takes them into its own
+/// counters once per interval (`Sessions::take_sent`), so a send costs two adds here.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct SentCounts {
+    pub messages: [u64; 3],
+    pub payload_bytes: u64,
+}
+
+impl SentCounts {
+    /// Adds `other` to these.
+    pub fn add(&mut self, other: &SentCounts) {
+        for (a, b) in self.messages.iter_mut().zip(other.messages) {
+            *a += b;
+        }
+        self.payload_bytes += other.payload_bytes;
+    }
+}
+
 /// A PUBLISH the session accepted, waiting to be routed and acknowledged.
 #[derive(Debug)]
 pub struct Accepted {
@@ -175,6 +194,7 @@ pub struct Session {
     limits: Limits,
     online: bool,
     pub drops: DropCounts,
+    pub sent: SentCounts,
 }
 
 impl Session {
@@ -199,6 +219,7 @@ impl Session {
             limits,
             online: false,
             drops: DropCounts::default(),
+            sent: SentCounts::default(),
         }
     }
 
@@ -444,6 +465,11 @@ impl Session {
         }
     }
 
+    /// QoS 1/2 messages held for the client: in flight and queued (`$SYS`'s `stored`).
+    pub fn stored(&self) -> usize {
+        self.outbound.inflight.len() + self.outbound.queue.len()
+    }
+
     /// Messages queued behind the in-flight window.
     pub fn queued(&self) -> usize {
         self.outbound.queue.len()
@@ -552,6 +578,8 @@ impl Session {
         }
         let h = PublishHeader { dup, qos, retain, packet_id };
         encode_publish(out, self.version, h, topic, props, &m.payload);
+        self.sent.messages[qos as usize] += 1;
+        self.sent.payload_bytes += m.payload.len() as u64;
         DeliverOutcome::Sent
     }
 

@@ -16,6 +16,11 @@ impl DropCounter {
         self.count += 1;
     }
 
+    /// Drops since the shard started.
+    pub fn total(&self) -> u64 {
+        self.count
+    }
+
     /// Drops since the last call, if any.
     fn unreported(&mut self) -> Option<u64> {
         let new = self.count - self.logged;

@@ -172,6 +172,7 @@ impl Input {
             }
             match self.decoder.decode(&mut self.pending) {
                 Ok(Decoded::Packet(p)) => {
+                    shard.plane.counts.packets_received += 1;
                     if let Err(close) = shard.handle_packet(conn, p) {
                         if !close.detail.is_empty() {
                             crate::log!(

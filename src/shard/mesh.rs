@@ -104,6 +104,11 @@ impl Mesh {
         self.queue(from, to).pop()
     }
 
+    /// Messages waiting for shard `to`, from every shard (for `$SYS` and metrics).
+    pub fn depth_to(&self, to: usize) -> usize {
+        (0..self.shards).map(|from| self.queue(from, to).len()).sum()
+    }
+
     /// Whether anything is waiting for shard `to`.
     pub fn has_pending(&self, to: usize) -> bool {
         (0..self.shards).any(|from| !self.queue(from, to).is_empty())

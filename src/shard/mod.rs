@@ -13,7 +13,8 @@
 //!   - `sessions.rs`: the session table and the one place a delivery reaches a session;
 //!   - `connections.rs`: connections, their output, and their life (`connections::Life`);
 //!   - `outbox.rs`: this shard's sending end of the mesh, with its backlog;
-//!   - `drops.rs`: drop counters, logged once per episode;
+//!   - `drops.rs`: drop counters, logged once per episode; `counters.rs`: the
+//!     shard's message counts, for `$SYS` and metrics (`sys.rs`);
 //! - `state.rs`: the shard itself, and what waits for other shards: CONNECTs
 //!   (`registry.rs`), SUBACK barriers (`barriers.rs`), sessions moving between shards
 //!   (`takeover.rs`, `handover.rs`); `connack.rs` decides a CONNECT's answer;
@@ -29,6 +30,8 @@
 //!   `ws.rs` (WebSockets: the upgrade and RFC 6455 framing), or both;
 //! - `reactor/`: the event loop (`mod.rs`), the ring (`ring.rs`), sockets (`socket.rs`);
 //! - `mesh.rs`, `messages.rs`: the queues between shards and what travels on them;
+//! - `sys.rs`: `$SYS`, from the figures each shard copies into a shared board;
+//!   `metrics.rs`: the Prometheus endpoint's thread, reading the same board;
 //! - `shared.rs`: what the shards share; `clock.rs`, `ids.rs`, `slab.rs`, `bufring.rs`:
 //!   the clock, the ids, the tables behind them, the receive buffers.
 //!
@@ -40,6 +43,7 @@ mod bufring;
 mod clock;
 mod connack;
 mod connections;
+mod counters;
 mod drops;
 mod flow;
 mod handover;
@@ -49,6 +53,7 @@ mod layers;
 mod login;
 mod mesh;
 mod messages;
+mod metrics;
 mod outbox;
 mod persist;
 mod plane;
@@ -104,6 +109,8 @@ pub struct Broker {
     addrs: Vec<SocketAddr>,
     /// Each configured listener's connection limit, for [`Broker::reload`].
     limits: Vec<Arc<reactor::ListenerLimit>>,
+    /// The metrics endpoint's thread (`metrics_listener`).
+    metrics: Option<metrics::MetricsServer>,
 }
 
 /// Fails with one clear line when io_uring is missing, disabled or too old.
@@ -179,6 +186,7 @@ impl Broker {
         // so a failure (RLIMIT_MEMLOCK, most likely) is a start-up error naming its cause.
         let (setup_tx, setup_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let board = sys::Board::new(shards);
+        let started = std::time::Instant::now();
         for (id, listeners) in per_shard.into_iter().enumerate() {
             let shared = shared.clone();
             let cpu = cpus.as_ref().map(|c| c[id % c.len()]);
@@ -221,10 +229,19 @@ impl Broker {
                 }
             }
         }
-        let broker = Broker { shared, threads, addrs, limits };
+        let mut broker = Broker { shared, threads, addrs, limits, metrics: None };
         if let Some(e) = failed {
             broker.shutdown();
             anyhow::bail!("{e}");
+        }
+        if let Some(addr) = broker.shared.config.metrics_listener {
+            match metrics::MetricsServer::start(addr, board, started) {
+                Ok(m) => broker.metrics = Some(m),
+                Err(e) => {
+                    broker.shutdown();
+                    anyhow::bail!("Error: metrics_listener {addr}: {e}");
+                }
+            }
         }
         crate::log!(Notice, "ringmq version {} running with {} shard(s).", env!("CARGO_PKG_VERSION"), shards);
         Ok(broker)
@@ -298,6 +315,11 @@ impl Broker {
         self.shared.persist.save();
     }
 
+    /// Where the metrics endpoint listens (`metrics_listener`), with the port bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(metrics::MetricsServer::local_addr)
+    }
+
     /// The addresses the broker listens on (with the ports actually bound).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
@@ -305,7 +327,10 @@ impl Broker {
 
     /// Stops every shard (clients get DISCONNECT 0x8B in MQTT 5, wills are published)
     /// and waits for the threads.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
+        if let Some(mut m) = self.metrics.take() {
+            m.stop();
+        }
         self.shared.mesh.shut_down();
         for t in self.threads {
             let _ = t.join();

@@ -4,16 +4,18 @@
 
 use super::connections::Connections;
 use super::drops::OUTPUT_HIGH_WATER_BYTES;
+use super::flow::Flow;
 use super::ids::ConnId;
 pub use super::ids::SessionId;
 use super::messages::{ConnectToken, MeshMsg};
-use super::flow::Flow;
 use super::security::ClientAccess;
 use super::slab::Slab;
 use crate::auth::acl::SubscribeAccess;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{ByteStr, QoS};
-use crate::session::{DeliverOutcome, Delivery, Limits, Message, PublisherKey, Routed, Session, SharedGroupName};
+use crate::session::{
+    DeliverOutcome, Delivery, Limits, Message, PublisherKey, Routed, SentCounts, Session, SharedGroupName,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,13 +138,22 @@ pub struct Sessions {
     overflow: usize,
     /// Sessions with a [`Flow`], for the once-a-second stuck check.
     flowing: Vec<SessionId>,
+    /// What sessions removed since the last [`Sessions::take_sent`] had sent.
+    sent_retired: SentCounts,
 }
 
 impl Sessions {
     /// Sessions with `limits`, and `overflow` messages past the queue bound while
     /// publishers are held (0: no flow control, drop at the bound).
     pub fn new(limits: Limits, overflow: usize) -> Self {
-        Sessions { table: Slab::default(), by_client: HashMap::new(), limits, overflow, flowing: Vec::new() }
+        Sessions {
+            table: Slab::default(),
+            by_client: HashMap::new(),
+            limits,
+            overflow,
+            flowing: Vec::new(),
+            sent_retired: SentCounts::default(),
+        }
     }
 
     /// The limits every new session on this shard gets.
@@ -176,11 +187,23 @@ impl Sessions {
 
     /// Removes a session; its client id goes too, unless it names another session now.
     pub fn remove(&mut self, sid: SessionId) -> Option<SessionEntry> {
-        let entry = self.table.remove(sid)?;
+        let mut entry = self.table.remove(sid)?;
+        // Counted here: a session that moves on starts from zero on its new shard.
+        self.sent_retired.add(&std::mem::take(&mut entry.session.sent));
         if self.by_client.get(&entry.session.client_id) == Some(&sid) {
             self.by_client.remove(&entry.session.client_id);
         }
         Some(entry)
+    }
+
+    /// What the sessions sent since the last call (a walk over them: once per interval,
+    /// never per message).
+    pub fn take_sent(&mut self) -> SentCounts {
+        let mut sent = std::mem::take(&mut self.sent_retired);
+        for (_, e) in self.table.iter_mut() {
+            sent.add(&std::mem::take(&mut e.session.sent));
+        }
+        sent
     }
 
     /// Every session on this shard.

@@ -241,6 +241,7 @@ impl Takeover<'_> {
             if let Some(e) = self.plane.sessions.get(sid) {
                 crate::log!(Information, "Expiring client {}.", e.session.client_id);
             }
+            self.plane.counts.clients_expired += 1;
             self.end_session(sid);
         }
     }

@@ -632,3 +632,155 @@ fn sys_topics_are_published_every_sys_interval_and_retained() {
     let m = c.expect_publish(IO_TIMEOUT);
     assert!(m.payload.starts_with(b"ringmq version "), "{m:?}");
 }
+
+#[test]
+fn sys_counts_publishes_received_sent_and_dropped_with_load_averages_and_per_shard_figures() {
+    let scratch = Scratch::new("sys-counts");
+    let conf = scratch.write("ringmq.conf", "listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 1\n");
+    let broker = BrokerProcess::spawn(&["--cores", "2", "-c", conf.to_str().unwrap()]);
+    let mut watcher = Raw::client(broker.addr, "sys-count-watcher", V3_1_1);
+    watcher.subscribe_ok(&[("$SYS/#", Q0), ("counted/#", Q1)]);
+    let mut latest = std::collections::HashMap::new();
+    // The load averages need a tree before the publishes to measure from.
+    while !latest.contains_key("$SYS/broker/uptime") {
+        let m = watcher.expect_publish(Duration::from_secs(3));
+        latest.insert(m.topic.to_string(), String::from_utf8_lossy(&m.payload).to_string());
+    }
+    let mut publisher = Raw::client(broker.addr, "sys-count-publisher", V5);
+    for _ in 0..3 {
+        publisher.publish("counted/one", b"0123456789", Q1, false);
+    }
+    for _ in 0..2 {
+        publisher.publish("counted/zero", b"01234", Q0, false);
+    }
+    let mut counted = 0;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let done = |latest: &std::collections::HashMap<String, String>| {
+        latest.get("$SYS/broker/publish/messages/received").map(String::as_str) == Some("5")
+            && latest.get("$SYS/broker/load/publish/received/1min").is_some_and(|v| v != "0.00")
+            // The subscriber's shard counts what it sent at its own next interval.
+            && latest.get("$SYS/broker/publish/messages/sent").is_some_and(|v| v.parse::<u64>().unwrap() >= 5)
+            && (0..2).all(|s| latest.contains_key(&format!("$SYS/broker/shards/{s}/publish/messages/received")))
+    };
+    while Instant::now() < deadline && !done(&latest) {
+        let m = watcher.expect_publish(Duration::from_secs(3));
+        if m.topic.starts_with("counted/") {
+            counted += 1;
+        }
+        latest.insert(m.topic.to_string(), String::from_utf8_lossy(&m.payload).to_string());
+    }
+    assert!(done(&latest), "{latest:#?}");
+    // The rest of that tree: read on to the next one's first value.
+    loop {
+        let m = watcher.expect_publish(Duration::from_secs(3));
+        if &*m.topic == "$SYS/broker/uptime" {
+            break;
+        }
+        latest.insert(m.topic.to_string(), String::from_utf8_lossy(&m.payload).to_string());
+    }
+    assert_eq!(counted, 5);
+    let get = |t: &str| -> u64 {
+        latest.get(t).unwrap_or_else(|| panic!("{t} missing: {latest:#?}")).parse().unwrap()
+    };
+    assert_eq!(get("$SYS/broker/publish/bytes/received"), 3 * 10 + 2 * 5);
+    // The watcher got the five and the $SYS values themselves.
+    assert!(get("$SYS/broker/publish/messages/sent") >= 5, "{latest:#?}");
+    assert!(get("$SYS/broker/publish/bytes/sent") >= 40, "{latest:#?}");
+    // Two CONNECTs, a SUBSCRIBE and five PUBLISH at least (the watcher's PUBACKs are
+    // counted on its shard, which may not have reached its interval yet).
+    assert!(get("$SYS/broker/messages/received") >= 8, "{latest:#?}");
+    assert_eq!(get("$SYS/broker/publish/messages/dropped"), 0);
+    assert_eq!(get("$SYS/broker/clients/expired"), 0);
+    let per_shard: u64 =
+        (0..2).map(|s| get(&format!("$SYS/broker/shards/{s}/publish/messages/received"))).sum();
+    assert_eq!(per_shard, 5);
+    for s in 0..2 {
+        get(&format!("$SYS/broker/shards/{s}/mesh/queued"));
+        get(&format!("$SYS/broker/shards/{s}/publish/dropped/queue full"));
+    }
+    for window in ["1min", "5min", "15min"] {
+        let v = &latest[&format!("$SYS/broker/load/publish/received/{window}")];
+        assert!(v.parse::<f64>().unwrap() > 0.0 && v.contains('.'), "{window}: {v}");
+    }
+}
+
+/// GETs `path` from the metrics endpoint: the status line and the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+#[test]
+fn metrics_endpoint_serves_per_shard_counters_that_a_prometheus_parser_reads() {
+    use prometheus_parse::{Scrape, Value};
+    let broker = TestBroker::start_with(|c| {
+        c.cores = 2;
+        c.metrics_listener = Some("127.0.0.1:0".parse().unwrap());
+    });
+    let metrics = broker.broker().metrics_addr().expect("metrics on");
+    let mut sub = Raw::client(broker.addr, "metrics-sub", V5);
+    sub.subscribe_ok(&[("metered/#", Q1)]);
+    let mut publisher = Raw::client(broker.addr, "metrics-pub", V3_1_1);
+    for _ in 0..4 {
+        publisher.publish("metered/a", b"abcdef", Q1, false);
+    }
+    publisher.publish("metered/b", b"xy", Q0, false);
+    sub.expect_publishes(5, IO_TIMEOUT);
+    let value = |s: &prometheus_parse::Sample| match s.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        _ => panic!("{s:?}"),
+    };
+    // The shards refresh their figures once a second while the endpoint is on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let scrape = loop {
+        let (status, body) = http_get(metrics, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format");
+        let sent: f64 =
+            scrape.samples.iter().filter(|s| s.metric == "ringmq_publish_sent_total").map(value).sum();
+        if sent >= 5.0 || Instant::now() > deadline {
+            break scrape;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let sum = |metric: &str, label: Option<(&str, &str)>| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(value)
+            .sum()
+    };
+    assert_eq!(sum("ringmq_publish_received_total", Some(("qos", "1"))), 4.0);
+    assert_eq!(sum("ringmq_publish_received_total", Some(("qos", "0"))), 1.0);
+    assert_eq!(sum("ringmq_publish_received_payload_bytes_total", None), 26.0);
+    assert_eq!(sum("ringmq_publish_sent_total", Some(("qos", "1"))), 4.0);
+    assert_eq!(sum("ringmq_publish_sent_total", Some(("qos", "0"))), 1.0);
+    assert_eq!(sum("ringmq_publish_dropped_total", None), 0.0);
+    assert_eq!(sum("ringmq_clients", Some(("state", "connected"))), 2.0);
+    assert_eq!(sum("ringmq_subscriptions", None), 1.0);
+    assert!(sum("ringmq_bytes_received_total", None) > 0.0);
+    // Labelled by shard (both present), QoS and cause; typed and documented.
+    for shard in ["0", "1"] {
+        assert!(scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "ringmq_mesh_queued_messages" && s.labels.get("shard") == Some(shard)));
+    }
+    for cause in ["slow_subscriber", "queue_full", "no_group_member"] {
+        assert!(scrape.samples.iter().any(|s| s.labels.get("cause") == Some(cause)), "{cause}");
+    }
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "ringmq_publish_sent_total" && matches!(s.value, Value::Counter(_))));
+    assert!(scrape.docs.contains_key("ringmq_publish_dropped_total"));
+    assert_eq!(http_get(metrics, "/other").0, "HTTP/1.1 404 Not Found");
+}
