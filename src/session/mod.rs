@@ -578,6 +578,17 @@ impl Session {
         }
         let h = PublishHeader { dup, qos, retain, packet_id };
         encode_publish(out, self.version, h, topic, props, &m.payload);
+        crate::log!(
+            Debug,
+            "Sending PUBLISH to {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+            self.client_id,
+            dup as u8,
+            qos as u8,
+            retain as u8,
+            packet_id,
+            m.topic,
+            m.payload.len()
+        );
         self.sent.messages[qos as usize] += 1;
         self.sent.payload_bytes += m.payload.len() as u64;
         DeliverOutcome::Sent

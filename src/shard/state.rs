@@ -336,6 +336,19 @@ impl Shard {
             connect.keep_alive_secs,
             MosquittoUser(username.as_deref())
         );
+        match &connect.will {
+            Some(w) => {
+                crate::log!(
+                    Debug,
+                    "Will message specified ({} bytes) (r{}, q{}).",
+                    w.payload.len(),
+                    w.retain as u8,
+                    w.qos as u8
+                );
+                crate::log!(Debug, "\t{}", w.topic);
+            }
+            None => crate::log!(Debug, "No will message specified."),
+        }
         crate::log!(Debug, "Sending CONNACK to {} ({}, 0)", client_id, session_present as u8);
         if let Some(e) = self.plane.sessions.get_mut(sid) {
             e.session.resume(now, &mut c.out);
@@ -370,15 +383,26 @@ impl Shard {
         match packet {
             Packet::Publish(p) => return plane.handle_publish(conn, sid, p, &cid),
             Packet::PubAck(a) => {
+                crate::log!(Debug, "Received PUBACK from {} (Mid: {}, RC:{})", cid, a.packet_id, a.reason.0);
                 entry.session.check_ack(AckKind::PubAck, a.packet_id).map_err(wrong_ack)?;
                 entry.session.handle_puback(a.packet_id, now, out)
             }
             Packet::PubRec(a) => {
+                crate::log!(Debug, "Received PUBREC from {} (Mid: {})", cid, a.packet_id);
                 entry.session.check_ack(AckKind::PubRec, a.packet_id).map_err(wrong_ack)?;
-                entry.session.handle_pubrec(a.packet_id, a.reason, now, out)
+                entry.session.handle_pubrec(a.packet_id, a.reason, now, out);
+                // Mosquitto answers an error code with nothing, and so does the session.
+                if !a.reason.is_error() {
+                    crate::log!(Debug, "Sending PUBREL to {} (m{})", cid, a.packet_id);
+                }
             }
-            Packet::PubRel(a) => entry.session.handle_pubrel(a.packet_id, out),
+            Packet::PubRel(a) => {
+                crate::log!(Debug, "Received PUBREL from {} (Mid: {})", cid, a.packet_id);
+                entry.session.handle_pubrel(a.packet_id, out);
+                crate::log!(Debug, "Sending PUBCOMP to {} (m{})", cid, a.packet_id);
+            }
             Packet::PubComp(a) => {
+                crate::log!(Debug, "Received PUBCOMP from {} (Mid: {}, RC:{})", cid, a.packet_id, a.reason.0);
                 entry.session.check_ack(AckKind::PubComp, a.packet_id).map_err(wrong_ack)?;
                 entry.session.handle_pubcomp(a.packet_id, now, out)
             }
@@ -465,6 +489,11 @@ impl Shard {
                 }
             };
             reasons.push(ReasonCode(options.qos as u8));
+            if crate::log::enabled(crate::log::Level::Subscribe) {
+                // Mosquitto's `log_type subscribe` line: client id, QoS, filter.
+                let id = self.plane.conns.get(conn).and_then(|c| c.client_id.clone()).unwrap_or_default();
+                crate::log!(Subscribe, "{} {} {}", id, options.qos as u8, filter);
+            }
             let sub = Subscription { options, subscription_id, read_checked };
             if self.plane.subscribe(sid, &filter, sub) {
                 retained_for.push((filter, sub));
@@ -504,6 +533,12 @@ impl Shard {
             .filters
             .iter()
             .map(|f| {
+                crate::log!(Debug, "\t{}", f);
+                if crate::log::enabled(crate::log::Level::Unsubscribe) {
+                    // Mosquitto's `log_type unsubscribe` line: client id, filter.
+                    let id = plane.conns.get(conn).and_then(|c| c.client_id.clone()).unwrap_or_default();
+                    crate::log!(Unsubscribe, "{} {}", id, f);
+                }
                 if plane.unsubscribe(sid, f) {
                     ReasonCode::SUCCESS
                 } else {
