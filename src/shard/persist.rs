@@ -14,6 +14,7 @@
 //! With persistence off the data plane holds no `Persist`, and a PUBLISH pays one `Option`
 //! test.
 
+use super::connections::Connections;
 use super::ids::{ConnId, SessionId};
 use super::state::Shard;
 use crate::config::PersistenceSync;
@@ -23,6 +24,16 @@ use crate::store::records::{Clock, Key, Retained};
 use crate::store::writer::{Change, Durability, Job, Loaded, Saver, Writer, SAVE_TICKET};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+/// A PUBLISH's acknowledgement: to whom, and what it says.
+#[derive(Clone, Copy, Debug)]
+pub struct Ack {
+    pub conn: ConnId,
+    pub sid: SessionId,
+    pub qos: QoS,
+    pub packet_id: u16,
+    pub reason: ReasonCode,
+}
 
 /// An acknowledgement waiting for the write of what its PUBLISH changed.
 struct WaitingAck {
@@ -213,6 +224,21 @@ impl Persist {
         } else if let Err(job) = self.writer.try_submit(job) {
             self.backlog.push_back(job);
         }
+    }
+
+    /// Keeps `ack` until what its PUBLISH wrote is written, when it must wait (see
+    /// [`Persist::must_wait`]), holding the publisher when the writer's queue is full. True
+    /// when it waits. Out of line: the data plane's PUBLISH path stays as small as it was
+    /// without persistence.
+    #[inline(never)]
+    pub fn defer_ack(&mut self, ack: Ack, issued_before: u64, conns: &mut Connections, now_ms: u64) -> bool {
+        if ack.qos == QoS::AtMostOnce || !self.must_wait(ack.conn, issued_before) {
+            return false;
+        }
+        if self.wait(ack.conn, ack.sid, ack.qos, ack.packet_id, ack.reason) {
+            conns.hold(ack.conn, true, now_ms);
+        }
+        true
     }
 
     /// Whether `conn`'s acknowledgement must wait: its PUBLISH wrote something (a ticket

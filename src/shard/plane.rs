@@ -14,7 +14,6 @@
 //! plane's (`state.rs`).
 
 use super::connections::{ConnId, Connections};
-use super::counters::Counters;
 use super::drops::DropStats;
 use super::messages::MeshMsg;
 use super::outbox::Outbox;
@@ -62,7 +61,6 @@ pub struct DataPlane {
     pub(super) conns: Connections,
     pub(super) outbox: Outbox,
     pub(super) drops: DropStats,
-    pub(super) counts: Counters,
     /// The shard clock as of this turn (milliseconds since the broker started).
     pub(super) now_ms: u64,
     /// Bytes of messages written to connections' output this turn (the event loop bounds it).
@@ -103,7 +101,6 @@ impl DataPlane {
             conns: Connections::default(),
             outbox: Outbox::new(id, shared.mesh.clone()),
             drops: DropStats::default(),
-            counts: Counters::default(),
             now_ms,
             turn_output_bytes: 0,
             routed_seq: 0,
@@ -133,8 +130,6 @@ impl DataPlane {
             p.topic,
             p.payload.len()
         );
-        self.counts.publish_received[p.qos as usize] += 1;
-        self.counts.publish_received_bytes += p.payload.len() as u64;
         let cfg = &self.shared.config;
         if p.retain && !cfg.retain_available {
             // Retain Available is 0: a retained PUBLISH is a protocol error (MQTT 5 0x9A,
@@ -210,12 +205,10 @@ impl DataPlane {
                 "payload is not UTF-8 but its format indicator says it is",
             ));
         }
+        // What this PUBLISH wrote must be written before it is acknowledged.
         if let Some(p) = self.persist.as_deref_mut() {
-            // What this PUBLISH wrote must be written before it is acknowledged.
-            if accepted.qos != QoS::AtMostOnce && p.must_wait(conn, issued_before) {
-                if p.wait(conn, sid, accepted.qos, accepted.packet_id, reason) {
-                    self.conns.hold(conn, true, self.now_ms);
-                }
+            let ack = super::persist::Ack { conn, sid, qos: accepted.qos, packet_id: accepted.packet_id, reason };
+            if p.defer_ack(ack, issued_before, &mut self.conns, self.now_ms) {
                 return Ok(());
             }
         }
