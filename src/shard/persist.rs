@@ -209,7 +209,12 @@ impl Persist {
     }
 
     /// Stores a retained message, or its removal (`None`), under sequence number `seq`.
+    /// `$SYS` topics are not stored: they are the broker's own figures, published again
+    /// from the start (Mosquitto does not keep them either).
     pub fn retained(&mut self, topic: &ByteStr, seq: u64, message: Option<&Message>) {
+        if topic.starts_with("$SYS/") {
+            return;
+        }
         let key = Key::Retained { topic: topic.clone() }.encode();
         let value = Retained { seq, message: message.cloned() }.encode(self.clock);
         self.submit(vec![Change::Put { key, value }]);
@@ -357,6 +362,9 @@ mod tests {
         p.wait(1, 10, QoS::AtLeastOnce, 101, ReasonCode::SUCCESS);
         // Connection 2 wrote nothing and waits for nothing.
         assert!(!p.must_wait(2, before));
+        // The broker's own figures are not stored.
+        p.retained(&ByteStr::from("$SYS/broker/uptime"), 2, None);
+        assert_eq!(p.issued(), before);
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut due = Vec::new();
         while due.len() < 2 && Instant::now() < deadline {
