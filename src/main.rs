@@ -1,7 +1,8 @@
 //! The `ringmq` binary: parse the command line, load the config file (every error at
 //! once), start the shards, then wait for signals as Mosquitto does: SIGINT and SIGTERM
-//! shut down cleanly, SIGHUP reloads the config file, SIGUSR1 and SIGUSR2 say what they
-//! would do. `-d` runs it in the background; `pid_file` and `user` are honoured.
+//! shut down cleanly, SIGHUP reloads the config file, SIGUSR1 saves persistence, SIGUSR2
+//! writes the subscriptions to the log. `-d` runs it in the background; `pid_file` and
+//! `user` are honoured.
 
 use clap::Parser;
 use ringmq::config::{
@@ -179,10 +180,7 @@ fn serve(cli: &Cli, config: Config, ready: Option<std::fs::File>) -> anyhow::Res
         match wait_for_signal() {
             libc::SIGHUP => reload(cli, &broker),
             libc::SIGUSR1 => broker.save(),
-            libc::SIGUSR2 => ringmq::log!(
-                Notice,
-                "Received SIGUSR2: writing the subscription tree to the log is not implemented yet (it needs each shard to answer a mesh request with its trie)."
-            ),
+            libc::SIGUSR2 => broker.log_subscriptions(),
             sig => {
                 ringmq::log!(Notice, "ringmq received signal {}, shutting down.", signal_name(sig));
                 break;

@@ -111,6 +111,8 @@ pub struct Broker {
     limits: Vec<Arc<reactor::ListenerLimit>>,
     /// The metrics endpoint's thread (`metrics_listener`).
     metrics: Option<metrics::MetricsServer>,
+    /// What the shards publish for `$SYS` and metrics, and where SIGUSR2 asks them.
+    board: Arc<sys::Board>,
 }
 
 /// Fails with one clear line when io_uring is missing, disabled or too old.
@@ -229,7 +231,7 @@ impl Broker {
                 }
             }
         }
-        let mut broker = Broker { shared, threads, addrs, limits, metrics: None };
+        let mut broker = Broker { shared, threads, addrs, limits, metrics: None, board: board.clone() };
         if let Some(e) = failed {
             broker.shutdown();
             anyhow::bail!("{e}");
@@ -313,6 +315,13 @@ impl Broker {
     /// database"); logs that there is nothing to save with persistence off.
     pub fn save(&self) {
         self.shared.persist.save();
+    }
+
+    /// Writes every shard's subscriptions to the log (SIGUSR2, Mosquitto's "print the
+    /// subscription tree"): each shard logs its own at its next housekeeping tick.
+    pub fn log_subscriptions(&self) {
+        crate::log!(Notice, "Received SIGUSR2: writing the subscriptions of {} shard(s) to the log.", self.board.shard_count());
+        self.board.request_subscription_log();
     }
 
     /// Where the metrics endpoint listens (`metrics_listener`), with the port bound.

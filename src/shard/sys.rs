@@ -130,6 +130,8 @@ pub struct Board {
     /// Set once the metrics endpoint is listening: the shards then snapshot every
     /// [`METRICS_SNAPSHOT_MS`].
     metrics: std::sync::atomic::AtomicBool,
+    /// Raised by each SIGUSR2: a shard that sees it move logs its subscriptions.
+    subscription_log: AtomicU64,
 }
 
 impl Board {
@@ -137,12 +139,23 @@ impl Board {
         Arc::new(Board {
             slots: (0..shards).map(|_| Slot::default()).collect(),
             metrics: std::sync::atomic::AtomicBool::new(false),
+            subscription_log: AtomicU64::new(0),
         })
     }
 
     /// Each shard's figures as of its last snapshot.
     pub fn shards(&self) -> Vec<Figures> {
         self.slots.iter().map(Slot::load).collect()
+    }
+
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Asks every shard to log its subscriptions at its next housekeeping tick.
+    pub fn request_subscription_log(&self) {
+        self.subscription_log.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Asks the shards for a snapshot every [`METRICS_SNAPSHOT_MS`].
@@ -179,6 +192,8 @@ pub struct SysTally {
     clients_maximum: u64,
     loads: HashMap<&'static str, Load>,
     last_load_ms: Option<u64>,
+    /// The board's subscription-log request last answered.
+    subscription_log_seen: u64,
 }
 
 impl SysTally {
@@ -195,12 +210,18 @@ impl SysTally {
             clients_maximum: 0,
             loads: HashMap::new(),
             last_load_ms: None,
+            subscription_log_seen: 0,
         }
     }
 
     /// Called by the event loop's housekeeping: writes this shard's figures to the board
     /// when a snapshot is due, and on shard 0 publishes the tree once per `sys_interval`.
     pub fn tick(&mut self, shard: &mut Shard, connections: usize) {
+        let asked = self.board.subscription_log.load(Ordering::Relaxed);
+        if asked != self.subscription_log_seen {
+            self.subscription_log_seen = asked;
+            log_subscriptions(shard, self.shard);
+        }
         let interval_ms = u64::from(shard.config().sys_interval_secs) * 1000;
         let now = shard.now_ms();
         let sys_due = interval_ms > 0 && now >= self.next_sys_ms;
@@ -335,6 +356,38 @@ impl SysTally {
                 values.push((format!("$SYS/broker/load/{name}/{label}"), format!("{avg:.2}")));
             }
         }
+    }
+}
+
+/// Logs this shard's subscriptions (SIGUSR2), one line per filter with its subscribers
+/// and their QoS, as Mosquitto's tree print gives each node: `FILTER (CLIENT, QOS) ...`,
+/// sorted by filter. A shared subscription shows as `$share/GROUP/FILTER`.
+fn log_subscriptions(shard: &Shard, id: usize) {
+    let mut by_filter: std::collections::BTreeMap<&str, Vec<(&str, u8)>> = Default::default();
+    for (_, entry) in shard.plane.sessions.iter() {
+        if entry.moved_to.is_some() {
+            continue;
+        }
+        let client: &str = &entry.session.client_id;
+        for (filter, sub) in &entry.session.subscriptions {
+            by_filter.entry(filter).or_default().push((client, sub.options.qos as u8));
+        }
+    }
+    let count: usize = by_filter.values().map(Vec::len).sum();
+    crate::log!(
+        Notice,
+        "Subscriptions on shard {} ({} filter(s), {} subscription(s)):",
+        id,
+        by_filter.len(),
+        count
+    );
+    for (filter, mut subscribers) in by_filter {
+        subscribers.sort_unstable();
+        let mut line = String::from(filter);
+        for (client, qos) in subscribers {
+            line.push_str(&format!(" ({client}, {qos})"));
+        }
+        crate::log!(Notice, "  {}", line);
     }
 }
 

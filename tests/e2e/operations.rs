@@ -797,3 +797,38 @@ fn verbose_log_names_a_will_and_unsubscribe_lines_as_mosquitto_does() {
         assert!(log.iter().any(|l| l == line), "{line} missing: {log:#?}");
     }
 }
+
+#[test]
+fn sigusr2_writes_each_shards_subscriptions_to_the_log() {
+    let mut broker = BrokerProcess::spawn(&["--cores", "2", "--listen", "127.0.0.1:0"]);
+    let mut a = Raw::client(broker.addr, "tree-a", V3_1_1);
+    a.subscribe_ok(&[("tree/+/x", Q1), ("tree/#", Q0)]);
+    let mut b = Raw::client(broker.addr, "tree-b", V5);
+    b.subscribe_ok(&[("tree/#", Q2), ("$share/g/tree/s", Q1)]);
+    broker.signal(libc::SIGUSR2);
+    broker.wait_for_line("Received SIGUSR2: writing the subscriptions of 2 shard(s) to the log.", IO_TIMEOUT);
+    broker.wait_for_line("Subscriptions on shard 0", IO_TIMEOUT);
+    broker.wait_for_line("Subscriptions on shard 1", IO_TIMEOUT);
+    // Each shard logs what its sessions hold; together, every subscription once.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let complete = |log: &str| {
+        let lines: Vec<&str> = log.lines().map(|l| l.split_once(": ").map_or(l, |(_, t)| t)).collect();
+        let has = |l: &str| lines.contains(&l);
+        has("  tree/+/x (tree-a, 1)")
+            && has("  $share/g/tree/s (tree-b, 1)")
+            // One line per filter and shard: both clients on one line when they share a shard.
+            && (has("  tree/# (tree-a, 0) (tree-b, 2)") || has("  tree/# (tree-a, 0)") && has("  tree/# (tree-b, 2)"))
+    };
+    loop {
+        let log = broker.log().join("\n");
+        if complete(&log) || Instant::now() > deadline {
+            assert!(complete(&log), "{log}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The broker carries on.
+    broker.signal(libc::SIGUSR2);
+    broker.wait_for_line("Received SIGUSR2", IO_TIMEOUT);
+    a.publish("tree/1/x", b"p", Q1, false);
+}
