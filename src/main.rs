@@ -134,6 +134,13 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = load_config(&cli)?;
     if cli.test_config {
+        // The files the broker would read at start: a bad one fails the check too.
+        if let Err(errors) = ringmq::shard::check_access_files(&config) {
+            for e in &errors {
+                say(&format!("Error: {e}"));
+            }
+            anyhow::bail!("{} error(s) in the configuration; ringmq did not start", errors.len());
+        }
         say("Configuration file is OK.");
         return Ok(());
     }

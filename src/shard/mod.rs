@@ -115,6 +115,13 @@ pub struct Broker {
     board: Arc<sys::Board>,
 }
 
+/// Loads the password, ACL and SCRAM files `config` names, as a start does, and drops
+/// them: every error of every file, for `--test-config`. (TLS certificate files are
+/// checked only by a start.)
+pub fn check_access_files(config: &Config) -> Result<(), Vec<String>> {
+    AccessControl::load(config).map(drop)
+}
+
 /// Fails with one clear line when io_uring is missing, disabled or too old.
 pub fn check_io_uring() -> anyhow::Result<()> {
     check_io_uring_for(1, 128)

@@ -120,6 +120,13 @@ fn real_world_config_files_start_or_fail_only_on_features_open_elsewhere() {
         "debian-12-mosquitto.conf",
         &debian.replace("/etc/mosquitto/conf.d", conf_d.to_str().unwrap()),
     );
+    // --test-config reads the password and ACL files: the copy points at the ones beside it.
+    let password_acl = std::fs::read_to_string(configs_dir().join("password-acl.conf")).unwrap();
+    let files = configs_dir().join("password-acl");
+    let password_acl = scratch.write(
+        "password-acl.conf",
+        &password_acl.replace("/etc/mosquitto/", &format!("{}/", files.display())),
+    );
     // The line goes on to say what issue 15 has built so far; its start is what matters.
     let issue15 = "persistence: not implemented yet (issue 15)";
     let bridges = "bridges are not implemented yet";
@@ -129,7 +136,7 @@ fn real_world_config_files_start_or_fail_only_on_features_open_elsewhere() {
         (debian.clone(), vec![at(&debian, 8, issue15)]),
         (cfg("eclipse-mosquitto-2.0-default.conf"), vec![]),
         (cfg("eclipse-mosquitto-compose.conf"), vec![at(&cfg("eclipse-mosquitto-compose.conf"), 1, issue15)]),
-        (cfg("password-acl.conf"), vec![]),
+        (password_acl, vec![]),
         // Its certificate files are read at start-up, not by --test-config.
         (cfg("tls.conf"), vec![]),
         (cfg("websockets.conf"), vec![]),
@@ -831,4 +838,28 @@ fn sigusr2_writes_each_shards_subscriptions_to_the_log() {
     broker.signal(libc::SIGUSR2);
     broker.wait_for_line("Received SIGUSR2", IO_TIMEOUT);
     a.publish("tree/1/x", b"p", Q1, false);
+}
+
+#[test]
+fn test_config_reads_the_password_and_acl_files_and_reports_every_error() {
+    let scratch = Scratch::new("test-config-files");
+    let acl = scratch.write("acl", "user roger\ntopic readwrite a/#\ntopic sideways b/#\n");
+    let missing = scratch.0.join("no-such-passwd");
+    let conf = scratch.write(
+        "ringmq.conf",
+        &format!("listener 0 127.0.0.1\npassword_file {}\nacl_file {}\n", missing.display(), acl.display()),
+    );
+    let (code, got) = test_config(&conf);
+    assert_eq!(code, Some(1), "{got:#?}");
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got.iter().any(|l| l.contains(&missing.display().to_string())), "{got:#?}");
+    assert!(got.iter().any(|l| l.contains(&acl.display().to_string()) && l.contains("sideways")), "{got:#?}");
+    // Good files pass.
+    let passwd = scratch.write("passwd", "");
+    let acl = scratch.write("acl-ok", "user roger\ntopic readwrite a/#\n");
+    let conf = scratch.write(
+        "ok.conf",
+        &format!("listener 0 127.0.0.1\npassword_file {}\nacl_file {}\n", passwd.display(), acl.display()),
+    );
+    assert_eq!(test_config(&conf), (Some(0), vec![]));
 }
