@@ -14,6 +14,7 @@
 //! plane's (`state.rs`).
 
 use super::connections::{ConnId, Connections};
+use super::counters::Counters;
 use super::drops::DropStats;
 use super::messages::MeshMsg;
 use super::outbox::Outbox;
@@ -61,6 +62,7 @@ pub struct DataPlane {
     pub(super) conns: Connections,
     pub(super) outbox: Outbox,
     pub(super) drops: DropStats,
+    pub(super) counts: Counters,
     /// The shard clock as of this turn (milliseconds since the broker started).
     pub(super) now_ms: u64,
     /// Bytes of messages written to connections' output this turn (the event loop bounds it).
@@ -101,6 +103,7 @@ impl DataPlane {
             conns: Connections::default(),
             outbox: Outbox::new(id, shared.mesh.clone()),
             drops: DropStats::default(),
+            counts: Counters::default(),
             now_ms,
             turn_output_bytes: 0,
             routed_seq: 0,
@@ -130,6 +133,8 @@ impl DataPlane {
             p.topic,
             p.payload.len()
         );
+        self.counts.publish_received[p.qos as usize] += 1;
+        self.counts.publish_received_bytes += p.payload.len() as u64;
         let cfg = &self.shared.config;
         if p.retain && !cfg.retain_available {
             // Retain Available is 0: a retained PUBLISH is a protocol error (MQTT 5 0x9A,
