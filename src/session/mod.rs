@@ -223,6 +223,15 @@ impl Session {
         }
     }
 
+    /// Takes a reload's in-flight and queue bounds (`max_inflight_messages`,
+    /// `max_queued_messages`, `max_queued_bytes`); what is queued beyond a lowered bound
+    /// stays, and no more is queued until it drains below it.
+    pub fn set_queue_limits(&mut self, limits: &Limits) {
+        self.limits.max_inflight_messages = limits.max_inflight_messages;
+        self.limits.max_queued_messages = limits.max_queued_messages;
+        self.limits.max_queued_bytes = limits.max_queued_bytes;
+    }
+
     /// Attaches a (new) connection: its protocol level and the client's flow-control
     /// limits from CONNECT. Topic aliases are per connection and start empty.
     pub fn attach(

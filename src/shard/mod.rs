@@ -32,6 +32,7 @@
 //! - `mesh.rs`, `messages.rs`: the queues between shards and what travels on them;
 //! - `sys.rs`: `$SYS`, from the figures each shard copies into a shared board;
 //!   `metrics.rs`: the Prometheus endpoint's thread, reading the same board;
+//! - `reload.rs`: the limits a SIGHUP reload changes, behind the handle it swaps;
 //! - `shared.rs`: what the shards share; `clock.rs`, `ids.rs`, `slab.rs`, `bufring.rs`:
 //!   the clock, the ids, the tables behind them, the receive buffers.
 //!
@@ -59,6 +60,7 @@ mod persist;
 mod plane;
 mod reactor;
 mod registry;
+mod reload;
 mod routes;
 mod security;
 mod sessions;
@@ -261,12 +263,14 @@ impl Broker {
     /// - logging: `log_dest` (files are reopened, for logrotate), `log_type`,
     ///   `log_timestamp`, `log_timestamp_format`, `log_facility`, `connection_messages`;
     /// - each listener's `max_connections` (listeners matched by their order in the file);
+    /// - the broker-wide limits `reload.rs` lists (`max_connections`, `max_keepalive`,
+    ///   `message_size_limit`, `max_queued_messages`, ...), which each shard takes at its
+    ///   next turn, for the clients already connected too;
     /// - TLS listeners' certificate, key, CA and CRL files (for connections accepted after).
     ///
     /// It does not change what needs a restart in Mosquitto too (listeners, their
-    /// addresses, `user`, `pid_file`), nor ringmq's own start-up shape (`cores`, `cpus`,
-    /// `recv_buffers`, `mesh_queue`); the other limits are read by the shards from the
-    /// configuration they started with, and are not reloaded yet.
+    /// addresses, `user`, `pid_file`, persistence), nor ringmq's own start-up shape
+    /// (`cores`, `cpus`, `recv_buffers`, `mesh_queue`, `flow_control`, `receive_maximum`).
     pub fn reload(&self, config: &Config) {
         crate::log::configure(&config.log);
         let configured = config.bind_listeners(0);
@@ -280,6 +284,11 @@ impl Broker {
         }
         for (limit, listener) in self.limits.iter().zip(&configured) {
             limit.set_max(listener.max_connections);
+        }
+        let (limits, changed) = reload::merged(&self.shared.reloadable.current(), config);
+        if !changed.is_empty() {
+            crate::log!(Notice, "Reloaded {}.", changed.join(", "));
+            self.shared.reloadable.replace(limits);
         }
         self.reload_access(config);
         self.reload_tls(config);

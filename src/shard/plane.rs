@@ -57,6 +57,9 @@ impl Close {
 pub struct DataPlane {
     pub(super) id: u16,
     pub(super) shared: Arc<Shared>,
+    /// The configuration this shard runs with: the start's, with a reload's limits
+    /// (`reload.rs`).
+    pub(super) config: Arc<crate::config::Config>,
     pub(super) routes: Routes,
     pub(super) sessions: Sessions,
     pub(super) conns: Connections,
@@ -96,6 +99,7 @@ impl DataPlane {
         }
         DataPlane {
             id,
+            config: shared.reloadable.current(),
             routes,
             // Flow control's room past the bound: what can be on its way from publishers
             // on other shards while they are being told to hold (see `flow.rs`).
@@ -135,7 +139,7 @@ impl DataPlane {
         );
         self.counts.publish_received[p.qos as usize] += 1;
         self.counts.publish_received_bytes += p.payload.len() as u64;
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         if p.retain && !cfg.retain_available {
             // Retain Available is 0: a retained PUBLISH is a protocol error (MQTT 5 0x9A,
             // section 3.2.2.3.5).
@@ -227,6 +231,21 @@ impl DataPlane {
         }
         self.conns.wake_writer(conn);
         Ok(())
+    }
+
+    /// Takes the configuration a reload put in place (`reload.rs`); the sessions take its
+    /// in-flight and queue bounds.
+    #[cold]
+    pub fn reload_config(&mut self) {
+        self.config = self.shared.reloadable.current();
+        let c = &self.config;
+        let limits = Limits {
+            max_inflight_messages: c.max_inflight_messages,
+            max_queued_messages: c.max_queued_messages,
+            max_queued_bytes: c.max_queued_bytes,
+            ..self.sessions.limits()
+        };
+        self.sessions.set_queue_limits(&limits);
     }
 
     /// Routes a message published on this shard: retained store, local subscribers, other

@@ -156,6 +156,16 @@ impl Sessions {
         }
     }
 
+    /// A reload's in-flight and queue bounds, for every session here and every new one.
+    pub fn set_queue_limits(&mut self, limits: &Limits) {
+        self.limits.max_inflight_messages = limits.max_inflight_messages;
+        self.limits.max_queued_messages = limits.max_queued_messages;
+        self.limits.max_queued_bytes = limits.max_queued_bytes;
+        for (_, e) in self.table.iter_mut() {
+            e.session.set_queue_limits(limits);
+        }
+    }
+
     /// The limits every new session on this shard gets.
     pub fn limits(&self) -> Limits {
         self.limits

@@ -3,6 +3,7 @@
 
 use super::clock::Clock;
 use super::mesh::Mesh;
+use super::reload::ConfigHandle;
 use super::security::{AccessControl, AccessHandle};
 use super::tls::{Handshakes, TlsConfigs};
 use super::verifier::Verifier;
@@ -13,7 +14,11 @@ use std::sync::Arc;
 /// What every shard shares.
 pub struct Shared {
     pub mesh: Arc<Mesh>,
+    /// The configuration as the broker started; the shards read their own copy
+    /// (`DataPlane::config`), which a reload replaces through `reloadable`.
     pub config: Config,
+    /// The configuration with the limits a reload changes (`reload.rs`).
+    pub reloadable: ConfigHandle,
     pub clock: Clock,
     /// Connections open in the process, for `max_connections`.
     pub connections: AtomicUsize,
@@ -48,6 +53,7 @@ impl Shared {
         };
         Ok(Shared {
             mesh,
+            reloadable: ConfigHandle::new(config.clone()),
             config,
             clock: Clock::start(),
             connections: AtomicUsize::new(0),

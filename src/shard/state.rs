@@ -48,6 +48,8 @@ pub struct Shard {
     /// Password and ACL files as of this shard's last turn (see `security.rs`).
     pub(super) access: Arc<AccessControl>,
     access_generation: u64,
+    /// The reload generation of `plane.config` (see `reload.rs`).
+    config_generation: u64,
     pub(super) logins: Logins,
 }
 
@@ -62,6 +64,7 @@ impl Shard {
             barriers: Barriers::default(),
             access,
             access_generation,
+            config_generation: 0,
             logins: Logins::default(),
         }
     }
@@ -71,7 +74,7 @@ impl Shard {
     }
 
     pub fn config(&self) -> &Config {
-        &self.plane.shared.config
+        &self.plane.config
     }
 
     /// Starts a turn of the event loop at `now_ms` on the shard clock.
@@ -82,6 +85,11 @@ impl Shard {
         if generation != self.access_generation {
             self.access_generation = generation;
             self.reload_access();
+        }
+        let generation = self.plane.shared.reloadable.generation();
+        if generation != self.config_generation {
+            self.config_generation = generation;
+            self.plane.reload_config();
         }
     }
 
@@ -145,7 +153,7 @@ impl Shard {
     /// the configuration's limits. `None` when it was refused (the CONNACK saying why is
     /// queued and the connection closing).
     pub(super) fn check_connect(&mut self, conn: ConnId, connect: &Connect) -> Option<(ByteStr, bool)> {
-        let cfg = &self.plane.shared.config;
+        let cfg = &self.plane.config;
         let count = self.plane.shared.connections.load(Ordering::Relaxed);
         let decision = if cfg.max_connections.is_some_and(|m| count > m) {
             ConnectDecision::Refuse(ReasonCode::SERVER_UNAVAILABLE)
@@ -197,7 +205,7 @@ impl Shard {
             return true;
         }
         let limits = self.plane.sessions.limits();
-        let properties = connack::connack_properties(&self.plane.shared.config, &limits, connect, assigned);
+        let properties = connack::connack_properties(&self.plane.config, &limits, connect, assigned);
         let ack = ConnAck { session_present: true, code: ReasonCode::SUCCESS, properties };
         connack::fits_client(connect, ack)
     }
@@ -280,7 +288,7 @@ impl Shard {
             session.attach(v, receive_max, max_packet);
             session.set_client_topic_alias_maximum(props.and_then(|p| p.topic_alias_maximum).unwrap_or(0));
         }
-        let cfg = &self.plane.shared.config;
+        let cfg = &self.plane.config;
         let limits = self.plane.sessions.limits();
         let mut properties =
             connack::connack_properties(cfg, &limits, connect, assigned.then_some(&client_id));
@@ -643,7 +651,7 @@ impl Shard {
             self.plane.publish_will(will);
         }
         self.plane.routes.prune_retained(now);
-        let stuck_ms = self.plane.shared.config.stuck_subscriber_secs as u64 * 1000;
+        let stuck_ms = self.plane.config.stuck_subscriber_secs as u64 * 1000;
         let publishers = self.plane.sessions.stuck_check(now, stuck_ms);
         self.plane.let_go(publishers);
         self.takeover().expire_sessions();

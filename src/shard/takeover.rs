@@ -236,7 +236,7 @@ impl Takeover<'_> {
 
     /// Ends the offline sessions whose expiry interval has passed, with their queues.
     pub fn expire_sessions(&mut self) {
-        let default_expiry = self.plane.shared.config.persistent_client_expiration;
+        let default_expiry = self.plane.config.persistent_client_expiration;
         for sid in self.plane.sessions.expired(self.plane.now_ms, default_expiry) {
             if let Some(e) = self.plane.sessions.get(sid) {
                 crate::log!(Information, "Expiring client {}.", e.session.client_id);

@@ -863,3 +863,44 @@ fn test_config_reads_the_password_and_acl_files_and_reports_every_error() {
     );
     assert_eq!(test_config(&conf), (Some(0), vec![]));
 }
+
+#[test]
+fn sighup_reloads_the_broker_wide_limits_for_clients_already_connected() {
+    use ringmq::protocol::{Packet, ReasonCode};
+    let scratch = Scratch::new("reload-limits");
+    let port = free_port();
+    let base = format!("listener {port} 127.0.0.1\nallow_anonymous true\n");
+    let conf = scratch.write("ringmq.conf", &base);
+    let mut broker = BrokerProcess::spawn(&["--cores", "2", "-c", conf.to_str().unwrap()]);
+    let mut p = Raw::client(broker.addr, "limits-pub", V5);
+    let big = [7u8; 100];
+    let id = p.send_publish("limits/t", &big, Q1, false, None);
+    let ack = p.expect_match(IO_TIMEOUT, "PUBACK", |x| matches!(x, Packet::PubAck(a) if a.packet_id == id));
+    // (0x10 "No matching subscribers": nobody subscribes; not an error.)
+    assert!(matches!(&ack, Packet::PubAck(a) if !a.reason.is_error()), "{ack:?}");
+    let old_keepalive = Conn { keepalive: 60, ..Conn::new("limits-ka", V3_1_1) };
+    Raw::connect_ok(broker.addr, old_keepalive.clone()).0.disconnect();
+    std::fs::write(&conf, format!("{base}message_size_limit 10\nmax_keepalive 30\n")).unwrap();
+    broker.signal(libc::SIGHUP);
+    let line = broker.wait_for_line("Reloaded ", IO_TIMEOUT);
+    assert!(line.ends_with("Reloaded max_keepalive, message_size_limit."), "{line}");
+    // The shards take it at their next turn: the connected publisher's next PUBLISH is
+    // over the new limit (MQTT 5: 0x97, as the option's own check answers).
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let id = p.send_publish("limits/t", &big, Q1, false, None);
+        let ack =
+            p.expect_match(IO_TIMEOUT, "PUBACK", |x| matches!(x, Packet::PubAck(a) if a.packet_id == id));
+        let Packet::PubAck(a) = ack else { unreachable!() };
+        if a.reason == ReasonCode::QUOTA_EXCEEDED {
+            break;
+        }
+        assert!(Instant::now() < deadline, "message_size_limit not applied after the reload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A 3.1.1 client asking for more than the new max_keepalive is refused.
+    let (_, connack) = Raw::connect(broker.addr, old_keepalive);
+    assert_ne!(connack.code, ReasonCode::SUCCESS);
+    broker.signal(libc::SIGTERM);
+    assert_eq!(broker.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
