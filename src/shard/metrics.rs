@@ -8,7 +8,7 @@
 //! read timeout of [`REQUEST_TIMEOUT`]): a scraper is one client every few seconds, and a
 //! stalled one holds the endpoint no longer than the timeout.
 
-use super::sys::{Board, Figures, METRICS_SNAPSHOT_MS};
+use super::sys::{turn_bucket_le_us, Board, Figures, TurnHistogram, METRICS_SNAPSHOT_MS};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -91,7 +91,7 @@ fn serve(mut s: TcpStream, board: &Board, started: Instant) {
     let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, body) = match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", render(&board.shards(), started.elapsed())),
+        (b"GET", b"/metrics") => ("200 OK", render(&board.shards(), &board.turns(), started.elapsed())),
         (b"GET", _) => ("404 Not Found", "Not found: the metrics are at /metrics.\n".to_string()),
         _ => ("405 Method Not Allowed", "Only GET is served.\n".to_string()),
     };
@@ -103,7 +103,7 @@ fn serve(mut s: TcpStream, board: &Board, started: Instant) {
 }
 
 /// The Prometheus text for the shards' figures.
-pub fn render(shards: &[Figures], uptime: Duration) -> String {
+pub fn render(shards: &[Figures], turns: &[TurnHistogram], uptime: Duration) -> String {
     let mut out = String::with_capacity(4096 + shards.len() * 2048);
     let mut family =
         |name: &str, kind: &str, help: &str, samples: &mut dyn Iterator<Item = (String, u64)>| {
@@ -213,6 +213,22 @@ pub fn render(shards: &[Figures], uptime: Duration) -> String {
         "Bytes written to client sockets.",
         &mut per_shard(|s| s.bytes_sent),
     );
+    let name = "ringmq_turn_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} How long each shard's event-loop turns take, from handling what completed to the output submitted: the time a message read in a turn waits in the broker before its sends to subscribers on that shard are queued."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (i, t) in turns.iter().enumerate() {
+        let mut cumulative = 0;
+        for (b, n) in t.buckets.iter().enumerate() {
+            cumulative += n;
+            let le = turn_bucket_le_us(b).map_or("+Inf".to_string(), |us| format!("{}", us as f64 / 1e6));
+            let _ = writeln!(out, "{name}_bucket{{shard=\"{i}\",le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_sum{{shard=\"{i}\"}} {}", t.sum_ns as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count{{shard=\"{i}\"}} {}", t.count());
+    }
     let _ = writeln!(out, "# HELP ringmq_uptime_seconds Seconds since the broker started.");
     let _ = writeln!(out, "# TYPE ringmq_uptime_seconds gauge");
     let _ = writeln!(out, "ringmq_uptime_seconds {}", uptime.as_secs());
@@ -230,7 +246,26 @@ mod tests {
     fn renders_every_family_with_help_type_and_labels_per_shard() {
         let mut a = Figures { publish_received_qos1: 7, dropped_queue_full: 2, ..Figures::default() };
         a.connections = 3;
-        let text = render(&[a, Figures::default()], Duration::from_secs(5));
+        let mut turns = TurnHistogram::default();
+        turns.record(500); // 1 us bucket
+        turns.record(3_000); // 4 us
+        turns.record(u64::MAX / 2); // the last
+        let text =
+            render(&[a, Figures::default()], &[turns, TurnHistogram::default()], Duration::from_secs(5));
+        assert!(
+            text.contains("ringmq_turn_duration_seconds_bucket{shard=\"0\",le=\"0.000001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringmq_turn_duration_seconds_bucket{shard=\"0\",le=\"0.000002\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringmq_turn_duration_seconds_bucket{shard=\"0\",le=\"0.000004\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("ringmq_turn_duration_seconds_bucket{shard=\"0\",le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("ringmq_turn_duration_seconds_count{shard=\"0\"} 3\n"), "{text}");
         assert!(text.contains("# TYPE ringmq_publish_received_total counter\n"), "{text}");
         assert!(text.contains("ringmq_publish_received_total{shard=\"0\",qos=\"1\"} 7\n"), "{text}");
         assert!(

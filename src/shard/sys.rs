@@ -124,9 +124,65 @@ impl Figures {
     }
 }
 
+/// Buckets of the turn-duration histogram: turns up to 1 us, 2 us, 4 us, ... 2^(N-2) us,
+/// and above.
+pub const TURN_BUCKETS: usize = 24;
+
+/// The upper bound of turn bucket `i` in microseconds (`None`: the last, unbounded).
+pub fn turn_bucket_le_us(i: usize) -> Option<u64> {
+    (i + 1 < TURN_BUCKETS).then(|| 1u64 << i)
+}
+
+/// How long a shard's turns take, from the start of handling its completions to its
+/// output submitted: what a message read in a turn waits in the broker before its
+/// subscribers' sends are queued on the same shard (a message that crosses to another
+/// shard adds that shard's turn). Kept by the shard's thread only while the metrics
+/// endpoint is on; plain integers.
+#[derive(Clone, Copy)]
+pub struct TurnHistogram {
+    pub buckets: [u64; TURN_BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl Default for TurnHistogram {
+    fn default() -> Self {
+        TurnHistogram { buckets: [0; TURN_BUCKETS], sum_ns: 0 }
+    }
+}
+
+impl TurnHistogram {
+    /// Counts one turn of `ns` nanoseconds.
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        // Bucket i holds (2^(i-1), 2^i] us; 0 and 1 us go to bucket 0.
+        let us = ns.div_ceil(1000);
+        let i = (u64::BITS - us.saturating_sub(1).leading_zeros()) as usize;
+        self.buckets[i.min(TURN_BUCKETS - 1)] += 1;
+        self.sum_ns += ns;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+/// A [`TurnHistogram`] as atomics, written by its shard at its snapshots.
+#[repr(align(64))]
+struct TurnSlot {
+    buckets: [AtomicU64; TURN_BUCKETS],
+    sum_ns: AtomicU64,
+}
+
+impl Default for TurnSlot {
+    fn default() -> Self {
+        TurnSlot { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum_ns: AtomicU64::new(0) }
+    }
+}
+
 /// What the shards share for `$SYS` and metrics.
 pub struct Board {
     slots: Vec<Slot>,
+    turns: Vec<TurnSlot>,
     /// Set once the metrics endpoint is listening: the shards then snapshot every
     /// [`METRICS_SNAPSHOT_MS`].
     metrics: std::sync::atomic::AtomicBool,
@@ -138,6 +194,7 @@ impl Board {
     pub fn new(shards: usize) -> Arc<Board> {
         Arc::new(Board {
             slots: (0..shards).map(|_| Slot::default()).collect(),
+            turns: (0..shards).map(|_| TurnSlot::default()).collect(),
             metrics: std::sync::atomic::AtomicBool::new(false),
             subscription_log: AtomicU64::new(0),
         })
@@ -146,6 +203,17 @@ impl Board {
     /// Each shard's figures as of its last snapshot.
     pub fn shards(&self) -> Vec<Figures> {
         self.slots.iter().map(Slot::load).collect()
+    }
+
+    /// Each shard's turn durations as of its last snapshot.
+    pub fn turns(&self) -> Vec<TurnHistogram> {
+        self.turns
+            .iter()
+            .map(|t| TurnHistogram {
+                buckets: std::array::from_fn(|i| t.buckets[i].load(Ordering::Relaxed)),
+                sum_ns: t.sum_ns.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// How many shards there are.
@@ -184,6 +252,10 @@ pub struct SysTally {
     pub bytes_sent: u64,
     /// What this shard's sessions sent, as taken from them so far.
     sent: SentCounts,
+    /// Whether the event loop times its turns (the metrics endpoint is on).
+    pub timing_turns: bool,
+    /// This shard's turn durations (the event loop records them while `timing_turns`).
+    pub turns: TurnHistogram,
     next_sys_ms: u64,
     next_snapshot_ms: u64,
     /// Shard 0: the last value published per topic, the most clients seen at once, and
@@ -204,6 +276,8 @@ impl SysTally {
             bytes_received: 0,
             bytes_sent: 0,
             sent: SentCounts::default(),
+            timing_turns: false,
+            turns: TurnHistogram::default(),
             next_sys_ms: 0,
             next_snapshot_ms: 0,
             published: HashMap::new(),
@@ -225,7 +299,8 @@ impl SysTally {
         let interval_ms = u64::from(shard.config().sys_interval_secs) * 1000;
         let now = shard.now_ms();
         let sys_due = interval_ms > 0 && now >= self.next_sys_ms;
-        let metrics_due = self.board.metrics.load(Ordering::Relaxed) && now >= self.next_snapshot_ms;
+        self.timing_turns = self.board.metrics.load(Ordering::Relaxed);
+        let metrics_due = self.timing_turns && now >= self.next_snapshot_ms;
         if !sys_due && !metrics_due {
             return;
         }
@@ -271,6 +346,11 @@ impl SysTally {
         f.dropped_queue_full = plane.drops.queue_full.total();
         f.dropped_no_group_member = plane.drops.shared_no_member.total();
         self.board.slots[self.shard].store(&f);
+        let turns = &self.board.turns[self.shard];
+        for (slot, n) in turns.buckets.iter().zip(self.turns.buckets) {
+            slot.store(n, Ordering::Relaxed);
+        }
+        turns.sum_ns.store(self.turns.sum_ns, Ordering::Relaxed);
     }
 
     fn publish_tree(&mut self, shard: &mut Shard, now_ms: u64) {

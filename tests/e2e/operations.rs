@@ -737,7 +737,10 @@ fn metrics_endpoint_serves_per_shard_counters_that_a_prometheus_parser_reads() {
         let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format");
         let sent: f64 =
             scrape.samples.iter().filter(|s| s.metric == "ringmq_publish_sent_total").map(value).sum();
-        if sent >= 5.0 || Instant::now() > deadline {
+        // Turns are timed from each shard's first tick with the endpoint on.
+        let timed =
+            body.lines().any(|l| l.starts_with("ringmq_turn_duration_seconds_count") && !l.ends_with(" 0"));
+        if (sent >= 5.0 && timed) || Instant::now() > deadline {
             break scrape;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -775,6 +778,18 @@ fn metrics_endpoint_serves_per_shard_counters_that_a_prometheus_parser_reads() {
         .iter()
         .any(|s| s.metric == "ringmq_publish_sent_total" && matches!(s.value, Value::Counter(_))));
     assert!(scrape.docs.contains_key("ringmq_publish_dropped_total"));
+    // The turn-duration histogram: buckets per shard, and turns counted.
+    let turns: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "ringmq_turn_duration_seconds")
+        .map(|s| match &s.value {
+            Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
+            v => panic!("{v:?}"),
+        })
+        .collect();
+    assert_eq!(turns.len(), 2);
+    assert!(turns.iter().sum::<f64>() > 0.0, "{turns:?}");
     assert_eq!(http_get(metrics, "/other").0, "HTTP/1.1 404 Not Found");
 }
 

@@ -131,6 +131,8 @@ impl Reactor {
         let mesh = self.shared.mesh.clone();
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         while !mesh.is_shutting_down() {
+            // Turn durations, for the metrics endpoint only (`sys::TurnHistogram`).
+            let turn_start = self.sys.timing_turns.then(Instant::now);
             self.shard.begin_turn(self.shared.clock.now_ms());
             self.handle_completions();
             let mesh_more = self.drain_mesh();
@@ -148,6 +150,9 @@ impl Reactor {
             }
             self.flush_output();
             self.shard.outbox().wake_peers();
+            if let Some(start) = turn_start {
+                self.sys.turns.record(start.elapsed().as_nanos() as u64);
+            }
             let busy = mesh_more
                 || self.ring.has_completions()
                 || self.shard.has_answered_connects()
