@@ -14,4 +14,6 @@ pub struct Counters {
     pub publish_received_bytes: u64,
     /// Offline sessions ended because their expiry interval passed (`clients/expired`).
     pub clients_expired: u64,
+    /// CONNECTs accepted (`load/connections`).
+    pub connects_accepted: u64,
 }

@@ -140,6 +140,18 @@ pub fn render(shards: &[Figures], turns: &[TurnHistogram], uptime: Duration) -> 
         }),
     );
     family(
+        "ringmq_sockets_accepted_total",
+        "counter",
+        "Client sockets accepted.",
+        &mut per_shard(|s| s.sockets_accepted),
+    );
+    family(
+        "ringmq_connects_accepted_total",
+        "counter",
+        "CONNECTs accepted.",
+        &mut per_shard(|s| s.connects_accepted),
+    );
+    family(
         "ringmq_clients_expired_total",
         "counter",
         "Offline sessions ended because their expiry interval passed.",

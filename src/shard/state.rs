@@ -344,6 +344,7 @@ impl Shard {
             connect.keep_alive_secs,
             MosquittoUser(username.as_deref())
         );
+        self.plane.counts.connects_accepted += 1;
         match &connect.will {
             Some(w) => {
                 crate::log!(

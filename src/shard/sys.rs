@@ -16,13 +16,13 @@
 //! for sessions, counted once per session, plus the retained ones),
 //! `publish/messages/{received,sent,dropped}`, `publish/bytes/{received,sent}`,
 //! `bytes/{received,sent}`, and their `load/.../{1min,5min,15min}` averages computed as
-//! Mosquitto computes them. Per shard: `connections`, `clients`, `subscriptions`,
+//! Mosquitto computes them, with `load/sockets` (sockets accepted) and `load/connections`
+//! (CONNECTs accepted). Per shard: `connections`, `clients`, `subscriptions`,
 //! `messages/received`, `publish/messages/{received,sent}`, `publish/messages/stored`,
 //! `bytes/{received,sent}`, `mesh/queued` (messages waiting for it on the mesh), and
 //! `publish/dropped/{slow subscriber,queue full,no group member}`. Not published:
-//! `messages/sent` (every packet sent: acknowledgements are not counted), `heap/*`
-//! (Mosquitto has it only when built with memory tracking), `load/sockets` and
-//! `load/connections`.
+//! `messages/sent` (every packet sent: acknowledgements are not counted) and `heap/*`
+//! (Mosquitto has it only when built with memory tracking).
 
 use super::state::Shard;
 use crate::protocol::{ByteStr, QoS};
@@ -85,6 +85,10 @@ figures! {
     clients_disconnected,
     /// Offline sessions ended by their expiry.
     clients_expired,
+    /// Sockets accepted.
+    sockets_accepted,
+    /// CONNECTs accepted.
+    connects_accepted,
     subscriptions,
     /// MQTT packets decoded from clients.
     packets_received,
@@ -247,9 +251,11 @@ const LOAD_WINDOWS_SECS: [(f64, &str); 3] = [(60.0, "1min"), (300.0, "5min"), (9
 pub struct SysTally {
     board: Arc<Board>,
     shard: usize,
-    /// Bytes read from and written to client sockets (the event loop adds to these).
+    /// Bytes read from and written to client sockets, and sockets accepted (the event
+    /// loop adds to these).
     pub bytes_received: u64,
     pub bytes_sent: u64,
+    pub sockets_accepted: u64,
     /// What this shard's sessions sent, as taken from them so far.
     sent: SentCounts,
     /// Whether the event loop times its turns (the metrics endpoint is on).
@@ -275,6 +281,7 @@ impl SysTally {
             shard,
             bytes_received: 0,
             bytes_sent: 0,
+            sockets_accepted: 0,
             sent: SentCounts::default(),
             timing_turns: false,
             turns: TurnHistogram::default(),
@@ -336,6 +343,8 @@ impl SysTally {
         f.bytes_sent = self.bytes_sent;
         f.connections = connections as u64;
         f.clients_expired = c.clients_expired;
+        f.sockets_accepted = self.sockets_accepted;
+        f.connects_accepted = c.connects_accepted;
         f.packets_received = c.packets_received;
         [f.publish_received_qos0, f.publish_received_qos1, f.publish_received_qos2] = c.publish_received;
         f.publish_received_bytes = c.publish_received_bytes;
@@ -415,13 +424,15 @@ impl SysTally {
     /// `e = exp(-interval / window)`, printed with two decimals. The first tree has none:
     /// there is no interval yet.
     fn loads_into(&mut self, all: &Figures, now_ms: u64, values: &mut Vec<(String, String)>) {
-        let counts: [(&'static str, u64); 6] = [
+        let counts: [(&'static str, u64); 8] = [
             ("messages/received", all.packets_received),
             ("publish/received", all.publish_received()),
             ("publish/sent", all.publish_sent()),
             ("publish/dropped", all.dropped()),
             ("bytes/received", all.bytes_received),
             ("bytes/sent", all.bytes_sent),
+            ("sockets", all.sockets_accepted),
+            ("connections", all.connects_accepted),
         ];
         let elapsed_secs = self.last_load_ms.map(|t| now_ms.saturating_sub(t) as f64 / 1000.0);
         self.last_load_ms = Some(now_ms);

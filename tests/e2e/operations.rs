@@ -695,6 +695,11 @@ fn sys_counts_publishes_received_sent_and_dropped_with_load_averages_and_per_sha
         let v = &latest[&format!("$SYS/broker/load/publish/received/{window}")];
         assert!(v.parse::<f64>().unwrap() > 0.0 && v.contains('.'), "{window}: {v}");
     }
+    // The publisher's socket and CONNECT came after the first tree.
+    for load in ["sockets", "connections"] {
+        let v = &latest[&format!("$SYS/broker/load/{load}/1min")];
+        assert!(v.parse::<f64>().unwrap() > 0.0, "{load}: {v}");
+    }
 }
 
 /// GETs `path` from the metrics endpoint: the status line and the body.

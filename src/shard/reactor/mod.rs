@@ -248,6 +248,7 @@ impl Reactor {
         else {
             return;
         };
+        self.sys.sockets_accepted += 1;
         let peer = peer_addr(&fd);
         if self.shard.config().set_tcp_nodelay {
             set_nodelay(&fd);
