@@ -103,7 +103,10 @@ impl DataPlane {
             routes,
             // Flow control's room past the bound: what can be on its way from publishers
             // on other shards while they are being told to hold (see `flow.rs`).
-            sessions: Sessions::new(limits, if c.flow_control { c.mesh_queue as usize + c.max_queued_messages } else { 0 }),
+            sessions: Sessions::new(
+                limits,
+                if c.flow_control { c.mesh_queue as usize + c.max_queued_messages } else { 0 },
+            ),
             conns: Connections::default(),
             outbox: Outbox::new(id, shared.mesh.clone()),
             drops: DropStats::default(),
@@ -216,7 +219,8 @@ impl DataPlane {
         }
         // What this PUBLISH wrote must be written before it is acknowledged.
         if let Some(p) = self.persist.as_deref_mut() {
-            let ack = super::persist::Ack { conn, sid, qos: accepted.qos, packet_id: accepted.packet_id, reason };
+            let ack =
+                super::persist::Ack { conn, sid, qos: accepted.qos, packet_id: accepted.packet_id, reason };
             if p.defer_ack(ack, issued_before, &mut self.conns, self.now_ms) {
                 return Ok(());
             }
@@ -333,6 +337,7 @@ impl DataPlane {
                 subscription_ids: m.subscription_ids,
                 shared: None,
                 via_stub: false,
+                live: true,
             };
             self.deliver(m.subscriber, d);
         }
@@ -356,7 +361,15 @@ impl DataPlane {
         let subscription_ids = sub.subscription_id.into_iter().collect();
         self.deliver(
             sid,
-            DeliveryOf { message: msg, qos, retain, subscription_ids, shared, via_stub: false },
+            DeliveryOf {
+                message: msg,
+                qos,
+                retain,
+                subscription_ids,
+                shared,
+                via_stub: false,
+                live: !retained_replay,
+            },
         );
     }
 
@@ -419,7 +432,10 @@ impl DataPlane {
     pub fn deliver_again(&mut self, sid: SessionId, d: Delivery, via_stub: bool) {
         let message = &mut Routed::from_shared(d.message);
         let (qos, retain, subscription_ids, shared) = (d.qos, d.retain, d.subscription_ids, d.shared);
-        self.deliver(sid, DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub });
+        self.deliver(
+            sid,
+            DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub, live: true },
+        );
     }
 
     /// Delivers to a shared group's pick: here, or through the shard that has the member.

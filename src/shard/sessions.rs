@@ -126,6 +126,9 @@ pub struct DeliveryOf<'m> {
     pub shared: Option<Arc<SharedGroupName>>,
     /// Forwarded by the old holder's stub of a session that moved here.
     pub via_stub: bool,
+    /// Routed from a PUBLISH now, so its publisher can be held (flow control); false for
+    /// retained messages sent to a new subscription.
+    pub live: bool,
 }
 
 /// The session table of one shard.
@@ -285,7 +288,7 @@ impl Sessions {
         now_ms: u64,
     ) -> Delivered {
         let Some(entry) = self.table.get_mut(sid) else { return Delivered::Ignored };
-        let DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub } = d;
+        let DeliveryOf { message, qos, retain, subscription_ids, shared, via_stub, live } = d;
         if let Some(arrival) = &mut entry.arriving {
             let key = Arc::as_ptr(&message.share()) as usize;
             if arrival.seen.contains_key(&key) {
@@ -329,9 +332,12 @@ impl Sessions {
         let outcome = if qos == QoS::AtMostOnce {
             entry.session.deliver_qos0(message, retain, &subscription_ids, now_ms, out)
         } else {
-            // Online and moving: room past the bound while its publishers are held.
+            // Online and moving: room past the bound while its publishers are held. A
+            // message with no publisher to hold (a will, a retained message sent on
+            // subscribe) meets the bound as before.
             let stuck = entry.flow.as_ref().is_some_and(|f| f.stuck);
-            let overflow = if online && !stuck { self.overflow } else { 0 };
+            let holdable = live && message.publisher != PublisherKey::NONE;
+            let overflow = if online && !stuck && holdable { self.overflow } else { 0 };
             let delivery = Delivery { message: message.share(), qos, retain, subscription_ids, shared };
             entry.session.deliver_within(delivery, now_ms, out, overflow)
         };
