@@ -287,8 +287,12 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         }
 
         // Persistence: `persistence.rs` reads them.
-        "persistence" | "persistence_location" | "persistence_file" | "autosave_interval"
-        | "autosave_on_changes" | "persistence_sync" => {
+        "persistence"
+        | "persistence_location"
+        | "persistence_file"
+        | "autosave_interval"
+        | "autosave_on_changes"
+        | "persistence_sync" => {
             return super::persistence::apply(&mut c.persistence, option, rest, args)
                 .unwrap_or_else(|| unreachable!("a persistence option"));
         }

@@ -456,7 +456,13 @@ impl Session {
     // call it cost fan-out at QoS 1 about 5% more instructions per message (callgrind,
     // results/2026-12-08-vm-2cpu-flow-control).
     #[inline]
-    pub fn deliver_within(&mut self, d: Delivery, now_ms: u64, out: &mut BytesMut, overflow: usize) -> DeliverOutcome {
+    pub fn deliver_within(
+        &mut self,
+        d: Delivery,
+        now_ms: u64,
+        out: &mut BytesMut,
+        overflow: usize,
+    ) -> DeliverOutcome {
         if d.qos == QoS::AtMostOnce {
             return self.deliver_qos0(&d.message, d.retain, &d.subscription_ids, now_ms, out);
         }

@@ -240,7 +240,13 @@ impl Outbound {
     /// [`Outbound::enqueue`], with `overflow` more messages, and `max_bytes` more bytes,
     /// allowed past the bounds (flow control's room for what is on its way while the
     /// publishers are being held).
-    pub fn enqueue_within(&mut self, d: Delivery, max_messages: usize, max_bytes: usize, overflow: usize) -> Enqueued {
+    pub fn enqueue_within(
+        &mut self,
+        d: Delivery,
+        max_messages: usize,
+        max_bytes: usize,
+        overflow: usize,
+    ) -> Enqueued {
         let bytes = d.message.payload.len();
         let fits = |len: usize, queued: usize, extra_messages: usize, extra_bytes: usize| {
             (max_messages == 0 || len < max_messages + extra_messages)

@@ -477,12 +477,16 @@ fn an_overflow_allowance_queues_past_the_bound_and_says_so_then_drops() {
             (0..8).map(|_| s.deliver_within(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out, 2)).collect();
         use DeliverOutcome::*;
         // ...two more past them (the caller holds their publishers), the eighth is dropped.
-        assert_eq!(outcomes, vec![Sent, Sent, Queued, Queued, Queued, QueuedOverLimit, QueuedOverLimit, Dropped]);
+        assert_eq!(
+            outcomes,
+            vec![Sent, Sent, Queued, Queued, Queued, QueuedOverLimit, QueuedOverLimit, Dropped]
+        );
         assert_eq!(s.queued(), 5);
         assert_eq!(s.drops.queue_full, 1);
         // Without an allowance the bound holds as before.
         let mut plain = session(v);
-        let outcomes: Vec<_> = (0..6).map(|_| plain.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out)).collect();
+        let outcomes: Vec<_> =
+            (0..6).map(|_| plain.deliver(delivery(QoS::AtLeastOnce, b"m"), 0, &mut out)).collect();
         assert_eq!(outcomes, vec![Sent, Sent, Queued, Queued, Queued, Dropped]);
     }
 }

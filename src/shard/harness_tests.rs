@@ -311,7 +311,8 @@ fn a_full_queue_holds_a_publisher_on_another_shard_until_it_drains(v: ProtocolVe
     for i in 0..n {
         h.send(publisher, publish("flow/t", Q1, i + 1, &i.to_be_bytes()));
     }
-    let acked = |h: &mut Harness| h.drain(publisher).iter().filter(|p| matches!(p, Packet::PubAck(_))).count();
+    let acked =
+        |h: &mut Harness| h.drain(publisher).iter().filter(|p| matches!(p, Packet::PubAck(_))).count();
     // 2 in flight, 4 queued, the 7th past the bound: its publisher is held from then on.
     let mut acks = acked(&mut h);
     assert_eq!(acks, 7, "the publisher was held after the 7th");

@@ -137,7 +137,8 @@ fn check_io_uring_for(shards: usize, recv_buffers: u16) -> anyhow::Result<()> {
             anyhow::bail!("io_uring is disabled on this machine (kernel.io_uring_disabled = 2); ringmq needs io_uring (Linux {MIN_KERNEL} or later)");
         }
     }
-    reactor::probe().map_err(|e| reactor::explain("the io_uring start-up check", &e, shards, recv_buffers))?;
+    reactor::probe()
+        .map_err(|e| reactor::explain("the io_uring start-up check", &e, shards, recv_buffers))?;
     Ok(())
 }
 
@@ -336,7 +337,11 @@ impl Broker {
     /// Writes every shard's subscriptions to the log (SIGUSR2, Mosquitto's "print the
     /// subscription tree"): each shard logs its own at its next housekeeping tick.
     pub fn log_subscriptions(&self) {
-        crate::log!(Notice, "Received SIGUSR2: writing the subscriptions of {} shard(s) to the log.", self.board.shard_count());
+        crate::log!(
+            Notice,
+            "Received SIGUSR2: writing the subscriptions of {} shard(s) to the log.",
+            self.board.shard_count()
+        );
         self.board.request_subscription_log();
     }
 

@@ -388,7 +388,8 @@ impl Shard {
         // An acknowledgement may let queued messages out: their expiry is checked now.
         let (now, out) = (plane.now_ms, &mut c.out);
         // And a subscriber in flow control (`flow.rs`) has moved.
-        let progressed = entry.flow.is_some() && matches!(packet, Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_));
+        let progressed = entry.flow.is_some()
+            && matches!(packet, Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_));
         match packet {
             Packet::Publish(p) => return plane.handle_publish(conn, sid, p, &cid),
             Packet::PubAck(a) => {

@@ -83,7 +83,14 @@ fn a_fan_in_at_3_1_1_loses_nothing() {
     let mut sub = Raw::client(b.addr, "fanin-sub", v);
     sub.subscribe_ok(&[("fanin/+", QoS::AtLeastOnce)]);
     let publishers: Vec<_> = (0..10)
-        .map(|i| flood(Raw::client(b.addr, format!("fanin-pub-{i}"), v), format!("fanin/{i}"), 500, QoS::AtLeastOnce))
+        .map(|i| {
+            flood(
+                Raw::client(b.addr, format!("fanin-pub-{i}"), v),
+                format!("fanin/{i}"),
+                500,
+                QoS::AtLeastOnce,
+            )
+        })
         .collect();
     let got = drain_slowly(&mut sub, 5000);
     assert_eq!(got.len(), 5000);

@@ -32,10 +32,10 @@
 mod access_control;
 mod binary;
 mod common;
-mod operations;
-mod persistence;
 mod edge_cases;
 mod flow_control;
+mod operations;
+mod persistence;
 mod scenarios;
 mod tls;
 mod transport;

@@ -30,8 +30,8 @@ pub use ring::{explain, probe, SetupError};
 use super::bufring::BufRing;
 use super::connections::{ConnId, Side};
 use super::input::Input;
-use super::shared::Shared;
 use super::layers::Layers;
+use super::shared::Shared;
 use super::state::Shard;
 use super::sys::SysTally;
 use bytes::BytesMut;
@@ -338,7 +338,9 @@ impl Reactor {
                         let data = self.bufs.bytes(bid, len);
                         match &mut s.layers {
                             None => s.input.on_bytes(&mut self.shard, &mut self.chunk, data),
-                            Some(l) => l.on_bytes(&mut s.input, &mut self.shard, &mut self.chunk, data, &self.shared),
+                            Some(l) => {
+                                l.on_bytes(&mut s.input, &mut self.shard, &mut self.chunk, data, &self.shared)
+                            }
                         }
                     }
                     Held::End { why } => s.input.on_end(&mut self.shard, why),
@@ -372,7 +374,11 @@ impl Reactor {
         if self.held.is_empty() {
             for slot in std::mem::take(&mut self.rearm) {
                 let conns = self.shard.conns();
-                if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.is_reading() && !conns.is_held(s.input.conn)) {
+                if self
+                    .sockets
+                    .get(slot)
+                    .is_some_and(|s| !s.recv_armed && s.is_reading() && !conns.is_held(s.input.conn))
+                {
                     self.arm_recv(slot);
                 }
             }
@@ -389,7 +395,9 @@ impl Reactor {
         for conn in self.shard.conns().take_paused() {
             let slot = self.sockets.slot_of(conn);
             if self.sockets.get(slot).is_some_and(|s| s.attached && s.input.conn == conn && s.recv_armed) {
-                let e = opcode::AsyncCancel::new(user_data(Op::Recv, slot)).build().user_data(user_data(Op::Cancel, slot));
+                let e = opcode::AsyncCancel::new(user_data(Op::Recv, slot))
+                    .build()
+                    .user_data(user_data(Op::Cancel, slot));
                 self.push(e);
             }
         }
@@ -401,7 +409,11 @@ impl Reactor {
                 }
             }
             let conns = self.shard.conns();
-            if self.sockets.get(slot).is_some_and(|s| !s.recv_armed && s.is_reading() && !conns.is_held(s.input.conn)) {
+            if self
+                .sockets
+                .get(slot)
+                .is_some_and(|s| !s.recv_armed && s.is_reading() && !conns.is_held(s.input.conn))
+            {
                 self.arm_recv(slot);
             }
             self.check_detached(slot);
