@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TLS measurements, ringmq against Mosquitto in the same run (issue 14):
+# TLS measurements, ringmq against Mosquitto in the same run:
 #   - handshakes per second per core: new TLS connections (handshake, CONNECT, CONNACK,
 #     DISCONNECT) from 4 client threads for 10 s, against a one-shard ringmq and against
 #     Mosquitto (one thread), each pinned to CPU 1; handshakes per broker CPU-second;

@@ -205,7 +205,7 @@ pub(super) fn apply(p: &mut Parser<'_>, option: &str, rest: &str, args: &[&str])
         }
         "use_username_as_clientid" => p.security_options().use_username_as_clientid = parse_bool(one()?)?,
 
-        // Access control (issue 13's), global or per listener.
+        // Access control, global or per listener (`security_options`).
         "per_listener_settings" => c.per_listener_settings = parse_bool(one()?)?,
         "allow_anonymous" => p.security_options().allow_anonymous = Some(parse_bool(one()?)?),
         "password_file" => p.security_options().password_file = Some(PathBuf::from(text()?)),

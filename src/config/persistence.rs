@@ -71,7 +71,7 @@ pub(super) fn apply(
             if on {
                 // The shards store retained messages, not sessions yet: a broker that
                 // said yes here would lose the queued messages it acknowledged.
-                return Err("not implemented yet (issue 15): retained messages are stored, but sessions and their queued messages are not yet, and are kept in memory only; set 'persistence false' to run without".into());
+                return Err("not in service yet: retained messages are stored, but sessions and their queued messages are not yet, and are kept in memory only; set 'persistence false' to run without".into());
             }
             c.enabled = on;
             Ok(())
@@ -150,7 +150,7 @@ mod tests {
         assert!(e(&mut c, "persistence_sync interval 0").contains("from 1 to 60000"));
         assert!(e(&mut c, "persistence_file a/b.db").contains("persistence_location"));
         assert!(e(&mut c, "persistence yes").contains("true or false"));
-        assert!(e(&mut c, "persistence true").contains("issue 15"));
+        assert!(e(&mut c, "persistence true").contains("not in service yet"));
         assert_eq!(c, PersistenceConfig::default(), "a refused line changes nothing");
     }
 }

@@ -13,7 +13,7 @@
 //!   full mesh) and the end of a connection the broker closes.
 //! - `access_control`: password and ACL files, per listener, `$SYS` kept for the broker.
 //! - `edge_cases`: protocol edge cases answered as Mosquitto 2.0 does, or as the spec
-//!   decides where it does (issue 20).
+//!   decides where it does.
 //! - `flow_control`: a full subscriber queue holds its publishers; a stuck one is let go.
 //! - `binary`: the `ringmq` executable: the tutorial, signals, a bad config file.
 //! - `tls`: TLS listeners: 3.1.1 and 5.0 over TLS, client certificates, the

@@ -1,4 +1,4 @@
-//! Persistence (issue 15; docs/persistence.md): what survives a broker shut down and
+//! Persistence (docs/persistence.md): what survives a broker shut down and
 //! started again on the same directory, in this process. Stored so far: retained
 //! messages. `persistence true` is still refused in a config file, so these tests set
 //! the configuration directly.
