@@ -274,3 +274,17 @@ fn protocol_websockets_belongs_to_its_listener() {
     assert!(e[0].contains("after a 'listener' line"), "{e:?}");
     assert!(e[1].contains("http_dir") && e[1].contains("serves no files"), "{e:?}");
 }
+
+#[test]
+fn metrics_listener_takes_an_address_and_port_and_is_off_by_default() {
+    assert_eq!(Config::default().metrics_listener, None);
+    let c = load("metrics_listener 127.0.0.1:9100\n").unwrap();
+    assert_eq!(c.metrics_listener, Some("127.0.0.1:9100".parse().unwrap()));
+    assert_eq!(
+        load("metrics_listener [::1]:0\n").unwrap().metrics_listener,
+        Some("[::1]:0".parse().unwrap())
+    );
+    let e = errors("metrics_listener 9100\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].contains("metrics_listener") && e[0].contains("expected ADDRESS:PORT"), "{e:?}");
+}
