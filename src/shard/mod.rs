@@ -251,7 +251,7 @@ impl Broker {
                 Ok(m) => broker.metrics = Some(m),
                 Err(e) => {
                     broker.shutdown();
-                    anyhow::bail!("Error: metrics_listener {addr}: {e}");
+                    anyhow::bail!("metrics_listener {addr}: {e}");
                 }
             }
         }

@@ -927,3 +927,18 @@ fn sighup_reloads_the_broker_wide_limits_for_clients_already_connected() {
     broker.signal(libc::SIGTERM);
     assert_eq!(broker.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn a_metrics_listener_on_a_port_in_use_fails_the_start_with_the_reason() {
+    let scratch = Scratch::new("metrics-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let conf = scratch.write(
+        "ringmq.conf",
+        &format!("listener 0 127.0.0.1\nmetrics_listener {}\n", taken.local_addr().unwrap()),
+    );
+    let out = run_to_exit(&["-c", conf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = format!("Error: metrics_listener {}: Address already in use", taken.local_addr().unwrap());
+    assert!(stderr.contains(&line), "{stderr}");
+}
