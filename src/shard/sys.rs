@@ -421,8 +421,8 @@ impl SysTally {
 
     /// Mosquitto's `load/...` averages (`sys_tree.c`): the count's rate per minute over
     /// the last interval, `r`, moves each average `a` to `r + e * (a - r)` with
-    /// `e = exp(-interval / window)`, printed with two decimals. The first tree has none:
-    /// there is no interval yet.
+    /// `e = exp(-interval / window)`, printed with two decimals. The first tree has each
+    /// at 0.00: there is no interval yet.
     fn loads_into(&mut self, all: &Figures, now_ms: u64, values: &mut Vec<(String, String)>) {
         let counts: [(&'static str, u64); 8] = [
             ("messages/received", all.packets_received),
@@ -439,7 +439,15 @@ impl SysTally {
         for (name, total) in counts {
             let load = self.loads.entry(name).or_default();
             let before = std::mem::replace(&mut load.last_total, total);
-            let Some(secs) = elapsed_secs.filter(|s| *s > 0.0) else { continue };
+            let Some(secs) = elapsed_secs.filter(|s| *s > 0.0) else {
+                // The first tree: Mosquitto publishes each average once, at 0.
+                if elapsed_secs.is_none() {
+                    for (_, label) in LOAD_WINDOWS_SECS {
+                        values.push((format!("$SYS/broker/load/{name}/{label}"), "0.00".into()));
+                    }
+                }
+                continue;
+            };
             let rate_per_min = total.saturating_sub(before) as f64 * 60.0 / secs;
             for (avg, (window, label)) in load.averages.iter_mut().zip(LOAD_WINDOWS_SECS) {
                 let e = (-secs / window).exp();
