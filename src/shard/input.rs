@@ -110,6 +110,7 @@ impl Input {
         if let Phase::AwaitConnect { deadline_ms } = self.phase {
             match self.decoder.decode(&mut self.pending) {
                 Ok(Decoded::Packet(Packet::Connect(c))) => {
+                    shard.plane.counts.packets_received += 1;
                     let step = shard.begin_connect(self.conn, &c);
                     self.take_step(shard, c, deadline_ms, step);
                 }
@@ -127,6 +128,7 @@ impl Input {
             }
             match self.decoder.decode(&mut self.pending) {
                 Ok(Decoded::Packet(Packet::Auth(auth))) => {
+                    shard.plane.counts.packets_received += 1;
                     let Phase::Authenticating(a) = std::mem::replace(&mut self.phase, Phase::Ended) else {
                         unreachable!()
                     };

@@ -685,6 +685,11 @@ fn sys_counts_publishes_received_sent_and_dropped_with_load_averages_and_per_sha
     // Two CONNECTs, a SUBSCRIBE and five PUBLISH at least (the watcher's PUBACKs are
     // counted on its shard, which may not have reached its interval yet).
     assert!(get("$SYS/broker/messages/received") >= 8, "{latest:#?}");
+    let publisher_shard = (0..2)
+        .find(|s| get(&format!("$SYS/broker/shards/{s}/publish/messages/received")) == 5)
+        .expect("the publisher's shard");
+    // Its CONNECT and five PUBLISH, all before the tree that counted them.
+    assert!(get(&format!("$SYS/broker/shards/{publisher_shard}/messages/received")) >= 6, "{latest:#?}");
     assert_eq!(get("$SYS/broker/publish/messages/dropped"), 0);
     assert_eq!(get("$SYS/broker/clients/expired"), 0);
     let per_shard: u64 =
