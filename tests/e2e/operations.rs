@@ -866,7 +866,11 @@ fn sigusr2_writes_each_shards_subscriptions_to_the_log() {
     }
     // The broker carries on.
     broker.signal(libc::SIGUSR2);
-    broker.wait_for_line("Received SIGUSR2", IO_TIMEOUT);
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while broker.log().iter().filter(|l| l.contains("Subscriptions on shard 0")).count() < 2 {
+        assert!(Instant::now() < deadline, "no second subscription log: {:#?}", broker.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     a.publish("tree/1/x", b"p", Q1, false);
 }
 
