@@ -4,7 +4,7 @@
 //!
 //! `summary.json` is read through the loadgen's own types ([`Messages`], [`Broker`],
 //! [`LatencySummary`], ...), with every field the report uses required: a field renamed
-//! in the summary fails [`tests::reads_back_what_the_loadgen_writes`] and, for files
+//! in the summary fails `tests::reads_back_what_the_loadgen_writes` and, for files
 //! already written, the report's run with the file and field named, never a "?" in a
 //! table. `Option` fields are required too (`deserialize_with = "Option::deserialize"`:
 //! present, maybe `null`), since serde would otherwise read a missing one as `None` and
@@ -123,7 +123,7 @@ impl Run {
     }
 }
 
-/// bench.sh's `meta.tsv`: KEY<TAB>VALUE lines; `note` may repeat.
+/// bench.sh's `meta.tsv`: `KEY<TAB>VALUE` lines; `note` may repeat.
 #[derive(Clone, Debug, Default)]
 pub struct Meta {
     values: BTreeMap<String, String>,

@@ -683,7 +683,7 @@ impl Session {
 
     /// On reconnect: re-send every unacknowledged PUBLISH with DUP set and every PUBREL,
     /// in their original order [MQTT-4.4.0-1], then what was queued; all of it as the new
-    /// connection's window allows (see [`Session::resend`]).
+    /// connection's window allows (see `Session::resend`).
     pub fn resume(&mut self, now_ms: u64, out: &mut BytesMut) {
         self.outbound.inflight.mark_all_for_resend();
         self.pump(now_ms, out);
