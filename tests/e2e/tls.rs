@@ -236,7 +236,12 @@ impl TlsClient {
             match self.tls.read(&mut tmp) {
                 Ok(0) => return Got::Closed("end of stream".into()),
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // A signal for another thread of the test process may interrupt a read.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Got::Closed(e.to_string()),
             }
         }
@@ -389,6 +394,7 @@ fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!("still open after {IO_TIMEOUT:?}; read {seen:?}")
             }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return seen,
         }
     }

@@ -148,6 +148,9 @@ impl WsClient {
                 true
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            // A signal meant for another thread of the test process can interrupt the
+            // read (as `common::raw` knows): read again.
+            Err(e) if e.kind() == ErrorKind::Interrupted => true,
             Err(_) => {
                 self.closed = true;
                 false
