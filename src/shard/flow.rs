@@ -18,6 +18,9 @@
 //! subscriber that has gone, and a cycle (a client that publishes to its own
 //! subscription) ends at the stuck timeout.
 
+use super::messages::MeshMsg;
+use super::plane::DataPlane;
+use super::sessions::SessionId;
 use crate::session::PublisherKey;
 
 /// A subscriber's flow-control state while its queue is over the bound, or it is stuck.
@@ -57,6 +60,44 @@ impl Flow {
 /// publisher let go has room for a while before it is held again.
 pub fn release_at(max_queued_messages: usize) -> usize {
     max_queued_messages / 2
+}
+
+/// The data plane's side of flow control: holding and letting go publishers, here or on
+/// their own shards.
+impl DataPlane {
+    /// Session `sid`'s queue went past its bound with a message of `publisher`: hold the
+    /// publisher until the queue drains (flow control, `flow.rs`). Messages the broker
+    /// made (wills, retained replays) have no publisher to hold.
+    #[cold]
+    pub(super) fn hold_publisher(&mut self, sid: SessionId, publisher: PublisherKey) {
+        if publisher != PublisherKey::NONE && self.sessions.hold(sid, publisher, self.now_ms) {
+            self.set_hold(publisher, true);
+        }
+    }
+
+    /// Lets `publishers` go (a subscriber's queue drained, it is stuck, or it went).
+    pub fn let_go(&mut self, publishers: Vec<PublisherKey>) {
+        for p in publishers {
+            self.set_hold(p, false);
+        }
+    }
+
+    /// Holds or lets go a publisher, here or through its shard.
+    fn set_hold(&mut self, publisher: PublisherKey, hold: bool) {
+        if publisher.shard() == self.id {
+            self.hold_here(publisher, hold);
+        } else {
+            self.outbox.send(publisher.shard() as usize, MeshMsg::HoldPublisher { publisher, hold });
+        }
+    }
+
+    /// Holds or lets go the connection of publishing session `publisher` on this shard
+    /// (gone meanwhile: nothing to do; see `flow.rs` for why that is safe).
+    pub(super) fn hold_here(&mut self, publisher: PublisherKey, hold: bool) {
+        if let Some(conn) = self.sessions.get(publisher.slot()).and_then(|e| e.conn) {
+            self.conns.hold(conn, hold, self.now_ms);
+        }
+    }
 }
 
 #[cfg(test)]

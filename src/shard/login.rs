@@ -5,16 +5,20 @@
 //! Entries are keyed by connection and carry a ticket, since a connection's slot is
 //! reused: an answer for a connection that has gone must not complete its successor.
 
+use super::connack::{self, ConnectDecision};
 use super::ids::ConnId;
+use super::messages::MeshMsg;
 use super::plane::Close;
+use super::registry::home_shard;
 use super::security::Credentials;
 use super::state::{Registration, Shard};
 use super::tls::IdentitySource;
 use super::verifier::{Verified, VerifyJob};
 use crate::auth::scram::{random_nonce, ScramServer};
-use crate::protocol::{Auth, ByteStr, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
+use crate::protocol::{Auth, ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 /// The SCRAM method ringmq offers (RFC 7677), as named in Authentication Method.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
@@ -105,6 +109,94 @@ pub enum ConnectStep {
 }
 
 impl Shard {
+    /// Checks a CONNECT against the rules that need no other shard: the client id and
+    /// the configuration's limits. `None` when it was refused (the CONNACK saying why is
+    /// queued and the connection closing).
+    pub(super) fn check_connect(&mut self, conn: ConnId, connect: &Connect) -> Option<(ByteStr, bool)> {
+        let cfg = &self.plane.config;
+        let count = self.plane.shared.connections.load(Ordering::Relaxed);
+        let decision = if cfg.max_connections.is_some_and(|m| count > m) {
+            ConnectDecision::Refuse(ReasonCode::SERVER_UNAVAILABLE)
+        } else {
+            let (shard, token) = (self.plane.id, &mut self.connects);
+            connack::check_connect(cfg, connect, || {
+                format!("auto-{:04x}-{:012x}", shard, token.new_token() & 0xFFFF_FFFF_FFFF)
+            })
+        };
+        match decision {
+            // A refusal is a CONNACK too: not sent when it does not fit either.
+            ConnectDecision::Refuse(code) if !connack::refusal_fits(connect, code) => {
+                self.drop_connect(conn);
+                None
+            }
+            ConnectDecision::Refuse(reason) => {
+                self.refuse_connect(conn, connect.version, reason);
+                None
+            }
+            ConnectDecision::Register { client_id, assigned }
+                if !self.connack_fits(connect, assigned.then_some(&client_id)) =>
+            {
+                self.drop_connect(conn);
+                None
+            }
+            ConnectDecision::Register { client_id, assigned } => Some((client_id, assigned)),
+        }
+    }
+
+    /// Registers an authenticated CONNECT's client id at its home shard.
+    pub(super) fn register(&mut self, conn: ConnId, connect: &Connect, identity: Identity) -> Registration {
+        let Identity { client_id, assigned, username, scram_final } = identity;
+        let token = self.connects.new_token();
+        self.connects.wait(token, conn);
+        let home = home_shard(&client_id, self.plane.outbox.shards());
+        let (from, clean_start) = (self.plane.id, connect.clean_start);
+        self.plane
+            .outbox
+            .send(home, MeshMsg::Register { client_id: client_id.clone(), from, token, clean_start });
+        Registration { client_id, assigned, token, username, scram_final }
+    }
+
+    /// Whether the CONNACK that accepts this CONNECT fits the client's Maximum Packet
+    /// Size: the server must not send a packet larger than that (5.0 [MQTT-3.1.2-24]).
+    /// Asked before the client id is registered, so a client that could not be told it is
+    /// connected takes no session over.
+    fn connack_fits(&self, connect: &Connect, assigned: Option<&ByteStr>) -> bool {
+        if connect.properties.as_ref().and_then(|p| p.maximum_packet_size).is_none() {
+            return true;
+        }
+        let limits = self.plane.sessions.limits();
+        let properties = connack::connack_properties(&self.plane.config, &limits, connect, assigned);
+        let ack = ConnAck { session_present: true, code: ReasonCode::SUCCESS, properties };
+        connack::fits_client(connect, ack)
+    }
+
+    /// Closes a connection whose CONNACK would not fit its client's Maximum Packet Size,
+    /// sending nothing: no CONNACK, and no DISCONNECT, which may only follow a CONNACK
+    /// (5.0 [MQTT-3.14.0-1]). Mosquitto closes it so too.
+    fn drop_connect(&mut self, conn: ConnId) {
+        if let Some(c) = self.plane.conns.get(conn) {
+            crate::log!(
+                Information,
+                "Client connection from {} closed: CONNACK larger than its Maximum Packet Size.",
+                c.peer
+            );
+        }
+        self.plane.conns.close(conn, None, "");
+    }
+
+    /// Writes a refusing CONNACK and marks the connection for closing.
+    pub fn refuse_connect(&mut self, conn: ConnId, version: ProtocolVersion, reason: ReasonCode) {
+        if let Some(c) = self.plane.conns.get_mut(conn) {
+            Packet::ConnAck(ConnAck { session_present: false, code: reason, properties: None })
+                .encode(version, &mut c.out);
+            // Mosquitto's line, with the code that went on the wire (a 3.x return code,
+            // or the MQTT 5 reason).
+            let code = if version.is_v5() { reason.0 } else { reason.to_v3_connack() };
+            crate::log!(Debug, "Sending CONNACK to {} (0, {})", c.peer.ip(), code);
+        }
+        self.plane.conns.close(conn, None, "");
+    }
+
     /// A CONNECT has arrived: check it, then its credentials (at once, on the verifier
     /// threads, or by a SCRAM exchange), then register it.
     pub fn begin_connect(&mut self, conn: ConnId, connect: &Connect) -> ConnectStep {

@@ -15,11 +15,13 @@
 //!   - `outbox.rs`: this shard's sending end of the mesh, with its backlog;
 //!   - `drops.rs`: drop counters, logged once per episode; `counters.rs`: the
 //!     shard's message counts, for `$SYS` and metrics (`sys.rs`);
+//!   - `flow.rs`: flow control, a full subscriber queue holding its publishers;
 //! - `state.rs`: the shard itself, and what waits for other shards: CONNECTs
 //!   (`registry.rs`), SUBACK barriers (`barriers.rs`), sessions moving between shards
 //!   (`takeover.rs`, `handover.rs`); `connack.rs` decides a CONNECT's answer;
-//! - access control: `login.rs` takes a CONNECT through its credentials (a password
-//!   compared on the `verifier.rs` threads, or a SCRAM exchange) and re-authentications;
+//! - access control: `login.rs` takes a CONNECT from its first checks through its
+//!   credentials (a password compared on the `verifier.rs` threads, or a SCRAM exchange)
+//!   to its registration, and handles re-authentications;
 //!   `security.rs` holds the password, ACL and SCRAM files per listener behind the handle a
 //!   reload swaps, and each session's ACL (checked on PUBLISH, SUBSCRIBE and delivery);
 //! - `persist.rs`: the shard's store (persistence on): its writer thread, the

@@ -393,40 +393,6 @@ impl DataPlane {
         }
     }
 
-    /// Session `sid`'s queue went past its bound with a message of `publisher`: hold the
-    /// publisher until the queue drains (flow control, `flow.rs`). Messages the broker
-    /// made (wills, retained replays) have no publisher to hold.
-    #[cold]
-    fn hold_publisher(&mut self, sid: SessionId, publisher: PublisherKey) {
-        if publisher != PublisherKey::NONE && self.sessions.hold(sid, publisher, self.now_ms) {
-            self.set_hold(publisher, true);
-        }
-    }
-
-    /// Lets `publishers` go (a subscriber's queue drained, it is stuck, or it went).
-    pub fn let_go(&mut self, publishers: Vec<PublisherKey>) {
-        for p in publishers {
-            self.set_hold(p, false);
-        }
-    }
-
-    /// Holds or lets go a publisher, here or through its shard.
-    fn set_hold(&mut self, publisher: PublisherKey, hold: bool) {
-        if publisher.shard() == self.id {
-            self.hold_here(publisher, hold);
-        } else {
-            self.outbox.send(publisher.shard() as usize, MeshMsg::HoldPublisher { publisher, hold });
-        }
-    }
-
-    /// Holds or lets go the connection of publishing session `publisher` on this shard
-    /// (gone meanwhile: nothing to do; see `flow.rs` for why that is safe).
-    fn hold_here(&mut self, publisher: PublisherKey, hold: bool) {
-        if let Some(conn) = self.sessions.get(publisher.slot()).and_then(|e| e.conn) {
-            self.conns.hold(conn, hold, self.now_ms);
-        }
-    }
-
     /// Hands on a delivery made elsewhere (by a moved session's stub, or held while it
     /// existed): the same per-subscriber parts, for the same message.
     pub fn deliver_again(&mut self, sid: SessionId, d: Delivery, via_stub: bool) {
