@@ -20,7 +20,7 @@ use super::messages::MeshMsg;
 use super::outbox::Outbox;
 use super::persist::Persist;
 use super::routes::{InterestChange, LocalMatch, Routes, SharedTarget};
-use super::security::reserved_for_broker;
+use super::security::may_write;
 use super::sessions::{Delivered, DeliveryOf, SessionId, Sessions};
 use super::shared::Shared;
 use crate::auth::acl::SubscribeAccess;
@@ -163,9 +163,8 @@ impl DataPlane {
             .session
             .accept_publish(p, now)
             .map_err(|e| Close::protocol_error(e.reason_code(), e.describe()))?;
-        let denied = accepted.message.as_ref().is_some_and(|m| {
-            reserved_for_broker(&m.topic) || entry.access.as_mut().is_some_and(|a| !a.may_publish(&m.topic))
-        });
+        let denied =
+            accepted.message.as_ref().is_some_and(|m| !may_write(entry.access.as_deref_mut(), &m.topic));
         let reason = match accepted.message {
             _ if bad_format => ReasonCode::PAYLOAD_FORMAT_INVALID,
             Some(m) if denied => {

@@ -198,9 +198,10 @@ impl ClientAccess {
     }
 }
 
-/// Whether the broker itself owns a topic: clients never publish under `$SYS/` (the
-/// broker's own figures are the only writers there), whatever an ACL says, as Mosquitto
-/// refuses it.
-pub fn reserved_for_broker(topic: &str) -> bool {
-    topic.starts_with("$SYS/") || topic == "$SYS"
+/// Whether a client with `access` (none: no access control files) may write `topic`,
+/// in a PUBLISH or a will. Clients never write under `$SYS/` (the broker's own figures
+/// are the only writers there), whatever an ACL says, as Mosquitto refuses it.
+pub fn may_write(access: Option<&mut ClientAccess>, topic: &ByteStr) -> bool {
+    let reserved_for_broker = topic.starts_with("$SYS/") || &**topic == "$SYS";
+    !reserved_for_broker && access.is_none_or(|a| a.may_publish(topic))
 }

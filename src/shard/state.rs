@@ -13,7 +13,7 @@ use super::messages::{ConnectToken, MeshMsg};
 use super::outbox::Outbox;
 use super::plane::{Close, DataPlane};
 use super::registry::{PendingConnects, PendingTakeover, Registry};
-use super::security::{reserved_for_broker, AccessControl, ClientAccess};
+use super::security::{may_write, AccessControl, ClientAccess};
 use super::sessions::SessionId;
 use super::shared::Shared;
 use super::takeover::Takeover;
@@ -217,10 +217,7 @@ impl Shard {
         // A will goes where its client may write, or nowhere (Mosquitto 2.0 accepts the
         // CONNECT and drops the will).
         let access = self.plane.sessions.get_mut(sid).and_then(|e| e.access.as_deref_mut());
-        let will_allowed = |w: &crate::session::Message, access: Option<&mut ClientAccess>| {
-            !reserved_for_broker(&w.topic) && access.is_none_or(|a| a.may_publish(&w.topic))
-        };
-        if will.as_ref().is_some_and(|w| !will_allowed(w, access)) {
+        if will.as_ref().is_some_and(|w| !may_write(access, &w.topic)) {
             crate::log!(
                 Notice,
                 "Denied will of {} to '{}'.",
